@@ -1,0 +1,38 @@
+# OpsConductor task runner. `just --list` shows every recipe.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# PostgreSQL used by the tests (each test creates and drops its own database there).
+export OPSCONDUCTOR_TEST_PG_URL := env_var_or_default("OPSCONDUCTOR_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+default:
+    @just --list
+
+# --- run ---
+
+# Build everything, install the bundled addons into ./data (SQLite) and serve on 127.0.0.1:8080
+run: build-addons
+    cargo build --release -p opsconductor
+    ./target/release/opsconductor addon install target/bundles/*
+    ./target/release/opsconductor serve
+
+# --- build ---
+
+# Build the bundled addons and the sandbox test guests for wasm32-wasip2 into target/bundles
+build-addons:
+    scripts/build-addons.sh
+
+# --- test ---
+
+# Everything: unit, addon-native, fixture and end-to-end tests on SQLite and PostgreSQL
+test: build-addons
+    cargo test --manifest-path addons/Cargo.toml --quiet
+    cargo test --workspace
+
+# Format and lint checks (what CI enforces)
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# What CI runs
+ci: lint test

@@ -1,0 +1,324 @@
+//! The HTTP surface: `app()` builds the router (REST API under `/api/v1`, webhooks under
+//! `/webhooks`, `/health`); `AppState` is what every handler shares. One error type,
+//! [`ApiError`], shapes every failure as `{"error": {"code", "message"}}` and never carries
+//! database or internal text to clients.
+//!
+//! Authentication arrives in a later issue as one layer over this router; handlers do not
+//! check anything themselves, so it slots in without touching them.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tracing::{error, warn};
+
+use crate::alert::{AlertFilter, AlertStatus, Severity, StoredAlert};
+use crate::inbound::webhook::{self, WebhookCounters};
+use crate::registry::{IngestStats, Registry};
+use crate::sandbox::CallStats;
+use crate::store::Store;
+use crate::writer::AlertWriter;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub writer: AlertWriter,
+    pub webhook_counters: Arc<WebhookCounters>,
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/alerts/{id}", get(get_alert))
+        .route("/api/v1/addons", get(list_addons))
+        .route("/api/v1/stats", get(stats))
+        .route("/webhooks/{*path}", post(webhook::receive))
+        .layer(middleware::from_fn(log_errors))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// An error answer. `message` is written for the client; internal detail goes to the log only.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Logged by middleware, never sent.
+    pub internal: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            internal: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// A failure of ours the client can do nothing about; the detail stays in the log.
+    pub fn internal(detail: impl ToString) -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "internal error; see the server log".into(),
+            internal: Some(detail.to_string()),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        // sqlx's messages can name tables, columns and constraint internals: never send them.
+        ApiError::internal(e)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// What `log_errors` finds on an error response.
+#[derive(Clone)]
+struct LoggedError {
+    code: &'static str,
+    message: String,
+    internal: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        });
+        let mut response = (self.status, body).into_response();
+        response.extensions_mut().insert(LoggedError {
+            code: self.code,
+            message: self.message,
+            internal: self.internal,
+        });
+        response
+    }
+}
+
+async fn log_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if let Some(e) = response.extensions().get::<LoggedError>() {
+        let status = response.status().as_u16();
+        if response.status().is_server_error() {
+            error!(%method, %path, status, code = e.code, message = %e.message, internal = e.internal.as_deref().unwrap_or(""), "request failed");
+        } else {
+            warn!(%method, %path, status, code = e.code, message = %e.message, "request refused");
+        }
+    }
+    response
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    database: &'static str,
+    addons_loaded: usize,
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let addons_loaded = state.registry.enabled().len();
+    match state.store.ping().await {
+        Ok(()) => Json(Health {
+            status: "ok",
+            database: "ok",
+            addons_loaded,
+        })
+        .into_response(),
+        Err(e) => {
+            warn!(error = %e, "health check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Health {
+                    status: "degraded",
+                    database: "unreachable",
+                    addons_loaded,
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Query of `GET /api/v1/alerts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    pub status: Option<String>,
+    pub severity: Option<String>,
+    pub addon: Option<String>,
+    pub device: Option<String>,
+    /// Page size, 1..=1000 (default 50).
+    pub limit: Option<u32>,
+    /// Keyset cursor: the `next_before` of the previous page.
+    pub before: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AlertPage {
+    pub items: Vec<StoredAlert>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 1000;
+
+async fn list_alerts(
+    State(state): State<AppState>,
+    query: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AlertPage>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let status = q
+        .status
+        .map(|s| s.parse::<AlertStatus>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?;
+    let severity = q
+        .severity
+        .map(|s| s.parse::<Severity>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let filter = AlertFilter {
+        status,
+        severity,
+        addon_id: q.addon,
+        device: q.device,
+        before_id: q.before,
+        limit,
+    };
+    let items = state.store.list_alerts(&filter).await?;
+    let next_before = (items.len() == limit as usize)
+        .then(|| items.last().map(|a| a.id))
+        .flatten();
+    Ok(Json(AlertPage { items, next_before }))
+}
+
+async fn get_alert(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<StoredAlert>, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_id", format!("alert id `{id}` is not a number")))?;
+    state
+        .store
+        .get_alert(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no alert with id {id}")))
+}
+
+/// One installed addon, as `GET /api/v1/addons` shows it.
+#[derive(Debug, Serialize)]
+pub struct AddonView {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub enabled: bool,
+    /// Enabled and running in this process (an enabled addon that failed to load is not).
+    pub loaded: bool,
+    pub methods: Vec<String>,
+    pub webhook_path: Option<String>,
+    pub trap_oid_prefixes: Vec<String>,
+    pub wasm_sha256: String,
+    pub installed_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub ingest: Option<IngestStats>,
+    pub calls: Option<CallStats>,
+}
+
+async fn list_addons(State(state): State<AppState>) -> Result<Json<Vec<AddonView>>, ApiError> {
+    let rows = state.store.list_addons().await?;
+    let views = rows
+        .into_iter()
+        .map(|row| {
+            let loaded = state.registry.get(&row.id);
+            let str_at = |ptr: &str| {
+                row.manifest
+                    .pointer(ptr)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            };
+            AddonView {
+                webhook_path: str_at("/webhook/path"),
+                trap_oid_prefixes: row
+                    .manifest
+                    .pointer("/snmp_trap/oid_prefixes")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or_default(),
+                loaded: loaded.is_some(),
+                ingest: loaded.as_ref().map(|a| a.counters.snapshot()),
+                calls: loaded.as_ref().map(|a| a.call_stats()),
+                id: row.id,
+                name: row.name,
+                version: row.version,
+                enabled: row.enabled,
+                methods: row.methods,
+                wasm_sha256: row.wasm_sha256,
+                installed_at: row.installed_at,
+                updated_at: row.updated_at,
+            }
+        })
+        .collect();
+    Ok(Json(views))
+}
+
+#[derive(Debug, Serialize)]
+struct Stats {
+    webhooks: webhook::WebhookStats,
+    alerts_by_status: std::collections::BTreeMap<&'static str, i64>,
+}
+
+async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
+    let by_status = state.store.count_alerts_by_status().await?;
+    Ok(Json(Stats {
+        webhooks: state.webhook_counters.snapshot(),
+        alerts_by_status: by_status
+            .into_iter()
+            .map(|(s, n)| (s.as_str(), n))
+            .collect(),
+    }))
+}

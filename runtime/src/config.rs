@@ -1,0 +1,148 @@
+//! Runtime configuration: defaults, an optional TOML file, then environment overrides.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::writer::WriterConfig;
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "opsconductor.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the HTTP server (API, webhooks, health) listens.
+    pub listen: SocketAddr,
+    /// `sqlite://path/to/file.db` (created on first run) or `postgres://user@host/db`.
+    pub database_url: String,
+    /// Runtime-owned files: the SQLite database by default and the compiled-addon cache.
+    pub data_dir: PathBuf,
+    /// How often a running server checks the database for addon changes made elsewhere (the
+    /// CLI, another node) and reloads.
+    pub registry_poll_ms: u64,
+    pub writer_max_batch: usize,
+    pub writer_queue: usize,
+    /// A `tracing` filter, e.g. `info` or `opsconductor=debug,tower_http=info`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let writer = WriterConfig::default();
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://data/opsconductor.db".into(),
+            data_dir: PathBuf::from("data"),
+            registry_poll_ms: 2_000,
+            writer_max_batch: writer.max_batch_actions,
+            writer_queue: writer.queue_capacity,
+            log: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: &'static str, message: String },
+}
+
+impl Config {
+    /// Defaults, then `path` (or `opsconductor.toml` in the working directory when it exists),
+    /// then the environment: `OPSCONDUCTOR_LISTEN`, `DATABASE_URL`, `OPSCONDUCTOR_DATA_DIR`,
+    /// `OPSCONDUCTOR_LOG`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(p) => Some(p.to_owned()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+        };
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path,
+                    message: e.to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = var("OPSCONDUCTOR_LISTEN") {
+            self.listen = v.parse().map_err(|e| ConfigError::Env {
+                name: "OPSCONDUCTOR_LISTEN",
+                message: format!("`{v}` is not an address like 127.0.0.1:8080: {e}"),
+            })?;
+        }
+        if let Some(v) = var("DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = var("OPSCONDUCTOR_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("OPSCONDUCTOR_LOG") {
+            self.log = v;
+        }
+        Ok(())
+    }
+
+    pub fn writer(&self) -> WriterConfig {
+        WriterConfig {
+            max_batch_actions: self.writer_max_batch.max(1),
+            queue_capacity: self.writer_queue.max(1),
+        }
+    }
+
+    /// Where precompiled addon components are cached.
+    pub fn compiled_cache_dir(&self) -> PathBuf {
+        self.data_dir.join("compiled")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_file_values() {
+        let mut c: Config = toml::from_str("listen = \"0.0.0.0:9000\"\nlog = \"debug\"").unwrap();
+        c.apply_env(|name| match name {
+            "OPSCONDUCTOR_LISTEN" => Some("127.0.0.1:7000".into()),
+            "DATABASE_URL" => Some("postgres://x@127.0.0.1/y".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.database_url, "postgres://x@127.0.0.1/y");
+        assert_eq!(c.log, "debug");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = toml::from_str::<Config>("listne = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listne"), "{err}");
+        let mut c = Config::default();
+        let err = c
+            .apply_env(|n| (n == "OPSCONDUCTOR_LISTEN").then(|| "nope".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("OPSCONDUCTOR_LISTEN"), "{err}");
+    }
+}

@@ -1,0 +1,236 @@
+//! The webhook receiver: `POST /webhooks/{path}` → the addon that claims `path` → ingest.
+//! It answers 2xx only after the event's alerts are committed, so a sender that sees success
+//! can forget the event, and a sender that sees an error can retry it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Serialize;
+
+use crate::alert::ActionOutcome;
+use crate::api::{ApiError, AppState};
+use crate::event::{RawEvent, WebhookRequest};
+use crate::ingest::{IngestError, ingest};
+use crate::manifest::BodyFormat;
+use crate::sandbox::CallError;
+
+/// Headers that carry credentials for the runtime itself; addons never see them.
+const STRIPPED_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "x-opsconductor-token",
+    "x-opsconductor-signature",
+];
+
+/// Counters of every webhook request, whatever became of it. Every request lands in exactly
+/// one of `accepted` or a rejection counter.
+#[derive(Debug, Default)]
+pub struct WebhookCounters {
+    received: AtomicU64,
+    accepted: AtomicU64,
+    unknown_path: AtomicU64,
+    too_large: AtomicU64,
+    bad_body: AtomicU64,
+    addon_failed: AtomicU64,
+    store_failed: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WebhookStats {
+    pub received: u64,
+    pub accepted: u64,
+    pub unknown_path: u64,
+    pub too_large: u64,
+    pub bad_body: u64,
+    pub addon_failed: u64,
+    pub store_failed: u64,
+}
+
+impl WebhookCounters {
+    pub fn snapshot(&self) -> WebhookStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        WebhookStats {
+            received: g(&self.received),
+            accepted: g(&self.accepted),
+            unknown_path: g(&self.unknown_path),
+            too_large: g(&self.too_large),
+            bad_body: g(&self.bad_body),
+            addon_failed: g(&self.addon_failed),
+            store_failed: g(&self.store_failed),
+        }
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The answer to an accepted webhook.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub addon: String,
+    /// Alerts the addon reported.
+    pub alerts: usize,
+    pub outcomes: Vec<ActionOutcome>,
+}
+
+/// Reads the body itself (not through an extractor) so that each addon's own `max_body_bytes`
+/// applies, checked while streaming rather than after buffering.
+pub async fn receive(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<Accepted>, ApiError> {
+    let counters = &state.webhook_counters;
+    bump(&counters.received);
+    let (parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path()
+        .strip_prefix("/webhooks/")
+        .unwrap_or_default()
+        .to_owned();
+
+    let Some(addon) = state.registry.find_by_webhook(&path) else {
+        bump(&counters.unknown_path);
+        return Err(ApiError::not_found(format!(
+            "no enabled addon handles webhook path `{path}`"
+        )));
+    };
+    let spec = addon
+        .manifest
+        .webhook
+        .as_ref()
+        .expect("the registry indexes only addons with a webhook spec");
+
+    let body = read_limited(body, spec.max_body_bytes)
+        .await
+        .inspect_err(|e| {
+            if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+                bump(&counters.too_large);
+            } else {
+                bump(&counters.bad_body);
+            }
+        })?;
+    check_format(&body, spec.format).inspect_err(|_| bump(&counters.bad_body))?;
+
+    let source = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.to_string())
+        .unwrap_or_default();
+    let headers = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| !STRIPPED_HEADERS.contains(&name.as_str()))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default())
+        .unwrap_or_default();
+    let event = RawEvent::Webhook(WebhookRequest {
+        method: parts.method.to_string(),
+        path,
+        headers,
+        query,
+        body: body.to_vec(),
+        source,
+    });
+
+    match ingest(&addon, event, &state.writer).await {
+        Ok(report) => {
+            bump(&counters.accepted);
+            Ok(Json(Accepted {
+                addon: addon.id().to_owned(),
+                alerts: report.alerts,
+                outcomes: report.outcomes,
+            }))
+        }
+        Err(e) => {
+            match &e {
+                IngestError::Write(_) => bump(&counters.store_failed),
+                _ => bump(&counters.addon_failed),
+            }
+            Err(ingest_error(addon.id(), e))
+        }
+    }
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("body exceeds this webhook's limit of {limit} bytes"),
+        )),
+        Err(e) => Err(ApiError::bad_request(
+            "bad_body",
+            format!("could not read the request body: {e}"),
+        )),
+    }
+}
+
+fn check_format(body: &[u8], format: BodyFormat) -> Result<(), ApiError> {
+    if format == BodyFormat::Binary {
+        return Ok(());
+    }
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_body",
+            format!(
+                "body is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    if format == BodyFormat::Json {
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| {
+            ApiError::bad_request("bad_body", format!("body is not valid JSON: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+fn ingest_error(addon: &str, e: IngestError) -> ApiError {
+    match e {
+        IngestError::Addon(CallError::Addon { kind, message }) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "addon_error",
+            format!("addon `{addon}` refused the event ({kind}): {message}"),
+        ),
+        IngestError::InvalidAlert { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_alert",
+            format!("addon `{addon}`: {e}"),
+        ),
+        IngestError::Addon(CallError::Timeout(_)) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "addon_timeout",
+            format!("addon `{addon}`: {e}"),
+        ),
+        IngestError::Addon(call) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            call.code(),
+            format!("addon `{addon}`: {call}"),
+        ),
+        IngestError::Write(w) => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "store_unavailable",
+            message: "alerts could not be stored; retry later".into(),
+            internal: Some(w.to_string()),
+        },
+    }
+}

@@ -1,0 +1,76 @@
+//! The path every raw event takes once an addon is chosen: addon `parse` in the sandbox, the
+//! alert engine, then the batching writer. Webhooks, traps and polls all come through here.
+
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::alert::{ActionOutcome, AlertAction};
+use crate::engine::{self, EngineError};
+use crate::event::RawEvent;
+use crate::registry::LoadedAddon;
+use crate::sandbox::CallError;
+use crate::writer::{AlertWriter, WriteError};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Addon(#[from] CallError),
+    /// The addon returned an alert the engine cannot store; nothing of the event was stored.
+    #[error("alert {index} from the addon is invalid: {source}")]
+    InvalidAlert { index: usize, source: EngineError },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// What became of one event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// Alerts the addon reported.
+    pub alerts: usize,
+    pub outcomes: Vec<ActionOutcome>,
+}
+
+/// Runs one event through `addon` and stores the result. All of an event's alerts are stored
+/// in one transaction, or none.
+pub async fn ingest(
+    addon: &LoadedAddon,
+    event: RawEvent,
+    writer: &AlertWriter,
+) -> Result<IngestReport, IngestError> {
+    let counters = &addon.counters;
+    counters.events.fetch_add(1, Ordering::Relaxed);
+    let reported = match addon.component.parse(event).await {
+        Ok(reported) => reported,
+        Err(e) => {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+            return Err(e.into());
+        }
+    };
+    let received_at = Utc::now();
+    let alerts = reported.len();
+    let mut actions: Vec<AlertAction> = Vec::with_capacity(alerts);
+    for (index, alert) in reported.into_iter().enumerate() {
+        match engine::evaluate(&addon.rules, alert, received_at) {
+            Ok(a) => actions.extend(a),
+            Err(source) => {
+                counters.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(IngestError::InvalidAlert { index, source });
+            }
+        }
+    }
+    let outcomes = writer.write(actions).await.inspect_err(|_| {
+        counters.failed.fetch_add(1, Ordering::Relaxed);
+    })?;
+    for outcome in &outcomes {
+        let counter = match outcome {
+            ActionOutcome::Created { .. } => &counters.alerts_created,
+            ActionOutcome::Updated { .. } => &counters.alerts_updated,
+            ActionOutcome::Resolved { .. } => &counters.alerts_resolved,
+            ActionOutcome::ClearUnmatched => &counters.clears_unmatched,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(IngestReport { alerts, outcomes })
+}

@@ -1,0 +1,20 @@
+//! OpsConductor: an alert-ingestion runtime. Raw events (SNMP traps, webhooks, poll results)
+//! go through sandboxed WebAssembly addons and the alert engine into deduplicated, stored
+//! alerts. See ARCHITECTURE.md for the map.
+
+pub mod alert;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod fixtures;
+pub mod inbound;
+pub mod ingest;
+pub mod manifest;
+pub mod registry;
+pub mod sandbox;
+pub mod server;
+pub mod store;
+pub mod testing;
+pub mod writer;

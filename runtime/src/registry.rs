@@ -1,0 +1,417 @@
+//! The addon registry: installs bundles into the database, loads the enabled addons into the
+//! sandbox, and answers "which addon handles this webhook path / trap OID". Reloads swap the
+//! whole index atomically, so enabling, disabling or upgrading an addon needs no restart and
+//! never pauses ingest.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::{error, info, warn};
+
+use crate::engine::AlertRules;
+use crate::manifest::{Manifest, ManifestError, Method, parse_oid};
+use crate::sandbox::{AddonComponent, CallStats, Sandbox, SandboxError};
+use crate::store::{AddonRecord, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("bundle {path}: cannot read {file}: {source}")]
+    BundleFile {
+        path: PathBuf,
+        file: &'static str,
+        source: std::io::Error,
+    },
+    #[error("bundle {path}: {source}")]
+    Manifest {
+        path: PathBuf,
+        source: ManifestError,
+    },
+    #[error("addon `{addon}`: webhook path `{path}` is already used by addon `{other}`")]
+    WebhookPathTaken {
+        addon: String,
+        path: String,
+        other: String,
+    },
+    #[error("no addon `{0}` is installed")]
+    UnknownAddon(String),
+    #[error("addon `{addon}`: stored manifest is unusable: {source}")]
+    StoredManifest {
+        addon: String,
+        source: ManifestError,
+    },
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("loading addons was interrupted: {0}")]
+    Join(String),
+}
+
+/// What happened to events an addon handled, cumulative since it was loaded.
+#[derive(Debug, Default)]
+pub struct IngestCounters {
+    pub events: AtomicU64,
+    pub alerts_created: AtomicU64,
+    pub alerts_updated: AtomicU64,
+    pub alerts_resolved: AtomicU64,
+    pub clears_unmatched: AtomicU64,
+    /// Events whose alerts the engine refused (e.g. no device); nothing was stored.
+    pub rejected: AtomicU64,
+    /// Events the addon failed on (error, crash, deadline).
+    pub failed: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IngestStats {
+    pub events: u64,
+    pub alerts_created: u64,
+    pub alerts_updated: u64,
+    pub alerts_resolved: u64,
+    pub clears_unmatched: u64,
+    pub rejected: u64,
+    pub failed: u64,
+}
+
+impl IngestCounters {
+    pub fn snapshot(&self) -> IngestStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        IngestStats {
+            events: g(&self.events),
+            alerts_created: g(&self.alerts_created),
+            alerts_updated: g(&self.alerts_updated),
+            alerts_resolved: g(&self.alerts_resolved),
+            clears_unmatched: g(&self.clears_unmatched),
+            rejected: g(&self.rejected),
+            failed: g(&self.failed),
+        }
+    }
+}
+
+/// An enabled addon, ready to take events.
+pub struct LoadedAddon {
+    pub manifest: Manifest,
+    pub wasm_sha256: String,
+    pub rules: AlertRules,
+    pub component: AddonComponent,
+    pub counters: IngestCounters,
+}
+
+impl LoadedAddon {
+    pub fn id(&self) -> &str {
+        &self.manifest.id
+    }
+
+    pub fn call_stats(&self) -> CallStats {
+        self.component.stats()
+    }
+}
+
+/// One immutable view of the enabled addons and their lookup indexes.
+#[derive(Default)]
+struct Index {
+    generation: i64,
+    by_id: HashMap<String, Arc<LoadedAddon>>,
+    by_webhook: HashMap<String, Arc<LoadedAddon>>,
+    /// Trap OID prefixes as arcs, longest first, so the first match is the longest prefix.
+    trap_prefixes: Vec<(Vec<u32>, Arc<LoadedAddon>)>,
+}
+
+pub struct Registry {
+    store: Store,
+    sandbox: Arc<Sandbox>,
+    index: ArcSwap<Index>,
+    /// Serialises reloads so two of them never compile the same addon twice.
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Registry {
+    pub fn new(store: Store, sandbox: Arc<Sandbox>) -> Registry {
+        Registry {
+            store,
+            sandbox,
+            index: ArcSwap::from_pointee(Index {
+                generation: -1,
+                ..Index::default()
+            }),
+            reload_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn find_by_webhook(&self, path: &str) -> Option<Arc<LoadedAddon>> {
+        self.index.load().by_webhook.get(path).cloned()
+    }
+
+    /// The addon whose trap OID prefix is the longest prefix of `trap_oid` (arc-wise, so
+    /// `1.3.6.1.4.1.9` does not match `1.3.6.1.4.1.99.1`).
+    pub fn find_by_oid(&self, trap_oid: &str) -> Option<Arc<LoadedAddon>> {
+        let arcs = parse_oid(trap_oid)?;
+        self.index
+            .load()
+            .trap_prefixes
+            .iter()
+            .find(|(prefix, _)| arcs.starts_with(prefix))
+            .map(|(_, addon)| addon.clone())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<LoadedAddon>> {
+        self.index.load().by_id.get(id).cloned()
+    }
+
+    /// The enabled addons, by id.
+    pub fn enabled(&self) -> Vec<Arc<LoadedAddon>> {
+        let mut all: Vec<_> = self.index.load().by_id.values().cloned().collect();
+        all.sort_by(|a, b| a.id().cmp(b.id()));
+        all
+    }
+
+    /// Loads the enabled addons from the database and swaps the index. Addons whose wasm and
+    /// manifest did not change keep their warm instances and counters. An addon that fails to
+    /// load is logged and left out; the others still load.
+    pub async fn reload(&self) -> Result<(), RegistryError> {
+        let _guard = self.reload_lock.lock().await;
+        let generation = self.store.addons_generation().await?;
+        let current = self.index.load_full();
+        let mut next = Index {
+            generation,
+            ..Index::default()
+        };
+
+        for row in self.store.list_addons().await? {
+            if !row.enabled {
+                continue;
+            }
+            let manifest: Manifest = match serde_json::from_value(row.manifest.clone())
+                .map_err(|e| ManifestError::Schema {
+                    field: ".".into(),
+                    message: e.to_string(),
+                })
+                .and_then(|m: Manifest| m.validate().map(|()| m))
+            {
+                Ok(m) => m,
+                Err(source) => {
+                    error!(addon = %row.id, %source, "stored manifest is unusable; addon not loaded");
+                    continue;
+                }
+            };
+            let reusable = current
+                .by_id
+                .get(&row.id)
+                .filter(|a| a.wasm_sha256 == row.wasm_sha256 && a.manifest == manifest)
+                .cloned();
+            let addon = match reusable {
+                Some(addon) => addon,
+                None => match self.load_one(manifest, &row.wasm_sha256).await {
+                    Ok(addon) => Arc::new(addon),
+                    Err(error) => {
+                        error!(addon = %row.id, %error, "addon failed to load; left disabled in this process");
+                        continue;
+                    }
+                },
+            };
+            next.insert(addon);
+        }
+        next.trap_prefixes
+            .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        let ids: Vec<&str> = next.by_id.keys().map(String::as_str).collect();
+        info!(generation, addons = ?ids, "addon registry loaded");
+        self.index.store(Arc::new(next));
+        Ok(())
+    }
+
+    async fn load_one(
+        &self,
+        manifest: Manifest,
+        wasm_sha256: &str,
+    ) -> Result<LoadedAddon, RegistryError> {
+        let wasm = self
+            .store
+            .addon_wasm(&manifest.id)
+            .await?
+            .ok_or_else(|| RegistryError::UnknownAddon(manifest.id.clone()))?;
+        let sandbox = self.sandbox.clone();
+        let id = manifest.id.clone();
+        let sha = wasm_sha256.to_owned();
+        let caps = manifest.capabilities.clone();
+        // Compilation is CPU-bound (seconds on a cache miss): keep it off the async workers.
+        let component = tokio::task::spawn_blocking(move || sandbox.load(&id, &wasm, &sha, &caps))
+            .await
+            .map_err(|e| RegistryError::Join(e.to_string()))??;
+        Ok(LoadedAddon {
+            rules: AlertRules::new(&manifest.id, &manifest.alerts),
+            wasm_sha256: wasm_sha256.to_owned(),
+            manifest,
+            component,
+            counters: IngestCounters::default(),
+        })
+    }
+
+    /// Reloads whenever the database's addon generation moves (an install, enable or disable
+    /// from the CLI or another node), checking every `interval`.
+    pub async fn watch(
+        self: Arc<Self>,
+        interval: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let seen = self.index.load().generation;
+            match self.store.addons_generation().await {
+                Ok(generation) if generation != seen => {
+                    if let Err(error) = self.reload().await {
+                        warn!(%error, "addon registry reload failed");
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => warn!(%error, "cannot read addon generation"),
+            }
+        }
+    }
+}
+
+impl Index {
+    fn insert(&mut self, addon: Arc<LoadedAddon>) {
+        if let Some(w) = &addon.manifest.webhook
+            && addon.manifest.methods.contains(&Method::Webhook)
+        {
+            if let Some(other) = self.by_webhook.get(&w.path) {
+                warn!(addon = addon.id(), other = other.id(), path = %w.path, "webhook path claimed twice; keeping the first");
+            } else {
+                self.by_webhook.insert(w.path.clone(), addon.clone());
+            }
+        }
+        if let Some(t) = &addon.manifest.snmp_trap {
+            for oid in &t.oid_prefixes {
+                if let Some(arcs) = parse_oid(oid) {
+                    self.trap_prefixes.push((arcs, addon.clone()));
+                }
+            }
+        }
+        self.by_id.insert(addon.id().to_owned(), addon);
+    }
+}
+
+/// What `install_bundle` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstallReport {
+    pub id: String,
+    pub version: String,
+    pub wasm_sha256: String,
+    pub enabled: bool,
+    /// False when the same wasm and manifest were already installed.
+    pub changed: bool,
+}
+
+/// Installs the bundle in `dir` (`manifest.json` + `addon.wasm`): validates the manifest,
+/// compiles and links the component (so a broken bundle never reaches the database), checks
+/// that its webhook path is free, and records it. A re-install keeps the enabled flag.
+pub async fn install_bundle(
+    store: &Store,
+    sandbox: &Arc<Sandbox>,
+    dir: &Path,
+) -> Result<InstallReport, RegistryError> {
+    let read = |file: &'static str| {
+        std::fs::read(dir.join(file)).map_err(|source| RegistryError::BundleFile {
+            path: dir.to_owned(),
+            file,
+            source,
+        })
+    };
+    let manifest_bytes = read("manifest.json")?;
+    let wasm = read("addon.wasm")?;
+    let manifest =
+        Manifest::from_json(&manifest_bytes).map_err(|source| RegistryError::Manifest {
+            path: dir.to_owned(),
+            source,
+        })?;
+    let wasm_sha256 = hex::encode(Sha256::digest(&wasm));
+
+    let existing = store.list_addons().await?;
+    if let Some(path) = manifest.webhook.as_ref().map(|w| &w.path)
+        && let Some(other) = existing.iter().find(|row| {
+            row.id != manifest.id
+                && row
+                    .manifest
+                    .pointer("/webhook/path")
+                    .and_then(|p| p.as_str())
+                    == Some(path.as_str())
+        })
+    {
+        return Err(RegistryError::WebhookPathTaken {
+            addon: manifest.id.clone(),
+            path: path.clone(),
+            other: other.id.clone(),
+        });
+    }
+
+    {
+        let sandbox = sandbox.clone();
+        let (id, sha, caps) = (
+            manifest.id.clone(),
+            wasm_sha256.clone(),
+            manifest.capabilities.clone(),
+        );
+        let wasm = wasm.clone();
+        tokio::task::spawn_blocking(move || sandbox.load(&id, &wasm, &sha, &caps).map(drop))
+            .await
+            .map_err(|e| RegistryError::Join(e.to_string()))??;
+    }
+
+    let manifest_json = serde_json::to_value(&manifest).expect("manifest serialises");
+    let previous = existing.iter().find(|row| row.id == manifest.id);
+    let enabled = previous.map_or(manifest.enabled_by_default, |row| row.enabled);
+    let changed =
+        previous.is_none_or(|row| row.wasm_sha256 != wasm_sha256 || row.manifest != manifest_json);
+    if changed {
+        store
+            .upsert_addon(&AddonRecord {
+                id: manifest.id.clone(),
+                name: manifest.name.clone(),
+                version: manifest.version.clone(),
+                methods: manifest
+                    .methods
+                    .iter()
+                    .map(|m| {
+                        serde_json::to_value(m)
+                            .expect("method serialises")
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned()
+                    })
+                    .collect(),
+                manifest: manifest_json,
+                wasm,
+                wasm_sha256: wasm_sha256.clone(),
+                enabled,
+            })
+            .await?;
+    }
+    Ok(InstallReport {
+        id: manifest.id,
+        version: manifest.version,
+        wasm_sha256,
+        enabled,
+        changed,
+    })
+}
+
+/// Enables or disables an installed addon; running servers pick it up on their next poll.
+pub async fn set_enabled(store: &Store, id: &str, enabled: bool) -> Result<(), RegistryError> {
+    store
+        .set_addon_enabled(id, enabled)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => RegistryError::UnknownAddon(id.to_owned()),
+            other => RegistryError::Store(other),
+        })
+}

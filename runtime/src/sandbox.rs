@@ -1,0 +1,499 @@
+//! The WebAssembly sandbox: one wasmtime `Engine`, one compiled component per addon, warm
+//! instances reused across events, and the limits that keep a misbehaving addon from hurting
+//! the host — a memory cap, a CPU deadline (epoch interruption) and a wall-clock timeout.
+//!
+//! **Architecture Invariant:** an addon gets no ambient authority. WASI is linked with no
+//! preopened directories, no environment, no arguments, no network and discarded stdio; every
+//! outside effect goes through the host imports in [`host`].
+
+pub mod bindings;
+pub mod host;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::alert::ReportedAlert;
+use crate::event::RawEvent;
+use crate::manifest::Capabilities;
+use bindings::{Addon, AddonPre};
+use host::HostContext;
+pub use host::HostServices;
+
+/// How often the epoch advances. CPU deadlines are whole ticks, so this is their resolution;
+/// 10 ms keeps the ticker thread's cost negligible while a runaway call stops within ~10 ms of
+/// its budget.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Instantiation runs guest initialisers; they get the same budget as one call.
+const INSTANTIATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("could not configure the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("addon `{addon}`: the wasm is not a valid component: {message}")]
+    Compile { addon: String, message: String },
+    #[error("addon `{addon}`: the component does not fit the host: {message}")]
+    Link { addon: String, message: String },
+    #[error("compiled-component cache at {path}: {source}")]
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Why one call into an addon failed. Each variant is counted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The addon ran and returned a structured error.
+    #[error("addon error ({kind}): {message}")]
+    Addon { kind: &'static str, message: String },
+    /// The guest trapped: a panic, an `unreachable`, an out-of-bounds access.
+    #[error("addon crashed: {0}")]
+    Trap(String),
+    #[error("addon exceeded its CPU budget of {0} ms")]
+    CpuDeadline(u32),
+    #[error("addon exceeded its memory limit of {0} MiB")]
+    MemoryLimit(u32),
+    #[error("addon did not answer within {0} ms")]
+    Timeout(u32),
+    #[error("addon could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+impl CallError {
+    /// A stable name for counters and API error codes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallError::Addon { .. } => "addon_error",
+            CallError::Trap(_) => "addon_trap",
+            CallError::CpuDeadline(_) => "addon_cpu_deadline",
+            CallError::MemoryLimit(_) => "addon_memory_limit",
+            CallError::Timeout(_) => "addon_timeout",
+            CallError::Instantiate(_) => "addon_instantiate",
+        }
+    }
+}
+
+/// Counters of one addon's calls, cumulative since it was loaded.
+#[derive(Debug, Default)]
+pub struct CallCounters {
+    calls: AtomicU64,
+    ok: AtomicU64,
+    addon_errors: AtomicU64,
+    traps: AtomicU64,
+    cpu_deadlines: AtomicU64,
+    memory_limits: AtomicU64,
+    timeouts: AtomicU64,
+    instantiations: AtomicU64,
+    instantiate_failures: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CallStats {
+    pub calls: u64,
+    pub ok: u64,
+    pub addon_errors: u64,
+    pub traps: u64,
+    pub cpu_deadlines: u64,
+    pub memory_limits: u64,
+    pub timeouts: u64,
+    /// Instances created. With warm reuse this stays at the pool size unless calls fail.
+    pub instantiations: u64,
+    pub instantiate_failures: u64,
+}
+
+impl CallCounters {
+    pub fn snapshot(&self) -> CallStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CallStats {
+            calls: g(&self.calls),
+            ok: g(&self.ok),
+            addon_errors: g(&self.addon_errors),
+            traps: g(&self.traps),
+            cpu_deadlines: g(&self.cpu_deadlines),
+            memory_limits: g(&self.memory_limits),
+            timeouts: g(&self.timeouts),
+            instantiations: g(&self.instantiations),
+            instantiate_failures: g(&self.instantiate_failures),
+        }
+    }
+
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The store data of one instance.
+pub struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    host: HostContext,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps each linear memory and remembers whether the cap was hit, so that the resulting trap
+/// (Rust aborts when an allocation fails) is reported as a memory limit, not a crash.
+struct MemoryLimiter {
+    max_bytes: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million is far beyond any real addon.
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Stops the epoch ticker thread when the sandbox is dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The engine and linker every addon shares.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    cache_dir: Option<PathBuf>,
+    services: HostServices,
+    _ticker: EpochTicker,
+}
+
+impl Sandbox {
+    /// Creates the engine. `cache_dir` holds precompiled components keyed by wasm sha256 and
+    /// engine compatibility (wasmtime version and settings); `None` compiles in memory only.
+    pub fn new(
+        cache_dir: Option<PathBuf>,
+        services: HostServices,
+    ) -> Result<Sandbox, SandboxError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&config).map_err(|e| SandboxError::Engine(e.to_string()))?;
+
+        let mut linker: Linker<GuestState> = Linker::new(&engine);
+        // The full WASI 0.2 surface is linked so that any component built for wasm32-wasip2
+        // instantiates, but the context built per instance grants none of it (see `instantiate`).
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        Addon::add_to_linker::<GuestState, HasSelf<HostContext>>(&mut linker, |s| &mut s.host)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.clone();
+        let ticker_stop = stop.clone();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir).map_err(|source| SandboxError::Cache {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        Ok(Sandbox {
+            engine,
+            linker,
+            cache_dir,
+            services,
+            _ticker: EpochTicker { stop },
+        })
+    }
+
+    /// Compiles (or loads from the cache) and links one addon's component. CPU-heavy on a cache
+    /// miss: call it from a blocking thread or at start-up, never per event.
+    pub fn load(
+        &self,
+        addon_id: &str,
+        wasm: &[u8],
+        wasm_sha256: &str,
+        capabilities: &Capabilities,
+    ) -> Result<AddonComponent, SandboxError> {
+        let component = self.compile(addon_id, wasm, wasm_sha256)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(AddonPre::new)
+            .map_err(|e| SandboxError::Link {
+                addon: addon_id.to_owned(),
+                message: format!("{e:#}"),
+            })?;
+        Ok(AddonComponent {
+            addon_id: addon_id.into(),
+            pre,
+            limits: CallLimits::from(capabilities),
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(capabilities.instances as usize),
+            counters: Arc::new(CallCounters::default()),
+            services: self.services.clone(),
+            engine: self.engine.clone(),
+        })
+    }
+
+    fn compile(
+        &self,
+        addon_id: &str,
+        wasm: &[u8],
+        wasm_sha256: &str,
+    ) -> Result<Component, SandboxError> {
+        let compile_err = |e: wasmtime::Error| SandboxError::Compile {
+            addon: addon_id.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, wasm).map_err(compile_err);
+        };
+        let path = self.cache_path(dir, wasm_sha256);
+        if path.exists() {
+            // SAFETY: the file was written by `precompile_component` of an engine with the same
+            // compatibility hash (it is in the file name) into the runtime's own data directory;
+            // `deserialize_file` additionally checks the header and refuses a mismatch.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(component) => {
+                    debug!(addon = addon_id, path = %path.display(), "loaded precompiled component");
+                    return Ok(component);
+                }
+                Err(error) => {
+                    warn!(addon = addon_id, path = %path.display(), %error, "discarding unusable precompiled component");
+                }
+            }
+        }
+        let compiled = self
+            .engine
+            .precompile_component(wasm)
+            .map_err(compile_err)?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &compiled)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| SandboxError::Cache {
+                path: path.clone(),
+                source,
+            })?;
+        // SAFETY: these bytes were produced just now by this engine's `precompile_component`.
+        unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(compile_err)
+    }
+
+    fn cache_path(&self, dir: &Path, wasm_sha256: &str) -> PathBuf {
+        let mut hasher = DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        dir.join(format!(
+            "{wasm_sha256}-wasmtime{}-{:016x}.cwasm",
+            wasmtime_version(),
+            hasher.finish()
+        ))
+    }
+}
+
+fn wasmtime_version() -> &'static str {
+    // Keep in step with the pinned `wasmtime` in the workspace Cargo.toml.
+    "48.0.8"
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CallLimits {
+    memory_mb: u32,
+    cpu_ms: u32,
+    timeout_ms: u32,
+}
+
+impl From<&Capabilities> for CallLimits {
+    fn from(c: &Capabilities) -> Self {
+        CallLimits {
+            memory_mb: c.memory_mb,
+            cpu_ms: c.cpu_ms,
+            timeout_ms: c.timeout_ms,
+        }
+    }
+}
+
+impl CallLimits {
+    fn epoch_ticks(self) -> u64 {
+        u64::from(self.cpu_ms).div_ceil(EPOCH_TICK.as_millis() as u64) + 1
+    }
+}
+
+struct WarmInstance {
+    store: Store<GuestState>,
+    addon: Addon,
+}
+
+/// One addon's compiled component and its pool of warm instances.
+///
+/// A wasmtime `Store` serves one call at a time, so concurrency per addon is the number of
+/// instances (`capabilities.instances`), enforced by a semaphore; idle instances wait in a
+/// plain mutex-guarded stack (held for a push or pop only, never across an await).
+pub struct AddonComponent {
+    addon_id: Arc<str>,
+    pre: AddonPre<GuestState>,
+    limits: CallLimits,
+    idle: Mutex<Vec<WarmInstance>>,
+    permits: Semaphore,
+    counters: Arc<CallCounters>,
+    services: HostServices,
+    engine: Engine,
+}
+
+impl AddonComponent {
+    pub fn stats(&self) -> CallStats {
+        self.counters.snapshot()
+    }
+
+    /// Calls the addon's `parse`. A trap, deadline or timeout discards the instance (its state
+    /// may be corrupt); the next call gets a fresh one. An addon error keeps it.
+    pub async fn parse(&self, event: RawEvent) -> Result<Vec<ReportedAlert>, CallError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore is never closed");
+        CallCounters::bump(&self.counters.calls);
+        let idle = self.idle.lock().expect("idle pool lock").pop();
+        let mut warm = match idle {
+            Some(warm) => warm,
+            None => self.instantiate().await?,
+        };
+
+        warm.store.set_epoch_deadline(self.limits.epoch_ticks());
+        warm.store.data_mut().host.begin_call();
+        let event = bindings::wit::RawEvent::from(event);
+        let timeout = Duration::from_millis(u64::from(self.limits.timeout_ms));
+        let call = warm
+            .addon
+            .opsconductor_addon_handler()
+            .call_parse(&mut warm.store, &event);
+        let outcome = tokio::time::timeout(timeout, call).await;
+
+        match outcome {
+            Ok(Ok(Ok(alerts))) => {
+                CallCounters::bump(&self.counters.ok);
+                self.idle.lock().expect("idle pool lock").push(warm);
+                Ok(alerts.into_iter().map(ReportedAlert::from).collect())
+            }
+            Ok(Ok(Err(e))) => {
+                CallCounters::bump(&self.counters.addon_errors);
+                self.idle.lock().expect("idle pool lock").push(warm);
+                Err(CallError::Addon {
+                    kind: bindings::error_kind_name(e.kind),
+                    message: e.message,
+                })
+            }
+            Ok(Err(trap)) => {
+                let error = self.classify_trap(&trap, warm.store.data());
+                warn!(addon = %self.addon_id, %error, "addon call failed; instance discarded");
+                Err(error)
+            }
+            Err(_elapsed) => {
+                CallCounters::bump(&self.counters.timeouts);
+                let error = CallError::Timeout(self.limits.timeout_ms);
+                warn!(addon = %self.addon_id, %error, "addon call timed out; instance discarded");
+                Err(error)
+            }
+        }
+    }
+
+    fn classify_trap(&self, trap: &wasmtime::Error, state: &GuestState) -> CallError {
+        if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            CallCounters::bump(&self.counters.cpu_deadlines);
+            return CallError::CpuDeadline(self.limits.cpu_ms);
+        }
+        if state.limiter.exceeded {
+            CallCounters::bump(&self.counters.memory_limits);
+            return CallError::MemoryLimit(self.limits.memory_mb);
+        }
+        CallCounters::bump(&self.counters.traps);
+        match &state.host.last_error {
+            Some(logged) => CallError::Trap(logged.clone()),
+            None => CallError::Trap(trap.to_string()),
+        }
+    }
+
+    async fn instantiate(&self) -> Result<WarmInstance, CallError> {
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = GuestState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                max_bytes: self.limits.memory_mb as usize * 1024 * 1024,
+                exceeded: false,
+            },
+            host: HostContext::new(self.addon_id.clone(), self.services.clone()),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline((INSTANTIATE_TIMEOUT.as_millis() / EPOCH_TICK.as_millis()) as u64);
+        CallCounters::bump(&self.counters.instantiations);
+        let result =
+            tokio::time::timeout(INSTANTIATE_TIMEOUT, self.pre.instantiate_async(&mut store)).await;
+        match result {
+            Ok(Ok(addon)) => Ok(WarmInstance { store, addon }),
+            Ok(Err(e)) => {
+                CallCounters::bump(&self.counters.instantiate_failures);
+                Err(CallError::Instantiate(format!("{e:#}")))
+            }
+            Err(_) => {
+                CallCounters::bump(&self.counters.instantiate_failures);
+                Err(CallError::Instantiate("timed out".into()))
+            }
+        }
+    }
+}

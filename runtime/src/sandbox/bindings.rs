@@ -1,0 +1,165 @@
+//! The one place that runs `bindgen!`: generated host bindings for the WIT package
+//! `opsconductor:addon@0.1.0`, and conversions between them and the host's own types
+//! (`crate::event`, `crate::alert`), so that nothing else depends on generated code.
+//!
+//! **API Boundary:** `wit/v0.1.0` is released and frozen. A new WIT version gets a sibling
+//! bindings module; this one keeps loading addons built against 0.1.0.
+
+use crate::alert::{ReportedAlert, Severity};
+use crate::event;
+
+wasmtime::component::bindgen!({
+    path: "../wit/v0.1.0",
+    world: "addon",
+    // State imports reach the database, so every import is async; exports are async so that a
+    // call can be bounded by a wall-clock timeout and interrupted by the epoch deadline.
+    imports: {
+        // A failing state store must fail the call, not look like an absent key.
+        "opsconductor:addon/host.state-get": async | trappable,
+        "opsconductor:addon/host.state-set": async | trappable,
+        "opsconductor:addon/host.state-delete": async | trappable,
+        default: async,
+    },
+    exports: { default: async },
+});
+
+pub use opsconductor::addon::host::{Host, LogLevel};
+pub use opsconductor::addon::types as wit;
+pub use opsconductor::addon::types::{AddonError, ErrorKind};
+
+impl From<event::SnmpValue> for wit::SnmpValue {
+    fn from(v: event::SnmpValue) -> Self {
+        use event::SnmpValue as E;
+        match v {
+            E::Integer(i) => wit::SnmpValue::Integer(i),
+            E::OctetString(b) => wit::SnmpValue::OctetString(b),
+            E::Null => wit::SnmpValue::Null,
+            E::ObjectId(o) => wit::SnmpValue::ObjectId(o),
+            E::IpAddress(a) => wit::SnmpValue::IpAddress(a),
+            E::Counter32(c) => wit::SnmpValue::Counter32(c),
+            E::Gauge32(g) => wit::SnmpValue::Gauge32(g),
+            E::TimeTicks(t) => wit::SnmpValue::Timeticks(t),
+            E::Opaque(b) => wit::SnmpValue::Opaque(b),
+            E::Counter64(c) => wit::SnmpValue::Counter64(c),
+            E::NoSuchObject => wit::SnmpValue::NoSuchObject,
+            E::NoSuchInstance => wit::SnmpValue::NoSuchInstance,
+            E::EndOfMibView => wit::SnmpValue::EndOfMibView,
+        }
+    }
+}
+
+fn varbinds(v: Vec<event::Varbind>) -> Vec<wit::Varbind> {
+    v.into_iter()
+        .map(|vb| wit::Varbind {
+            oid: vb.oid,
+            value: vb.value.into(),
+        })
+        .collect()
+}
+
+impl From<event::RawEvent> for wit::RawEvent {
+    fn from(e: event::RawEvent) -> Self {
+        match e {
+            event::RawEvent::SnmpTrap(t) => wit::RawEvent::SnmpTrap(wit::SnmpTrap {
+                version: match t.version {
+                    event::SnmpVersion::V1 => wit::SnmpVersion::V1,
+                    event::SnmpVersion::V2c => wit::SnmpVersion::V2c,
+                    event::SnmpVersion::V3 => wit::SnmpVersion::V3,
+                },
+                source: t.source,
+                agent_address: t.agent_address,
+                security_name: t.security_name,
+                context_name: t.context_name,
+                trap_oid: t.trap_oid,
+                uptime: t.uptime,
+                varbinds: varbinds(t.varbinds),
+                is_inform: t.is_inform,
+                v1: t.v1.map(|h| wit::SnmpV1Header {
+                    enterprise: h.enterprise,
+                    agent_addr: h.agent_addr,
+                    generic_trap: h.generic_trap,
+                    specific_trap: h.specific_trap,
+                }),
+            }),
+            event::RawEvent::Webhook(w) => wit::RawEvent::Webhook(wit::WebhookRequest {
+                method: w.method,
+                path: w.path,
+                headers: w.headers,
+                query: w.query,
+                body: w.body,
+                source: w.source,
+            }),
+            event::RawEvent::Poll(p) => wit::RawEvent::Poll(wit::PollResult {
+                target: wit::Target {
+                    id: p.target.id,
+                    name: p.target.name,
+                    address: p.target.address,
+                    config: p.target.config,
+                },
+                started_at: p.started_at,
+                fetched: p
+                    .fetched
+                    .into_iter()
+                    .map(|f| wit::Fetched {
+                        name: f.name,
+                        outcome: f.outcome.map(|d| match d {
+                            event::FetchedData::Snmp(v) => wit::FetchedData::Snmp(varbinds(v)),
+                            event::FetchedData::Http(h) => {
+                                wit::FetchedData::Http(wit::HttpResponse {
+                                    status: h.status,
+                                    headers: h.headers,
+                                    body: h.body,
+                                })
+                            }
+                            event::FetchedData::Ssh(s) => wit::FetchedData::Ssh(wit::SshOutput {
+                                command: s.command,
+                                exit_status: s.exit_status,
+                                stdout: s.stdout,
+                                stderr: s.stderr,
+                            }),
+                        }),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+}
+
+impl From<wit::Severity> for Severity {
+    fn from(s: wit::Severity) -> Self {
+        match s {
+            wit::Severity::Critical => Severity::Critical,
+            wit::Severity::Major => Severity::Major,
+            wit::Severity::Minor => Severity::Minor,
+            wit::Severity::Warning => Severity::Warning,
+            wit::Severity::Info => Severity::Info,
+        }
+    }
+}
+
+impl From<wit::Alert> for ReportedAlert {
+    fn from(a: wit::Alert) -> Self {
+        ReportedAlert {
+            alert_type: a.alert_type,
+            device_ip: a.device_ip,
+            device_name: a.device_name,
+            title: a.title,
+            message: a.message,
+            severity: a.severity.map(Severity::from),
+            clears: a.clears,
+            identity: a.identity,
+            fields: a.fields,
+            occurred_at: a.occurred_at,
+        }
+    }
+}
+
+/// The kind of a structured addon error, as the API reports it.
+pub fn error_kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::NotImplemented => "not-implemented",
+        ErrorKind::InvalidInput => "invalid-input",
+        ErrorKind::Unsupported => "unsupported",
+        ErrorKind::Internal => "internal",
+    }
+}

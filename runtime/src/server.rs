@@ -1,0 +1,157 @@
+//! Wiring: opens the store, the sandbox and the registry, starts the writer and the registry
+//! watcher, and serves HTTP on an already-bound listener until told to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::api::{AppState, app};
+use crate::config::Config;
+use crate::inbound::webhook::WebhookCounters;
+use crate::registry::{Registry, RegistryError};
+use crate::sandbox::{HostServices, Sandbox, SandboxError};
+use crate::store::{Store, StoreError};
+use crate::writer::AlertWriter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database {url}: {source}")]
+    Store { url: String, source: StoreError },
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("http server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The store and sandbox, as both the server and the CLI's addon commands need them.
+pub struct Core {
+    pub store: Store,
+    pub sandbox: Arc<Sandbox>,
+}
+
+impl Core {
+    pub async fn open(config: &Config) -> Result<Core, StartError> {
+        let store = Store::connect(&config.database_url)
+            .await
+            .map_err(|source| StartError::Store {
+                url: redact_url(&config.database_url),
+                source,
+            })?;
+        let sandbox = Arc::new(Sandbox::new(
+            Some(config.compiled_cache_dir()),
+            HostServices {
+                store: store.clone(),
+            },
+        )?);
+        Ok(Core { store, sandbox })
+    }
+}
+
+/// A running server. Dropping it does not stop it; call [`Server::stop`].
+pub struct Server {
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    writer_task: JoinHandle<()>,
+    watcher: JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts serving on `listener` (bind it first: tests bind port 0).
+    pub async fn start(config: &Config, listener: TcpListener) -> Result<Server, StartError> {
+        let core = Core::open(config).await?;
+        let registry = Arc::new(Registry::new(core.store.clone(), core.sandbox.clone()));
+        registry.reload().await?;
+        let (writer, writer_task) = AlertWriter::spawn(core.store.clone(), config.writer());
+        let state = AppState {
+            store: core.store,
+            registry: registry.clone(),
+            writer,
+            webhook_counters: Arc::new(WebhookCounters::default()),
+        };
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let watcher = tokio::spawn(registry.watch(
+            Duration::from_millis(config.registry_poll_ms.max(50)),
+            shutdown_rx.clone(),
+        ));
+        let addr = listener.local_addr()?;
+        let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let mut stop = shutdown_rx;
+        let http = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await
+        });
+        info!(%addr, "opsconductor serving");
+        Ok(Server {
+            addr,
+            state,
+            shutdown,
+            http,
+            writer_task,
+            watcher,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, then drains the writer.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        let served = self.http.await.unwrap_or(Ok(()));
+        let _ = self.watcher.await;
+        drop(self.state);
+        // The writer ends when its last handle (held by the state) is gone and its queue is
+        // empty, so every accepted event is committed before we return.
+        let _ = self.writer_task.await;
+        served
+    }
+}
+
+/// A database URL fit for logs: the password, if any, replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        let cases = [
+            ("postgres://u:secret@h/db", "postgres://u:***@h/db"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("sqlite://data/x.db", "sqlite://data/x.db"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown);
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The store: the only module that contains SQL. Alerts, addons, addon state, targets and
+//! settings, on SQLite (the embedded default) or PostgreSQL (production, several nodes), with
+//! the same behaviour on both.
+//!
+//! Queries are written once in the SQL both databases accept (`$1` placeholders, `ON CONFLICT`,
+//! `RETURNING`) and run through [`with_pool!`], which expands one body for whichever pool is
+//! active, so every query is type-checked against both backends. Dialects differ only where
+//! [`Dialect`] says so.
+//!
+//! **Architecture Invariant:** nothing outside this module names sqlx or writes SQL; callers see
+//! domain types from [`crate::alert`] and the records defined here.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Pool, Transaction};
+
+/// Runs `$body` with `$pool` bound to the pool that serves `read`s or `write`s on the active
+/// backend. The body is expanded once per backend, so it must compile against both: that is
+/// what keeps one SQL text honest for SQLite and PostgreSQL alike.
+macro_rules! with_pool {
+    ($store:expr, read, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite(pools) => {
+                let $pool = &pools.reader;
+                $body
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                let $pool = pool;
+                $body
+            }
+        }
+    };
+    ($store:expr, write, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite(pools) => {
+                let $pool = &pools.writer;
+                $body
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                let $pool = pool;
+                $body
+            }
+        }
+    };
+}
+
+mod addons;
+mod alerts;
+#[cfg(test)]
+mod tests;
+
+pub use addons::{
+    AddonRecord, AddonRow, STATE_MAX_KEY_BYTES, STATE_MAX_KEYS, STATE_MAX_VALUE_BYTES,
+};
+pub use alerts::{LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// How long a SQLite connection waits for another connection's (or process's) write lock before
+/// it gives up with SQLITE_BUSY. Writes in this process are already serialised by the
+/// one-connection writer pool, so this only covers other processes on the same file (the CLI, a
+/// second runtime by mistake) and WAL checkpoints; five seconds rides out any of those without
+/// letting a wedged peer hang a webhook forever.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read connections to a SQLite file. Under WAL, readers never block the writer or each other,
+/// so a few let API reads proceed while the batching writer commits; each is a thread in sqlx,
+/// so there is no point in more than the handful of concurrent list queries a node serves.
+const SQLITE_READERS: u32 = 4;
+
+/// Connections per node to PostgreSQL. The batching writer uses one or two at a time and the API
+/// the rest; several nodes share the server's `max_connections` (100 by default), so this stays
+/// well below it.
+const POSTGRES_MAX_CONNECTIONS: u32 = 16;
+
+/// How long a caller waits for a pooled connection before the store reports an error. Long
+/// enough to queue behind a burst of batches, short enough that a dead database surfaces as an
+/// error (and a 5xx to the webhook sender, who will retry) instead of a hung request.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseKind::Sqlite => "sqlite",
+            DatabaseKind::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for DatabaseKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a store operation failed. Messages say what the store was doing; the database's own
+/// text is only in the [`source`](std::error::Error::source) chain, so an API error built from
+/// the `Display` form never leaks SQL or schema details to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "unsupported database url (expected `sqlite://PATH`, `sqlite::memory:` or `postgres://...`)"
+    )]
+    UnsupportedUrl,
+    #[error("invalid {kind} database url")]
+    InvalidUrl {
+        kind: DatabaseKind,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot create directory {path} for the sqlite database")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the {kind} database")]
+    Connect {
+        kind: DatabaseKind,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot migrate the {kind} database")]
+    Migrate {
+        kind: DatabaseKind,
+        #[source]
+        source: MigrateError,
+    },
+    #[error("database error while {op}")]
+    Database {
+        op: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The addon or alert the operation names does not exist (or, for alert status changes, is
+    /// no longer open).
+    #[error("not found")]
+    NotFound,
+    /// An addon's state exceeded one of its limits; the message says which.
+    #[error("quota exceeded: {0}")]
+    Quota(String),
+    /// A stored value that the schema allows but the code cannot interpret (e.g. a setting that
+    /// should be a number). Only hand-edited databases produce this.
+    #[error("invalid stored data: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether retrying the whole transaction may succeed: a lock the busy timeout did not
+    /// outlast (SQLite), a deadlock or serialization failure (PostgreSQL). Each of these rolled
+    /// the transaction back, so a retry cannot apply anything twice.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Database {
+            source: sqlx::Error::Database(db),
+            ..
+        } = self
+        else {
+            return false;
+        };
+        let Some(code) = db.code() else {
+            return false;
+        };
+        if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+            // SQLite reports extended result codes; the primary code is the low byte.
+            // 5 = SQLITE_BUSY, 6 = SQLITE_LOCKED.
+            return code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+        }
+        // 40001 = serialization_failure, 40P01 = deadlock_detected.
+        matches!(&*code, "40001" | "40P01")
+    }
+}
+
+/// Attaches what the store was doing to a sqlx error.
+trait Context<T> {
+    fn context(self, op: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn context(self, op: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Database { op, source })
+    }
+}
+
+/// The few places where the two SQL dialects really differ.
+trait Dialect: sqlx::Database {
+    /// Opens a transaction that will write.
+    const BEGIN_WRITE: &'static str;
+    /// Locks one addon row (`$1` = id) until the end of the transaction, returning its id, so
+    /// that concurrent writers of the same addon's state take turns.
+    const LOCK_ADDON: &'static str;
+}
+
+impl Dialect for Sqlite {
+    // IMMEDIATE takes the write lock at BEGIN, where the busy timeout applies. A deferred
+    // transaction that reads first and writes later can fail with SQLITE_BUSY at once, without
+    // waiting, when another connection committed in between.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    // The IMMEDIATE transaction already excludes every other writer to the file.
+    const LOCK_ADDON: &'static str = "SELECT id FROM addons WHERE id = $1";
+}
+
+impl Dialect for Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    // NO KEY UPDATE rather than UPDATE: it still excludes other state writers of this addon,
+    // but not the KEY SHARE locks that foreign-key checks take, so alert inserts for the addon
+    // are never held up by it.
+    const LOCK_ADDON: &'static str = "SELECT id FROM addons WHERE id = $1 FOR NO KEY UPDATE";
+}
+
+async fn begin_write<DB: Dialect>(
+    pool: &Pool<DB>,
+) -> Result<Transaction<'static, DB>, sqlx::Error> {
+    pool.begin_with(DB::BEGIN_WRITE).await
+}
+
+fn lock_addon_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
+    DB::LOCK_ADDON
+}
+
+/// The current time as the store records it. Truncated to microseconds because that is what
+/// PostgreSQL keeps: SQLite then stores the same instant, and a value read back equals the
+/// value written on both backends.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A timestamp from a caller, truncated as [`now`] explains.
+fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+/// A handle on the database. Cheap to clone: it holds connection pools.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("kind", &self.kind()).finish()
+    }
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqlitePools),
+    Postgres(PgPool),
+}
+
+/// SQLite allows one writer at a time per file. Rather than let several pooled connections race
+/// for the write lock (and sleep in SQLite's busy handler, which backs off up to 100 ms per try),
+/// every write goes through a pool of exactly one connection, so writers in this process queue
+/// fairly in the pool instead. Reads use their own connections, which WAL lets run beside the
+/// writer.
+#[derive(Clone)]
+struct SqlitePools {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl Store {
+    /// Opens the database at `url` and brings its schema up to date.
+    ///
+    /// `sqlite://PATH` creates the file (and its directory) on first use; `sqlite::memory:` is a
+    /// private in-memory database that lives as long as the store. `postgres://…` (or
+    /// `postgresql://…`) connects to an existing database; migrations take an advisory lock, so
+    /// several nodes may start at once.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite(connect_sqlite(url).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(connect_postgres(url).await?)
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        Ok(Store { backend })
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        match self.backend {
+            Backend::Sqlite(_) => DatabaseKind::Sqlite,
+            Backend::Postgres(_) => DatabaseKind::Postgres,
+        }
+    }
+
+    /// Checks that the database answers (for health checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, read, |pool| {
+            sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .context("pinging the database")?;
+        });
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for queries in flight. Later calls fail.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(pools) => {
+                pools.reader.close().await;
+                pools.writer.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// A setting's value, if it was ever set.
+    pub async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        with_pool!(self, read, |pool| {
+            sqlx::query_scalar("SELECT value FROM system_settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+                .context("reading a setting")
+        })
+    }
+
+    /// Sets a setting, creating or replacing it.
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        with_pool!(self, write, |pool| {
+            sqlx::query(
+                "INSERT INTO system_settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE \
+                 SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(key)
+            .bind(value)
+            .bind(now())
+            .execute(pool)
+            .await
+            .context("writing a setting")?;
+        });
+        Ok(())
+    }
+}
+
+async fn connect_sqlite(url: &str) -> Result<SqlitePools, StoreError> {
+    let kind = DatabaseKind::Sqlite;
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|source| StoreError::InvalidUrl { kind, source })?
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        .foreign_keys(true)
+        // FULL syncs the WAL on every commit: an accepted webhook must survive power loss, not
+        // only a crash of the process (NORMAL, the usual WAL choice, may lose the last commits).
+        .synchronous(SqliteSynchronous::Full);
+    // sqlx's URL parser knows an in-memory database but does not expose it; match its spellings.
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if !in_memory
+        && let Some(dir) = options.get_filename().parent()
+        && !dir.as_os_str().is_empty()
+    {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+    }
+
+    let writer_options = options
+        .clone()
+        .create_if_missing(true)
+        // WAL lets readers work beside the writer and is persistent in the file, so only the
+        // writer sets it.
+        .journal_mode(SqliteJournalMode::Wal);
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        // The writer connection is never closed for idleness: it keeps an in-memory database
+        // alive and spares the hot path a reconnect.
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(writer_options)
+        .await
+        .map_err(|source| StoreError::Connect { kind, source })?;
+    SQLITE_MIGRATIONS
+        .run(&writer)
+        .await
+        .map_err(|source| StoreError::Migrate { kind, source })?;
+
+    let reader = if in_memory {
+        // A shared-cache in-memory database locks whole tables between connections (and those
+        // locks ignore the busy timeout), so reads share the single writer connection.
+        writer.clone()
+    } else {
+        SqlitePoolOptions::new()
+            .max_connections(SQLITE_READERS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // query_only makes an accidental write through a reader fail loudly instead of
+            // racing the writer for the lock.
+            .connect_with(options.pragma("query_only", "ON"))
+            .await
+            .map_err(|source| StoreError::Connect { kind, source })?
+    };
+    Ok(SqlitePools { writer, reader })
+}
+
+async fn connect_postgres(url: &str) -> Result<PgPool, StoreError> {
+    let kind = DatabaseKind::Postgres;
+    let pool = PgPoolOptions::new()
+        .max_connections(POSTGRES_MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect(url)
+        .await
+        .map_err(|source| StoreError::Connect { kind, source })?;
+    POSTGRES_MIGRATIONS
+        .run(&pool)
+        .await
+        .map_err(|source| StoreError::Migrate { kind, source })?;
+    Ok(pool)
+}

@@ -1,0 +1,288 @@
+//! Installed addons (manifest, wasm component, enabled flag), the generation counter that tells
+//! running registries to reload, and each addon's key/value state with its quotas.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+
+use super::{Context, Store, StoreError, begin_write, lock_addon_sql, now};
+
+/// Longest state key, in bytes. Keys name things ("last-poll-cursor", an interface index);
+/// 256 bytes is plenty for that and keeps the primary-key index small.
+pub const STATE_MAX_KEY_BYTES: usize = 256;
+
+/// Largest state value, in bytes. State is for cursors, counters and small caches; 64 KiB holds
+/// any of those, and bounds what one guest call can make the host write and keep.
+pub const STATE_MAX_VALUE_BYTES: usize = 64 * 1024;
+
+/// Most keys one addon may hold. With the value limit this caps an addon's state at 64 MiB, so a
+/// buggy addon that writes a new key per event fills its quota, not the disk.
+pub const STATE_MAX_KEYS: i64 = 1024;
+
+/// The setting that counts addon changes; see [`Store::addons_generation`].
+const GENERATION_KEY: &str = "addons.generation";
+
+/// An addon as installed: everything the registry needs to load it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddonRecord {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub methods: Vec<String>,
+    pub manifest: serde_json::Value,
+    pub wasm: Vec<u8>,
+    pub wasm_sha256: String,
+    pub enabled: bool,
+}
+
+/// An installed addon without its wasm bytes, for listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AddonRow {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    #[sqlx(json)]
+    pub methods: Vec<String>,
+    #[sqlx(json)]
+    pub manifest: serde_json::Value,
+    pub wasm_sha256: String,
+    pub enabled: bool,
+    pub installed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Counts one more addon change, inside the transaction that makes it, so that a registry that
+/// sees the new number also sees the change. The value is kept as text like every setting.
+const BUMP_GENERATION_SQL: &str = "INSERT INTO system_settings (key, value, updated_at) \
+     VALUES ($1, '1', $2) \
+     ON CONFLICT (key) DO UPDATE \
+     SET value = CAST(CAST(system_settings.value AS BIGINT) + 1 AS TEXT), \
+         updated_at = excluded.updated_at";
+
+impl Store {
+    /// Installs an addon or replaces an installed one (name, version, methods, manifest, wasm and
+    /// the enabled flag as given). `installed_at` keeps the first install's time; `updated_at`
+    /// moves.
+    pub async fn upsert_addon(&self, addon: &AddonRecord) -> Result<(), StoreError> {
+        const OP: &str = "installing an addon";
+        with_pool!(self, write, |pool| {
+            let mut tx = begin_write(pool).await.context(OP)?;
+            let at = now();
+            sqlx::query(
+                "INSERT INTO addons (id, name, version, methods, manifest, wasm, wasm_sha256, \
+                                     enabled, installed_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                 ON CONFLICT (id) DO UPDATE SET \
+                     name = excluded.name, version = excluded.version, \
+                     methods = excluded.methods, manifest = excluded.manifest, \
+                     wasm = excluded.wasm, wasm_sha256 = excluded.wasm_sha256, \
+                     enabled = excluded.enabled, updated_at = excluded.updated_at",
+            )
+            .bind(&addon.id)
+            .bind(&addon.name)
+            .bind(&addon.version)
+            .bind(Json(&addon.methods))
+            .bind(Json(&addon.manifest))
+            .bind(&addon.wasm)
+            .bind(&addon.wasm_sha256)
+            .bind(addon.enabled)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .context(OP)?;
+            sqlx::query(BUMP_GENERATION_SQL)
+                .bind(GENERATION_KEY)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .context(OP)?;
+            tx.commit().await.context(OP)?;
+        });
+        Ok(())
+    }
+
+    /// Every installed addon, enabled or not, by id.
+    pub async fn list_addons(&self) -> Result<Vec<AddonRow>, StoreError> {
+        with_pool!(self, read, |pool| {
+            sqlx::query_as(
+                "SELECT id, name, version, methods, manifest, wasm_sha256, enabled, \
+                        installed_at, updated_at \
+                 FROM addons ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await
+            .context("listing addons")
+        })
+    }
+
+    /// An addon's wasm component, if the addon is installed.
+    pub async fn addon_wasm(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        with_pool!(self, read, |pool| {
+            sqlx::query_scalar("SELECT wasm FROM addons WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .context("reading an addon's wasm")
+        })
+    }
+
+    /// Enables or disables an installed addon; [`StoreError::NotFound`] if there is none.
+    pub async fn set_addon_enabled(&self, id: &str, enabled: bool) -> Result<(), StoreError> {
+        const OP: &str = "enabling or disabling an addon";
+        with_pool!(self, write, |pool| {
+            let mut tx = begin_write(pool).await.context(OP)?;
+            let at = now();
+            let changed =
+                sqlx::query("UPDATE addons SET enabled = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(enabled)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .context(OP)?
+                    .rows_affected();
+            if changed == 0 {
+                // Dropping the transaction rolls it back; nothing was written anyway.
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query(BUMP_GENERATION_SQL)
+                .bind(GENERATION_KEY)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .context(OP)?;
+            tx.commit().await.context(OP)?;
+        });
+        Ok(())
+    }
+
+    /// A number that grows with every addon install, update, enable and disable (0 before the
+    /// first). Running servers poll it, which is cheap, and reload their registry when it
+    /// changes, so an addon installed through any node takes effect on all of them without a
+    /// restart.
+    pub async fn addons_generation(&self) -> Result<i64, StoreError> {
+        match self.get_setting(GENERATION_KEY).await? {
+            None => Ok(0),
+            Some(value) => value.parse().map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "setting `{GENERATION_KEY}` is `{value}`, not an integer"
+                ))
+            }),
+        }
+    }
+
+    /// The value an addon stored under `key`, if any.
+    pub async fn state_get(
+        &self,
+        addon_id: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        with_pool!(self, read, |pool| {
+            sqlx::query_scalar("SELECT value FROM addon_state WHERE addon_id = $1 AND key = $2")
+                .bind(addon_id)
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+                .context("reading addon state")
+        })
+    }
+
+    /// Stores `value` under `key` for an addon, replacing any previous value. Refused with
+    /// [`StoreError::Quota`] when the key or value is too large or the addon already holds
+    /// [`STATE_MAX_KEYS`] other keys; [`StoreError::NotFound`] if the addon is not installed.
+    pub async fn state_set(
+        &self,
+        addon_id: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        const OP: &str = "writing addon state";
+        if key.len() > STATE_MAX_KEY_BYTES {
+            return Err(StoreError::Quota(format!(
+                "addon `{addon_id}` state key is {} bytes; the limit is {STATE_MAX_KEY_BYTES}",
+                key.len()
+            )));
+        }
+        if value.len() > STATE_MAX_VALUE_BYTES {
+            return Err(StoreError::Quota(format!(
+                "addon `{addon_id}` state value for key `{key}` is {} bytes; the limit is \
+                 {STATE_MAX_VALUE_BYTES}",
+                value.len()
+            )));
+        }
+        with_pool!(self, write, |pool| {
+            let mut tx = begin_write(pool).await.context(OP)?;
+            let at = now();
+            // Overwriting an existing key, the common case, cannot change the key count: one
+            // statement, no lock on the addon.
+            let updated = sqlx::query(
+                "UPDATE addon_state SET value = $3, updated_at = $4 \
+                 WHERE addon_id = $1 AND key = $2",
+            )
+            .bind(addon_id)
+            .bind(key)
+            .bind(value)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .context(OP)?
+            .rows_affected();
+            if updated == 0 {
+                // A new key: count under the addon's row lock, so that two writers adding keys
+                // at once cannot both see room for one more and overshoot the quota.
+                let locked: Option<String> = sqlx::query_scalar(lock_addon_sql(pool))
+                    .bind(addon_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .context(OP)?;
+                if locked.is_none() {
+                    return Err(StoreError::NotFound);
+                }
+                // Another writer may have inserted this very key since the UPDATE above; it does
+                // not count against the room this write needs.
+                let others: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM addon_state WHERE addon_id = $1 AND key <> $2",
+                )
+                .bind(addon_id)
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await
+                .context(OP)?;
+                if others >= STATE_MAX_KEYS {
+                    return Err(StoreError::Quota(format!(
+                        "addon `{addon_id}` already holds {others} state keys; the limit is \
+                         {STATE_MAX_KEYS} (delete keys it no longer needs)"
+                    )));
+                }
+                sqlx::query(
+                    "INSERT INTO addon_state (addon_id, key, value, updated_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (addon_id, key) DO UPDATE \
+                     SET value = excluded.value, updated_at = excluded.updated_at",
+                )
+                .bind(addon_id)
+                .bind(key)
+                .bind(value)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .context(OP)?;
+            }
+            tx.commit().await.context(OP)?;
+        });
+        Ok(())
+    }
+
+    /// Removes a key of an addon's state; removing a key that does not exist is not an error.
+    pub async fn state_delete(&self, addon_id: &str, key: &str) -> Result<(), StoreError> {
+        with_pool!(self, write, |pool| {
+            sqlx::query("DELETE FROM addon_state WHERE addon_id = $1 AND key = $2")
+                .bind(addon_id)
+                .bind(key)
+                .execute(pool)
+                .await
+                .context("deleting addon state")?;
+        });
+        Ok(())
+    }
+}

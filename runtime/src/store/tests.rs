@@ -1,0 +1,1034 @@
+//! Store tests. Every case runs twice, on a SQLite file in a temporary directory and on a fresh
+//! PostgreSQL database, because "same behaviour on both" is the store's contract.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+
+use super::*;
+use crate::alert::{
+    ActionOutcome, AlertAction, AlertFilter, AlertStatus, ClearAlert, NewAlert, Severity,
+};
+use crate::testing::{TestPostgres, sqlite_url};
+
+/// What a case gets: a connected store, and the URL it came from for cases that open a second
+/// store on the same database.
+struct TestDb {
+    store: Store,
+    url: String,
+}
+
+async fn on_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    // A subdirectory that does not exist yet: connect must create it.
+    let url = sqlite_url(&dir.path().join("data")).await;
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.kind(), DatabaseKind::Sqlite);
+    case(TestDb {
+        store: store.clone(),
+        url,
+    })
+    .await;
+    store.close().await;
+}
+
+async fn on_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let pg = TestPostgres::create()
+        .await
+        .unwrap_or_else(|error| panic!("{error:#}"));
+    let store = Store::connect(&pg.url).await.unwrap();
+    assert_eq!(store.kind(), DatabaseKind::Postgres);
+    case(TestDb {
+        store: store.clone(),
+        url: pg.url.clone(),
+    })
+    .await;
+    store.close().await;
+    pg.drop().await;
+}
+
+/// Declares, for each case function, a module with a `sqlite` and a `postgres` test running it
+/// (so `cargo test store::tests::<case>` runs both). Multi-threaded runtimes, so that the
+/// concurrency cases really run tasks in parallel.
+macro_rules! on_both {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::on_sqlite(super::$case).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::on_postgres(super::$case).await
+            }
+        }
+    )*};
+}
+
+on_both!(
+    settings_roundtrip,
+    addon_upsert_list_enable_and_generation,
+    addon_state_roundtrip_and_quotas,
+    raise_then_duplicate_counts_and_moves_last_seen,
+    out_of_order_raise_never_moves_last_seen_back,
+    clear_resolves_the_open_alert,
+    clear_with_nothing_open_is_unmatched,
+    clear_from_another_addon_is_unmatched,
+    raise_after_resolve_opens_a_new_alert,
+    acknowledged_alert_stays_acknowledged_on_reraise,
+    status_changes_record_actor_and_never_reopen,
+    same_fingerprint_twice_in_one_batch,
+    failed_batch_applies_nothing,
+    concurrent_raises_through_one_store_count_every_occurrence,
+    concurrent_raises_through_two_stores_count_every_occurrence,
+    list_filters_and_keyset_pagination,
+    list_limit_is_clamped,
+    count_by_status_lists_every_status,
+);
+
+const ADDON: &str = "test-addon";
+const OTHER_ADDON: &str = "other-addon";
+
+fn addon(id: &str, version: &str, enabled: bool) -> AddonRecord {
+    AddonRecord {
+        id: id.to_owned(),
+        name: format!("{id} name"),
+        version: version.to_owned(),
+        methods: vec!["webhook".to_owned(), "snmp_trap".to_owned()],
+        manifest: json!({ "id": id, "version": version, "nested": { "list": [1, 2, 3] } }),
+        wasm: format!("\0asm {id} {version}").into_bytes(),
+        wasm_sha256: format!("sha-{id}-{version}"),
+        enabled,
+    }
+}
+
+async fn install(store: &Store, id: &str) {
+    store.upsert_addon(&addon(id, "1.0.0", true)).await.unwrap();
+}
+
+/// A fixed instant with nanoseconds, so that tests also cover truncation to microseconds.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap() + Duration::nanoseconds(123_456_789)
+}
+
+fn new_alert(addon_id: &str, fingerprint: &str, at: DateTime<Utc>) -> NewAlert {
+    NewAlert {
+        addon_id: addon_id.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+        alert_type: "linkDown".to_owned(),
+        device_ip: Some("10.0.0.1".to_owned()),
+        device_name: Some("core-sw-1".to_owned()),
+        severity: Severity::Major,
+        category: "network".to_owned(),
+        title: format!("link down ({fingerprint})"),
+        message: "interface ge-0/0/1 went down".to_owned(),
+        fields: BTreeMap::from([("ifIndex".to_owned(), "7".to_owned())]),
+        occurred_at: at - Duration::seconds(2),
+        received_at: at,
+    }
+}
+
+fn raise(fingerprint: &str, at: DateTime<Utc>) -> AlertAction {
+    AlertAction::Raise(new_alert(ADDON, fingerprint, at))
+}
+
+fn clear_by(addon_id: &str, fingerprint: &str, at: DateTime<Utc>) -> AlertAction {
+    AlertAction::Clear(ClearAlert {
+        addon_id: addon_id.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+        alert_type: "linkDown".to_owned(),
+        cleared_by: "linkUp".to_owned(),
+        received_at: at,
+    })
+}
+
+fn clear(fingerprint: &str, at: DateTime<Utc>) -> AlertAction {
+    clear_by(ADDON, fingerprint, at)
+}
+
+fn created_id(outcome: ActionOutcome) -> i64 {
+    match outcome {
+        ActionOutcome::Created { alert_id } => alert_id,
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+async fn apply_one(store: &Store, action: AlertAction) -> ActionOutcome {
+    let outcomes = store.apply_batch(&[action]).await.unwrap();
+    assert_eq!(outcomes.len(), 1);
+    outcomes[0]
+}
+
+async fn alert(store: &Store, id: i64) -> crate::alert::StoredAlert {
+    store.get_alert(id).await.unwrap().expect("alert exists")
+}
+
+async fn settings_roundtrip(db: TestDb) {
+    let store = db.store;
+    assert_eq!(store.get_setting("ui.title").await.unwrap(), None);
+    store.set_setting("ui.title", "NOC").await.unwrap();
+    assert_eq!(
+        store.get_setting("ui.title").await.unwrap().as_deref(),
+        Some("NOC")
+    );
+    store
+        .set_setting("ui.title", "Network Operations")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_setting("ui.title").await.unwrap().as_deref(),
+        Some("Network Operations")
+    );
+    // Unicode and the empty string survive unchanged.
+    store.set_setting("empty", "").await.unwrap();
+    store.set_setting("unicode", "größe ✓").await.unwrap();
+    assert_eq!(
+        store.get_setting("empty").await.unwrap().as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        store.get_setting("unicode").await.unwrap().as_deref(),
+        Some("größe ✓")
+    );
+    store.ping().await.unwrap();
+}
+
+async fn addon_upsert_list_enable_and_generation(db: TestDb) {
+    let store = db.store;
+    assert_eq!(store.addons_generation().await.unwrap(), 0);
+    assert!(store.list_addons().await.unwrap().is_empty());
+
+    let first = addon("siklu", "1.0.0", true);
+    store.upsert_addon(&first).await.unwrap();
+    store
+        .upsert_addon(&addon("alertmanager", "2.1.0", false))
+        .await
+        .unwrap();
+    assert_eq!(store.addons_generation().await.unwrap(), 2);
+
+    let listed = store.list_addons().await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["alertmanager", "siklu"], "listed by id");
+    let siklu = &listed[1];
+    assert_eq!(siklu.name, first.name);
+    assert_eq!(siklu.version, "1.0.0");
+    assert_eq!(siklu.methods, first.methods);
+    assert_eq!(siklu.manifest, first.manifest);
+    assert_eq!(siklu.wasm_sha256, first.wasm_sha256);
+    assert!(siklu.enabled);
+    assert!(!listed[0].enabled);
+    assert_eq!(siklu.installed_at, siklu.updated_at);
+    assert_eq!(
+        store.addon_wasm("siklu").await.unwrap(),
+        Some(first.wasm.clone())
+    );
+    assert_eq!(store.addon_wasm("missing").await.unwrap(), None);
+
+    // An upgrade replaces everything but the first install time.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let upgrade = AddonRecord {
+        methods: vec!["snmp_poll".to_owned()],
+        ..addon("siklu", "1.1.0", false)
+    };
+    store.upsert_addon(&upgrade).await.unwrap();
+    assert_eq!(store.addons_generation().await.unwrap(), 3);
+    let listed = store.list_addons().await.unwrap();
+    let upgraded = listed.iter().find(|a| a.id == "siklu").unwrap();
+    assert_eq!(upgraded.version, "1.1.0");
+    assert_eq!(upgraded.methods, ["snmp_poll"]);
+    assert_eq!(upgraded.manifest, upgrade.manifest);
+    assert!(!upgraded.enabled);
+    assert_eq!(upgraded.installed_at, siklu.installed_at);
+    assert!(upgraded.updated_at > siklu.updated_at);
+    assert_eq!(store.addon_wasm("siklu").await.unwrap(), Some(upgrade.wasm));
+
+    store.set_addon_enabled("siklu", true).await.unwrap();
+    assert_eq!(store.addons_generation().await.unwrap(), 4);
+    let listed = store.list_addons().await.unwrap();
+    assert!(listed.iter().find(|a| a.id == "siklu").unwrap().enabled);
+    store.set_addon_enabled("siklu", false).await.unwrap();
+    assert_eq!(store.addons_generation().await.unwrap(), 5);
+
+    // An unknown addon changes nothing, the generation included.
+    assert!(matches!(
+        store.set_addon_enabled("missing", true).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.addons_generation().await.unwrap(), 5);
+}
+
+/// Inserts `n` state keys (`fill-0` …) for an addon in one transaction: reaching the key quota
+/// through `state_set` would cost one commit, and one fsync, per key.
+async fn fill_state(store: &Store, addon_id: &str, n: usize) {
+    with_pool!(store, write, |pool| {
+        let mut tx = pool.begin().await.unwrap();
+        for i in 0..n {
+            sqlx::query(
+                "INSERT INTO addon_state (addon_id, key, value, updated_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(addon_id)
+            .bind(format!("fill-{i}"))
+            .bind(vec![1u8])
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    });
+}
+
+async fn addon_state_roundtrip_and_quotas(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    install(&store, OTHER_ADDON).await;
+
+    assert_eq!(store.state_get(ADDON, "cursor").await.unwrap(), None);
+    store.state_set(ADDON, "cursor", b"42").await.unwrap();
+    store
+        .state_set(OTHER_ADDON, "cursor", b"other")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.state_get(ADDON, "cursor").await.unwrap(),
+        Some(b"42".to_vec())
+    );
+    store
+        .state_set(ADDON, "cursor", &[0, 255, 0])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.state_get(ADDON, "cursor").await.unwrap(),
+        Some(vec![0, 255, 0])
+    );
+    // State is per addon.
+    assert_eq!(
+        store.state_get(OTHER_ADDON, "cursor").await.unwrap(),
+        Some(b"other".to_vec())
+    );
+    store.state_delete(ADDON, "cursor").await.unwrap();
+    assert_eq!(store.state_get(ADDON, "cursor").await.unwrap(), None);
+    store.state_delete(ADDON, "cursor").await.unwrap();
+
+    // Size limits: exactly at the limit is allowed, one byte over is not.
+    let max_key = "k".repeat(STATE_MAX_KEY_BYTES);
+    store.state_set(ADDON, &max_key, b"v").await.unwrap();
+    let err = store
+        .state_set(ADDON, &format!("{max_key}k"), b"v")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Quota(m) if m.contains("key") && m.contains("256")),
+        "{err}"
+    );
+    store
+        .state_set(ADDON, "big", &vec![7; STATE_MAX_VALUE_BYTES])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .state_get(ADDON, "big")
+            .await
+            .unwrap()
+            .map(|v| v.len()),
+        Some(STATE_MAX_VALUE_BYTES)
+    );
+    let err = store
+        .state_set(ADDON, "big", &vec![7; STATE_MAX_VALUE_BYTES + 1])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Quota(m) if m.contains("value") && m.contains("65536")),
+        "{err}"
+    );
+    store.state_delete(ADDON, &max_key).await.unwrap();
+    store.state_delete(ADDON, "big").await.unwrap();
+
+    // The key count: room for exactly STATE_MAX_KEYS.
+    fill_state(&store, ADDON, STATE_MAX_KEYS as usize - 1).await;
+    store.state_set(ADDON, "last", b"fits").await.unwrap();
+    let err = store
+        .state_set(ADDON, "one-too-many", b"x")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Quota(m) if m.contains("1024")),
+        "{err}"
+    );
+    assert_eq!(store.state_get(ADDON, "one-too-many").await.unwrap(), None);
+    // Overwriting an existing key at full quota is fine, and deleting makes room again.
+    store
+        .state_set(ADDON, "last", b"overwritten")
+        .await
+        .unwrap();
+    store.state_delete(ADDON, "fill-0").await.unwrap();
+    store
+        .state_set(ADDON, "one-too-many", b"now fits")
+        .await
+        .unwrap();
+    // Another addon's quota is its own.
+    store.state_set(OTHER_ADDON, "new", b"x").await.unwrap();
+
+    assert!(matches!(
+        store.state_set("not-installed", "k", b"v").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn raise_then_duplicate_counts_and_moves_last_seen(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    let t0 = t0();
+    let id = created_id(apply_one(&store, raise("fp-1", t0)).await);
+    let first = alert(&store, id).await;
+    assert_eq!(first.status, AlertStatus::Active);
+    assert_eq!(first.occurrence_count, 1);
+    // Stored to the microsecond, identically on both backends.
+    let t0_micros = t0 - Duration::nanoseconds(789);
+    assert_eq!(first.first_seen_at, t0_micros);
+    assert_eq!(first.last_seen_at, t0_micros);
+    assert_eq!(first.occurred_at, t0_micros - Duration::seconds(2));
+    assert_eq!(first.fields.get("ifIndex").map(String::as_str), Some("7"));
+    assert_eq!(first.device_ip.as_deref(), Some("10.0.0.1"));
+    assert_eq!(first.device_name.as_deref(), Some("core-sw-1"));
+    assert_eq!(first.acknowledged_at, None);
+    assert_eq!(first.resolved_at, None);
+
+    // The duplicate carries newer text, which replaces the old; first-seen times stay.
+    let t1 = t0 + Duration::milliseconds(1500);
+    let mut again = new_alert(ADDON, "fp-1", t1);
+    again.severity = Severity::Critical;
+    again.title = "link down again".to_owned();
+    again.message = "still down".to_owned();
+    again.fields.insert("reason".to_owned(), "flap".to_owned());
+    assert_eq!(
+        apply_one(&store, AlertAction::Raise(again)).await,
+        ActionOutcome::Updated {
+            alert_id: id,
+            occurrence_count: 2
+        }
+    );
+    let second = alert(&store, id).await;
+    assert_eq!(second.occurrence_count, 2);
+    assert_eq!(second.last_seen_at, t1);
+    assert_eq!(second.first_seen_at, first.first_seen_at);
+    assert_eq!(second.occurred_at, first.occurred_at);
+    assert_eq!(second.severity, Severity::Critical);
+    assert_eq!(second.title, "link down again");
+    assert_eq!(second.message, "still down");
+    assert_eq!(
+        second.fields.get("reason").map(String::as_str),
+        Some("flap")
+    );
+    assert_eq!(second.status, AlertStatus::Active);
+}
+
+async fn out_of_order_raise_never_moves_last_seen_back(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    // Whole seconds, then milliseconds, then microseconds: on SQLite these are stored as text
+    // with 0, 3 and 6 fractional digits, and must still compare as instants.
+    let base = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap();
+    let id = created_id(apply_one(&store, raise("fp-1", base)).await);
+    let later = base + Duration::microseconds(500_001);
+    apply_one(&store, raise("fp-1", later)).await;
+    assert_eq!(alert(&store, id).await.last_seen_at, later);
+    for earlier in [
+        base + Duration::milliseconds(500),
+        base + Duration::microseconds(499_999),
+        base,
+        base - Duration::seconds(30),
+    ] {
+        apply_one(&store, raise("fp-1", earlier)).await;
+        assert_eq!(
+            alert(&store, id).await.last_seen_at,
+            later,
+            "after {earlier}"
+        );
+    }
+    let latest = base + Duration::seconds(1);
+    apply_one(&store, raise("fp-1", latest)).await;
+    let stored = alert(&store, id).await;
+    assert_eq!(stored.last_seen_at, latest);
+    assert_eq!(stored.occurrence_count, 7);
+}
+
+async fn clear_resolves_the_open_alert(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    let id = created_id(apply_one(&store, raise("fp-1", t0())).await);
+    let at = t0() + Duration::seconds(60);
+    assert_eq!(
+        apply_one(&store, clear("fp-1", at)).await,
+        ActionOutcome::Resolved { alert_id: id }
+    );
+    let resolved = alert(&store, id).await;
+    assert_eq!(resolved.status, AlertStatus::Resolved);
+    assert_eq!(resolved.resolved_by.as_deref(), Some("clear:linkUp"));
+    assert_eq!(resolved.resolved_at, Some(at - Duration::nanoseconds(789)));
+    assert_eq!(resolved.occurrence_count, 1);
+    // A second clear finds nothing open.
+    assert_eq!(
+        apply_one(&store, clear("fp-1", at)).await,
+        ActionOutcome::ClearUnmatched
+    );
+}
+
+async fn clear_with_nothing_open_is_unmatched(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    assert_eq!(
+        apply_one(&store, clear("never-raised", t0())).await,
+        ActionOutcome::ClearUnmatched
+    );
+    assert!(
+        store
+            .list_alerts(&AlertFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn clear_from_another_addon_is_unmatched(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    install(&store, OTHER_ADDON).await;
+    let id = created_id(apply_one(&store, raise("fp-1", t0())).await);
+    assert_eq!(
+        apply_one(&store, clear_by(OTHER_ADDON, "fp-1", t0())).await,
+        ActionOutcome::ClearUnmatched
+    );
+    assert_eq!(alert(&store, id).await.status, AlertStatus::Active);
+}
+
+async fn raise_after_resolve_opens_a_new_alert(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    let first = created_id(apply_one(&store, raise("fp-1", t0())).await);
+    apply_one(&store, clear("fp-1", t0() + Duration::seconds(1))).await;
+    let second = created_id(apply_one(&store, raise("fp-1", t0() + Duration::seconds(2))).await);
+    assert!(second > first);
+    assert_eq!(alert(&store, first).await.status, AlertStatus::Resolved);
+    let reopened = alert(&store, second).await;
+    assert_eq!(reopened.status, AlertStatus::Active);
+    assert_eq!(reopened.occurrence_count, 1);
+    // The new alert, not the resolved one, takes the next duplicate.
+    assert_eq!(
+        apply_one(&store, raise("fp-1", t0() + Duration::seconds(3))).await,
+        ActionOutcome::Updated {
+            alert_id: second,
+            occurrence_count: 2
+        }
+    );
+}
+
+async fn acknowledged_alert_stays_acknowledged_on_reraise(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    let id = created_id(apply_one(&store, raise("fp-1", t0())).await);
+    let acked = store
+        .set_alert_status(id, AlertStatus::Acknowledged, "user:alice")
+        .await
+        .unwrap();
+    assert_eq!(acked.status, AlertStatus::Acknowledged);
+    assert_eq!(
+        apply_one(&store, raise("fp-1", t0() + Duration::seconds(5))).await,
+        ActionOutcome::Updated {
+            alert_id: id,
+            occurrence_count: 2
+        }
+    );
+    let after = alert(&store, id).await;
+    assert_eq!(after.status, AlertStatus::Acknowledged);
+    assert_eq!(after.acknowledged_by.as_deref(), Some("user:alice"));
+    assert_eq!(after.acknowledged_at, acked.acknowledged_at);
+
+    // Suppressed alerts likewise stay suppressed, and a clear still resolves them.
+    store
+        .set_alert_status(id, AlertStatus::Suppressed, "user:alice")
+        .await
+        .unwrap();
+    apply_one(&store, raise("fp-1", t0() + Duration::seconds(6))).await;
+    assert_eq!(alert(&store, id).await.status, AlertStatus::Suppressed);
+    assert_eq!(
+        apply_one(&store, clear("fp-1", t0() + Duration::seconds(7))).await,
+        ActionOutcome::Resolved { alert_id: id }
+    );
+}
+
+async fn status_changes_record_actor_and_never_reopen(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    let id = created_id(apply_one(&store, raise("fp-1", t0())).await);
+
+    let acked = store
+        .set_alert_status(id, AlertStatus::Acknowledged, "user:bob")
+        .await
+        .unwrap();
+    assert_eq!(acked.acknowledged_by.as_deref(), Some("user:bob"));
+    assert!(acked.acknowledged_at.is_some());
+    let unacked = store
+        .set_alert_status(id, AlertStatus::Active, "user:bob")
+        .await
+        .unwrap();
+    assert_eq!(unacked.status, AlertStatus::Active);
+    assert_eq!(unacked.acknowledged_at, None);
+    assert_eq!(unacked.acknowledged_by, None);
+
+    let resolved = store
+        .set_alert_status(id, AlertStatus::Resolved, "user:bob")
+        .await
+        .unwrap();
+    assert_eq!(resolved.status, AlertStatus::Resolved);
+    assert_eq!(resolved.resolved_by.as_deref(), Some("user:bob"));
+    assert!(resolved.resolved_at.is_some());
+    for status in AlertStatus::ALL {
+        assert!(
+            matches!(
+                store.set_alert_status(id, status, "user:bob").await,
+                Err(StoreError::NotFound)
+            ),
+            "{status} on a resolved alert"
+        );
+    }
+    assert!(matches!(
+        store
+            .set_alert_status(999_999, AlertStatus::Acknowledged, "user:bob")
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.get_alert(999_999).await.unwrap(), None);
+}
+
+async fn same_fingerprint_twice_in_one_batch(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    let t = t0();
+    let outcomes = store
+        .apply_batch(&[
+            raise("fp-1", t),
+            raise("fp-1", t + Duration::seconds(1)),
+            clear("fp-1", t + Duration::seconds(2)),
+            raise("fp-1", t + Duration::seconds(3)),
+        ])
+        .await
+        .unwrap();
+    let first = created_id(outcomes[0]);
+    assert_eq!(
+        outcomes[1..3],
+        [
+            ActionOutcome::Updated {
+                alert_id: first,
+                occurrence_count: 2
+            },
+            ActionOutcome::Resolved { alert_id: first },
+        ]
+    );
+    let second = created_id(outcomes[3]);
+    assert_ne!(first, second);
+    assert_eq!(outcomes.len(), 4);
+    assert!(store.apply_batch(&[]).await.unwrap().is_empty());
+}
+
+async fn failed_batch_applies_nothing(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    let before = created_id(apply_one(&store, raise("fp-0", t0())).await);
+    // The third action names an addon that is not installed: the foreign key refuses it, and
+    // the whole batch, including the raises before it, must roll back.
+    let err = store
+        .apply_batch(&[
+            raise("fp-1", t0()),
+            raise("fp-0", t0()),
+            AlertAction::Raise(new_alert("not-installed", "fp-2", t0())),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Database { .. }), "{err}");
+    assert!(!err.is_transient());
+    let all = store.list_alerts(&AlertFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].id, before);
+    assert_eq!(all[0].occurrence_count, 1);
+}
+
+/// Raises `per_task` single-action batches of one fingerprint from each store in `stores`
+/// (one task each), all at once, and returns every outcome.
+async fn raise_concurrently(stores: Vec<Store>, per_task: usize) -> Vec<ActionOutcome> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(stores.len()));
+    let tasks: Vec<_> = stores
+        .into_iter()
+        .map(|store| {
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                let mut outcomes = Vec::with_capacity(per_task);
+                for _ in 0..per_task {
+                    outcomes.extend(
+                        store
+                            .apply_batch(&[raise("hot", Utc::now())])
+                            .await
+                            .unwrap(),
+                    );
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.extend(task.await.unwrap());
+    }
+    outcomes
+}
+
+fn assert_one_alert_counted(outcomes: &[ActionOutcome], total: i64) -> i64 {
+    let created: Vec<i64> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            ActionOutcome::Created { alert_id } => Some(*alert_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "exactly one raise creates the alert");
+    let mut counts: Vec<i64> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            ActionOutcome::Updated {
+                alert_id,
+                occurrence_count,
+            } => {
+                assert_eq!(*alert_id, created[0]);
+                Some(*occurrence_count)
+            }
+            _ => None,
+        })
+        .collect();
+    counts.sort_unstable();
+    // Every raise saw a distinct count: no two increments were lost or merged.
+    assert_eq!(counts, (2..=total).collect::<Vec<_>>());
+    created[0]
+}
+
+async fn concurrent_raises_through_one_store_count_every_occurrence(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    let outcomes = raise_concurrently(vec![store.clone(); 8], 100).await;
+    let id = assert_one_alert_counted(&outcomes, 800);
+    let open = store
+        .list_alerts(&AlertFilter {
+            status: Some(AlertStatus::Active),
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].id, id);
+    assert_eq!(open[0].occurrence_count, 800);
+}
+
+/// Two stores on one database stand for two processes (SQLite) or two nodes (PostgreSQL): here
+/// the writers do not queue in one pool, and dedupe rests on the database alone (the write lock
+/// and busy timeout on SQLite, the unique index on PostgreSQL).
+async fn concurrent_raises_through_two_stores_count_every_occurrence(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    let second = Store::connect(&db.url).await.unwrap();
+    let mut stores = vec![store.clone(); 4];
+    stores.extend(vec![second.clone(); 4]);
+    let outcomes = raise_concurrently(stores, 100).await;
+    let id = assert_one_alert_counted(&outcomes, 800);
+    assert_eq!(alert(&second, id).await.occurrence_count, 800);
+    second.close().await;
+}
+
+async fn list_filters_and_keyset_pagination(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    install(&store, OTHER_ADDON).await;
+    let t = t0();
+    let mut actions = Vec::new();
+    for i in 0..10 {
+        let mut a = new_alert(
+            if i % 2 == 0 { ADDON } else { OTHER_ADDON },
+            &format!("fp-{i}"),
+            t + Duration::seconds(i),
+        );
+        a.severity = if i < 3 {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        a.device_ip = Some(format!("10.0.0.{}", i % 3));
+        a.device_name = (i == 9).then(|| "10.0.0.0".to_owned());
+        actions.push(AlertAction::Raise(a));
+    }
+    let ids: Vec<i64> = store
+        .apply_batch(&actions)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created_id)
+        .collect();
+    store
+        .set_alert_status(ids[4], AlertStatus::Acknowledged, "user:carol")
+        .await
+        .unwrap();
+    store
+        .apply_batch(&[clear("fp-0", t), clear("fp-2", t)])
+        .await
+        .unwrap();
+
+    let list = |filter: AlertFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .list_alerts(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| a.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let pick = |indexes: &[usize]| indexes.iter().map(|&i| ids[i]).collect::<Vec<_>>();
+
+    // Newest first.
+    assert_eq!(
+        list(AlertFilter::default()).await,
+        pick(&[9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
+    );
+    assert_eq!(
+        list(AlertFilter {
+            status: Some(AlertStatus::Resolved),
+            ..AlertFilter::default()
+        })
+        .await,
+        pick(&[2, 0])
+    );
+    assert_eq!(
+        list(AlertFilter {
+            status: Some(AlertStatus::Acknowledged),
+            ..AlertFilter::default()
+        })
+        .await,
+        pick(&[4])
+    );
+    assert_eq!(
+        list(AlertFilter {
+            severity: Some(Severity::Critical),
+            ..AlertFilter::default()
+        })
+        .await,
+        pick(&[2, 1, 0])
+    );
+    assert_eq!(
+        list(AlertFilter {
+            addon_id: Some(OTHER_ADDON.to_owned()),
+            ..AlertFilter::default()
+        })
+        .await,
+        pick(&[9, 7, 5, 3, 1])
+    );
+    // The device filter matches the IP or the name (alert 9 is named like 0's IP).
+    assert_eq!(
+        list(AlertFilter {
+            device: Some("10.0.0.0".to_owned()),
+            ..AlertFilter::default()
+        })
+        .await,
+        pick(&[9, 6, 3, 0])
+    );
+    assert_eq!(
+        list(AlertFilter {
+            device: Some("core-sw-1".to_owned()),
+            ..AlertFilter::default()
+        })
+        .await,
+        pick(&[8, 7, 6, 5, 4, 3, 2, 1, 0])
+    );
+    // Filters combine.
+    assert_eq!(
+        list(AlertFilter {
+            status: Some(AlertStatus::Active),
+            severity: Some(Severity::Warning),
+            addon_id: Some(ADDON.to_owned()),
+            device: Some("10.0.0.0".to_owned()),
+            ..AlertFilter::default()
+        })
+        .await,
+        pick(&[6])
+    );
+    assert!(
+        list(AlertFilter {
+            addon_id: Some("nobody".to_owned()),
+            ..AlertFilter::default()
+        })
+        .await
+        .is_empty()
+    );
+
+    // Keyset pagination, three at a time, with a filter: pages follow each other without gaps
+    // or repeats, and an alert raised meanwhile does not shift them.
+    let mut pages = Vec::new();
+    let mut before_id = None;
+    loop {
+        let page = list(AlertFilter {
+            severity: Some(Severity::Warning),
+            before_id,
+            limit: 3,
+            ..AlertFilter::default()
+        })
+        .await;
+        if page.is_empty() {
+            break;
+        }
+        if pages.is_empty() {
+            apply_one(&store, raise("fp-new", t)).await;
+        }
+        before_id = page.last().copied();
+        pages.push(page);
+    }
+    assert_eq!(pages, [pick(&[9, 8, 7]), pick(&[6, 5, 4]), pick(&[3])]);
+}
+
+async fn list_limit_is_clamped(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    let actions: Vec<AlertAction> = (0..LIST_LIMIT_MAX + 1)
+        .map(|i| raise(&format!("fp-{i}"), t0()))
+        .collect();
+    store.apply_batch(&actions).await.unwrap();
+    let count = |limit: u32| {
+        let store = store.clone();
+        async move {
+            store
+                .list_alerts(&AlertFilter {
+                    limit,
+                    ..AlertFilter::default()
+                })
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(count(0).await, LIST_LIMIT_DEFAULT as usize);
+    assert_eq!(count(1).await, 1);
+    assert_eq!(count(LIST_LIMIT_MAX).await, LIST_LIMIT_MAX as usize);
+    assert_eq!(count(u32::MAX).await, LIST_LIMIT_MAX as usize);
+}
+
+async fn count_by_status_lists_every_status(db: TestDb) {
+    let store = db.store;
+    let zero: Vec<_> = AlertStatus::ALL.iter().map(|&s| (s, 0)).collect();
+    assert_eq!(store.count_alerts_by_status().await.unwrap(), zero);
+    install(&store, ADDON).await;
+    let outcomes = store
+        .apply_batch(&[
+            raise("a", t0()),
+            raise("b", t0()),
+            raise("c", t0()),
+            raise("a", t0()),
+            clear("c", t0()),
+        ])
+        .await
+        .unwrap();
+    store
+        .set_alert_status(
+            created_id(outcomes[1]),
+            AlertStatus::Acknowledged,
+            "user:dan",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.count_alerts_by_status().await.unwrap(),
+        [
+            (AlertStatus::Active, 1),
+            (AlertStatus::Acknowledged, 1),
+            (AlertStatus::Suppressed, 0),
+            (AlertStatus::Resolved, 1),
+        ]
+    );
+}
+
+// SQLite-only behaviour: how the file is opened and where it lives.
+
+/// The durability the ingestion contract relies on ("accepted means stored"): WAL with a full
+/// sync on every commit, and foreign keys enforced, on the connection that writes.
+#[tokio::test]
+async fn sqlite_writer_is_durable_and_enforces_foreign_keys() {
+    on_sqlite(|db: TestDb| async move {
+        let Backend::Sqlite(pools) = &db.store.backend else {
+            unreachable!()
+        };
+        let writer = &pools.writer;
+        let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(writer)
+            .await
+            .unwrap();
+        assert_eq!(journal_mode, "wal");
+        let pragma = |name: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(&format!("PRAGMA {name}"))
+                .fetch_one(writer)
+                .await
+                .unwrap()
+        };
+        assert_eq!(pragma("synchronous").await, 2, "2 = FULL");
+        assert_eq!(pragma("foreign_keys").await, 1);
+        assert_eq!(pragma("busy_timeout").await, 5000);
+        // Readers refuse to write.
+        let err = sqlx::query("INSERT INTO system_settings VALUES ('k', 'v', 'now')")
+            .execute(&pools.reader)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("readonly"), "{err}");
+        assert!(db.url.ends_with("/data/opsconductor.db"), "{}", db.url);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_memory_database_works() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.set_setting("k", "v").await.unwrap();
+    assert_eq!(store.get_setting("k").await.unwrap().as_deref(), Some("v"));
+    install(&store, ADDON).await;
+    let id = created_id(apply_one(&store, raise("fp", t0())).await);
+    assert_eq!(alert(&store, id).await.occurrence_count, 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_reopen_keeps_data_and_migrations_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path()).await;
+    let store = Store::connect(&url).await.unwrap();
+    store.set_setting("k", "v").await.unwrap();
+    store.close().await;
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.get_setting("k").await.unwrap().as_deref(), Some("v"));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn unsupported_url_is_refused() {
+    for url in ["mysql://localhost/db", "", "/var/lib/opsconductor.db"] {
+        assert!(
+            matches!(Store::connect(url).await, Err(StoreError::UnsupportedUrl)),
+            "{url}"
+        );
+    }
+}

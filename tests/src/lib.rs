@@ -1,0 +1,183 @@
+//! Helpers for the end-to-end tests: a real runtime on a loopback port, on SQLite or on a
+//! fresh PostgreSQL database, with real addon bundles built by `just build-addons`.
+
+use std::path::{Path, PathBuf};
+
+use opsconductor::config::Config;
+use opsconductor::registry::install_bundle;
+use opsconductor::server::{Core, Server};
+use opsconductor::testing::TestPostgres;
+use serde_json::Value;
+
+/// The bundled addons, as `just build-addons` assembles them.
+pub fn bundles_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bundles")
+}
+
+/// Addons built only for tests (misbehaving guests), as `just build-addons` assembles them.
+pub fn test_bundles_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-bundles")
+}
+
+/// The bundle directory of a bundled addon, or a panic that says how to build it.
+pub fn bundle(id: &str) -> PathBuf {
+    find_bundle(&bundles_dir(), id)
+}
+
+pub fn test_bundle(id: &str) -> PathBuf {
+    find_bundle(&test_bundles_dir(), id)
+}
+
+fn find_bundle(dir: &Path, id: &str) -> PathBuf {
+    let path = dir.join(id);
+    assert!(
+        path.join("addon.wasm").exists(),
+        "addon bundle {} is missing: run `just build-addons` (or `just test`, which builds it)",
+        path.display()
+    );
+    path
+}
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A running runtime with its own database, stopped and cleaned up by [`TestRuntime::stop`].
+pub struct TestRuntime {
+    pub server: Server,
+    pub config: Config,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    postgres: Option<TestPostgres>,
+}
+
+impl TestRuntime {
+    /// Starts a runtime with the given bundles installed (and enabled).
+    pub async fn start(db: Db, bundles: &[PathBuf]) -> TestRuntime {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let postgres = match db {
+            Db::Sqlite => None,
+            Db::Postgres => Some(
+                TestPostgres::create()
+                    .await
+                    .unwrap_or_else(|e| panic!("{e:#}")),
+            ),
+        };
+        let config = Config {
+            database_url: match &postgres {
+                Some(pg) => pg.url.clone(),
+                None => format!("sqlite://{}", dir.path().join("opsconductor.db").display()),
+            },
+            data_dir: dir.path().to_owned(),
+            registry_poll_ms: 100,
+            ..Config::default()
+        };
+        let core = Core::open(&config).await.expect("store and sandbox open");
+        for bundle in bundles {
+            install_bundle(&core.store, &core.sandbox, bundle)
+                .await
+                .unwrap_or_else(|e| panic!("installing {}: {e}", bundle.display()));
+            let id = bundle.file_name().unwrap().to_string_lossy().into_owned();
+            opsconductor::registry::set_enabled(&core.store, &id, true)
+                .await
+                .unwrap();
+        }
+        drop(core);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = Server::start(&config, listener)
+            .await
+            .expect("server starts");
+        TestRuntime {
+            server,
+            config,
+            http: reqwest::Client::new(),
+            _dir: dir,
+            postgres,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr())
+    }
+
+    /// POSTs `body` to `/webhooks/{path}` and returns status and JSON answer.
+    pub async fn post_webhook(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(&format!("/webhooks/{path}")))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        let json = response.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The alerts matching `query` (e.g. `?addon=alertmanager`), newest first.
+    pub async fn alerts(&self, query: &str) -> Vec<Value> {
+        let (status, page) = self.get_json(&format!("/api/v1/alerts{query}")).await;
+        assert_eq!(status, 200, "{page}");
+        page["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The `calls` counters the API shows for a loaded addon.
+    pub async fn addon(&self, id: &str) -> Value {
+        let (_, addons) = self.get_json("/api/v1/addons").await;
+        addons
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["id"] == id).cloned())
+            .unwrap_or_else(|| panic!("addon {id} not listed: {addons}"))
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await.expect("server stops cleanly");
+        if let Some(pg) = self.postgres {
+            pg.drop().await.expect("test database dropped");
+        }
+    }
+}
+
+/// Declares one test per database: `both_databases!(name, async_fn)` makes `name::sqlite`
+/// and `name::postgres`, each calling `async_fn(Db)`.
+#[macro_export]
+macro_rules! both_databases {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$body($crate::Db::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$body($crate::Db::Postgres).await
+            }
+        }
+    };
+}
+
+/// Reads a bundled addon's fixture input, for tests that post real payloads.
+pub fn fixture(addon: &str, name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../addons")
+        .join(addon)
+        .join("fixtures")
+        .join(format!("{name}.input.json"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

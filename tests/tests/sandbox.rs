@@ -1,0 +1,109 @@
+//! The sandbox contains misbehaving addons: a panic, an endless loop and unbounded allocation
+//! each fail that one request with a clear error, in time, while other addons — and the same
+//! addon's next call — keep working. Instances are reused, not created per event.
+
+use std::time::{Duration, Instant};
+
+use opsconductor_tests::{Db, TestRuntime, bundle, fixture, test_bundle};
+use serde_json::json;
+
+fn chaos(action: &str) -> Vec<u8> {
+    json!({ "do": action }).to_string().into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_addons_fail_alone_and_in_time() {
+    let rt = TestRuntime::start(Db::Sqlite, &[bundle("alertmanager"), test_bundle("chaos")]).await;
+
+    // Warm up: sequential events reuse one instance.
+    for _ in 0..20 {
+        let (status, answer) = rt.post_webhook("chaos", chaos("ok")).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(
+        rt.addon("chaos").await["calls"]["instantiations"],
+        1,
+        "no instantiation per event"
+    );
+
+    // The chaos manifest allows 200 ms of CPU and 2 s of wall time per call, and 32 MiB.
+    // (action, status, error code, message text, time the call may take at most)
+    let cases = [
+        (
+            "panic",
+            500,
+            "addon_trap",
+            "deliberate panic",
+            Duration::from_secs(2),
+        ),
+        (
+            "spin",
+            500,
+            "addon_cpu_deadline",
+            "CPU budget of 200 ms",
+            Duration::from_secs(2),
+        ),
+        (
+            "alloc",
+            500,
+            "addon_memory_limit",
+            "memory limit of 32 MiB",
+            Duration::from_secs(2),
+        ),
+        (
+            "error",
+            422,
+            "addon_error",
+            "deliberate error",
+            Duration::from_secs(2),
+        ),
+    ];
+    for (action, status, code, text, within) in cases {
+        let started = Instant::now();
+        let (got, answer) = rt.post_webhook("chaos", chaos(action)).await;
+        let took = started.elapsed();
+        assert_eq!(got, status, "{action}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{action}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(text), "{action}: {message}");
+        // Generous: the deadline itself is 200 ms; this only catches "never returned".
+        assert!(took < within * 5, "{action} took {took:?}");
+
+        // The same addon answers its next call, on a fresh instance after a crash...
+        let (got, answer) = rt.post_webhook("chaos", chaos("ok")).await;
+        assert_eq!(got, 200, "after {action}: {answer}");
+        // ...and the other addon was never disturbed.
+        let (got, answer) = rt
+            .post_webhook("alertmanager", fixture("alertmanager", "firing"))
+            .await;
+        assert_eq!(got, 200, "alertmanager after chaos {action}: {answer}");
+    }
+
+    let calls = &rt.addon("chaos").await["calls"];
+    assert_eq!(calls["traps"], 1, "{calls}");
+    assert_eq!(calls["cpu_deadlines"], 1, "{calls}");
+    assert_eq!(calls["memory_limits"], 1, "{calls}");
+    assert_eq!(calls["addon_errors"], 1, "{calls}");
+    // One warm instance plus one replacement after each of the three crashes.
+    assert_eq!(calls["instantiations"], 4, "{calls}");
+    assert_eq!(rt.addon("alertmanager").await["calls"]["instantiations"], 1);
+    rt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_state_persists_across_calls_and_logs_are_harmless() {
+    let rt = TestRuntime::start(Db::Sqlite, &[test_bundle("chaos")]).await;
+    for expected in 1..=3 {
+        let (status, answer) = rt.post_webhook("chaos", chaos("state")).await;
+        assert_eq!(status, 200, "{answer}");
+        let alerts = rt.alerts("?addon=chaos").await;
+        assert_eq!(
+            alerts[0]["fields"]["count"],
+            expected.to_string(),
+            "{alerts:?}"
+        );
+    }
+    let (status, answer) = rt.post_webhook("chaos", chaos("log")).await;
+    assert_eq!(status, 200, "{answer}");
+    rt.stop().await;
+}
