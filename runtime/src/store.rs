@@ -3,12 +3,13 @@
 //! the same behaviour on both.
 //!
 //! Queries are written once in the SQL both databases accept (`$1` placeholders, `ON CONFLICT`,
-//! `RETURNING`) and run through [`with_pool!`], which expands one body for whichever pool is
+//! `RETURNING`) and run through `with_pool!`, which expands one body for whichever pool is
 //! active, so every query is type-checked against both backends. Dialects differ only where
-//! [`Dialect`] says so.
+//! `Dialect` says so.
 //!
-//! **Architecture Invariant:** nothing outside this module names sqlx or writes SQL; callers see
-//! domain types from [`crate::alert`] and the records defined here.
+//! **Architecture Invariant:** nothing outside this module writes SQL (the test helpers in
+//! [`crate::testing`] only create and drop databases); callers see domain types from
+//! [`crate::alert`] and the records defined here.
 
 use std::fmt;
 use std::path::PathBuf;

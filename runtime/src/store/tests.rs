@@ -407,6 +407,7 @@ async fn raise_then_duplicate_counts_and_moves_last_seen(db: TestDb) {
 
     // The duplicate carries newer text, which replaces the old; first-seen times stay.
     let t1 = t0 + Duration::milliseconds(1500);
+    let t1_micros = t1 - Duration::nanoseconds(789);
     let mut again = new_alert(ADDON, "fp-1", t1);
     again.severity = Severity::Critical;
     again.title = "link down again".to_owned();
@@ -421,7 +422,7 @@ async fn raise_then_duplicate_counts_and_moves_last_seen(db: TestDb) {
     );
     let second = alert(&store, id).await;
     assert_eq!(second.occurrence_count, 2);
-    assert_eq!(second.last_seen_at, t1);
+    assert_eq!(second.last_seen_at, t1_micros);
     assert_eq!(second.first_seen_at, first.first_seen_at);
     assert_eq!(second.occurred_at, first.occurred_at);
     assert_eq!(second.severity, Severity::Critical);
@@ -772,7 +773,9 @@ async fn list_filters_and_keyset_pagination(db: TestDb) {
             Severity::Warning
         };
         a.device_ip = Some(format!("10.0.0.{}", i % 3));
-        a.device_name = (i == 9).then(|| "10.0.0.0".to_owned());
+        if i == 9 {
+            a.device_name = Some("10.0.0.0".to_owned());
+        }
         actions.push(AlertAction::Raise(a));
     }
     let ids: Vec<i64> = store
@@ -1031,4 +1034,71 @@ async fn unsupported_url_is_refused() {
             "{url}"
         );
     }
+}
+
+// The retry in `apply_batch` depends on recognising transient errors; these produce real ones.
+
+#[tokio::test]
+async fn sqlite_busy_is_transient() {
+    on_sqlite(|db: TestDb| async move {
+        use sqlx::Connection;
+        let Backend::Sqlite(pools) = &db.store.backend else {
+            unreachable!()
+        };
+        let holder = pools.writer.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        // A second writer on the file that does not wait at all, like one whose busy timeout
+        // ran out.
+        let options = SqliteConnectOptions::from_str(&db.url)
+            .unwrap()
+            .busy_timeout(std::time::Duration::ZERO);
+        let mut other = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        let busy = sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .context("testing")
+            .unwrap_err();
+        assert!(busy.is_transient(), "{busy:?}");
+        holder.rollback().await.unwrap();
+        other.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_deadlock_is_transient() {
+    on_postgres(|db: TestDb| async move {
+        use sqlx::Connection;
+        db.store.set_setting("a", "0").await.unwrap();
+        db.store.set_setting("b", "0").await.unwrap();
+        let mut one = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let mut two = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let mut one = one.begin().await.unwrap();
+        let mut two = two.begin().await.unwrap();
+        let update = "UPDATE system_settings SET value = '1' WHERE key = $1";
+        sqlx::query(update)
+            .bind("a")
+            .execute(&mut *one)
+            .await
+            .unwrap();
+        sqlx::query(update)
+            .bind("b")
+            .execute(&mut *two)
+            .await
+            .unwrap();
+        // Each now waits for the other's row: PostgreSQL aborts one of them after
+        // deadlock_timeout (1 s by default).
+        let (first, second) = tokio::join!(
+            sqlx::query(update).bind("b").execute(&mut *one),
+            sqlx::query(update).bind("a").execute(&mut *two),
+        );
+        let error = match (first, second) {
+            (Err(error), Ok(_)) | (Ok(_), Err(error)) => error,
+            other => panic!("expected exactly one deadlock victim, got {other:?}"),
+        };
+        let error = Err::<(), _>(error).context("testing").unwrap_err();
+        assert!(error.is_transient(), "{error:?}");
+    })
+    .await;
 }
