@@ -6,8 +6,9 @@
 //! deduplicates, correlates clears and stores what the addon returns. The helpers here exist so
 //! that the parsing itself stays a few lines:
 //!
-//! - [`WebhookRequest::json`], [`WebhookRequest::form`]: the body, or an `invalid-input` error;
-//! - [`json`]: JSON-pointer look-ups whose errors name the pointer ([`ptr_str`], [`req_str`], ...);
+//! - [`WebhookRequest::json`], [`WebhookRequest::json_as`], [`WebhookRequest::form`]: the body,
+//!   or an `invalid-input` error;
+//! - [`mod@json`]: JSON-pointer look-ups whose errors name the pointer ([`ptr_str`], [`req_str`], ...);
 //! - [`regex!`] and [`capture`]: regular expressions compiled once per instance;
 //! - [`Mapping`]: small declarative lookup tables (vendor status → severity);
 //! - [`Alert`]'s builder methods, [`rfc3339_millis`] for timestamps, [`host_part`] for
@@ -42,9 +43,10 @@ pub use bindings::opsconductor::addon::types::{
 };
 pub use host::LogLevel;
 
-/// Re-exported so that addons use the same `regex` and `serde_json` as the SDK's helpers,
+/// Re-exported so that addons use the same `regex` and `serde` as the SDK's helpers,
 /// without declaring (and version-matching) them in their own `Cargo.toml`.
 pub use regex::{self, Regex};
+pub use serde;
 pub use serde_json::{self, Value, json};
 
 /// `Result` with [`AddonError`] as its default error, the return type of every parse method.
@@ -215,3 +217,8 @@ pub mod __private {
         });
     }
 }
+
+/// Compiles the README's Rust examples as doctests, so the addon authors copy first still builds.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

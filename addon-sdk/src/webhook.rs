@@ -20,6 +20,20 @@ impl WebhookRequest {
             .map_err(|e| AddonError::invalid_input(format!("body is not valid JSON: {e}")))
     }
 
+    /// The body deserialized into `T` (a `#[derive(Deserialize)]` struct), or an
+    /// `invalid-input` error saying what did not fit (`body does not match the expected shape:
+    /// invalid type: string "two", expected u32`). Serde does not say where; when the author
+    /// needs the location, [`crate::req_str`] and friends name the pointer.
+    ///
+    /// For addons that prefer typed payloads to [`mod@crate::json`] pointer look-ups; derive with
+    /// `#[serde(crate = "opsconductor_addon_sdk::serde")]` to avoid a direct `serde` dependency.
+    pub fn json_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, AddonError> {
+        let v = self.json()?;
+        T::deserialize(&v).map_err(|e| {
+            AddonError::invalid_input(format!("body does not match the expected shape: {e}"))
+        })
+    }
+
     /// The body decoded as `application/x-www-form-urlencoded` name/value pairs, in order.
     /// `+` is a space and `%XX` an escaped byte; malformed escapes are kept literally, as
     /// browsers do, rather than failing the whole request.
@@ -109,6 +123,30 @@ mod tests {
             .unwrap_err();
         assert!(
             err.message.starts_with("body is not UTF-8"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn typed_json_body() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Payload {
+            status: String,
+            count: u32,
+        }
+        let p: Payload = testing::webhook("x", r#"{"status":"firing","count":2}"#)
+            .json_as()
+            .unwrap();
+        assert_eq!((p.status.as_str(), p.count), ("firing", 2));
+
+        let err = testing::webhook("x", r#"{"status":"firing","count":"two"}"#)
+            .json_as::<Payload>()
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(
+            err.message
+                .starts_with("body does not match the expected shape: invalid type"),
             "{}",
             err.message
         );

@@ -98,7 +98,11 @@ fn entry(body: &Value, at: &str, fallback_device: &str) -> Result<Alert> {
 
     Ok(Alert::new(name, annotation("summary").unwrap_or(name))
         .device(device)
-        .message(annotation("description").or(annotation("message")).unwrap_or(""))
+        .message(
+            annotation("description")
+                .or(annotation("message"))
+                .unwrap_or(""),
+        )
         .severity(SEVERITY.get_opt(ptr_str(body, &format!("{at}/labels/severity"))))
         .clears(resolved)
         .identities(labels.into_iter().filter(|(k, _)| k != "alertname"))
@@ -123,7 +127,9 @@ mod tests {
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        p.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -192,18 +198,51 @@ mod tests {
         assert_eq!(
             summary,
             vec![
-                ("KubePodCrashLooping", Some("10.244.1.17"), None, warning, false),
-                ("KubePodCrashLooping", Some("10.244.1.17"), None, warning, true),
-                ("BlackboxProbeFailed", None, Some("shop.example.com"), Some(Severity::Critical), false),
-                ("NodeHighLoad", None, Some("worker-5.k8s.example.net"), Some(Severity::Major), false),
-                ("QueueBacklogGrowing", None, Some("alertmanager.example.net"), None, false),
+                (
+                    "KubePodCrashLooping",
+                    Some("10.244.1.17"),
+                    None,
+                    warning,
+                    false
+                ),
+                (
+                    "KubePodCrashLooping",
+                    Some("10.244.1.17"),
+                    None,
+                    warning,
+                    true
+                ),
+                (
+                    "BlackboxProbeFailed",
+                    None,
+                    Some("shop.example.com"),
+                    Some(Severity::Critical),
+                    false
+                ),
+                (
+                    "NodeHighLoad",
+                    None,
+                    Some("worker-5.k8s.example.net"),
+                    Some(Severity::Major),
+                    false
+                ),
+                (
+                    "QueueBacklogGrowing",
+                    None,
+                    Some("alertmanager.example.net"),
+                    None,
+                    false
+                ),
             ]
         );
         // The two pods are two alerts: identity carries every label but the name.
         assert_ne!(alerts[0].identity, alerts[1].identity);
         // No summary annotation: the title falls back to the alert name.
         assert_eq!(alerts[4].title, "QueueBacklogGrowing");
-        assert_eq!(alerts[4].message, "Queue orders has 18234 messages waiting.");
+        assert_eq!(
+            alerts[4].message,
+            "Queue orders has 18234 messages waiting."
+        );
     }
 
     #[test]
@@ -225,8 +264,8 @@ mod tests {
 
     #[test]
     fn bad_status_and_body_are_invalid_input() {
-        let err = parse(r#"{"alerts":[{"status":"pending","labels":{"alertname":"X"}}]}"#)
-            .unwrap_err();
+        let err =
+            parse(r#"{"alerts":[{"status":"pending","labels":{"alertname":"X"}}]}"#).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidInput);
         assert!(err.message.contains("/alerts/0/status"), "{}", err.message);
 

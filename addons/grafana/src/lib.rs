@@ -64,7 +64,14 @@ impl Addon for Grafana {
             .unwrap_or("grafana");
         let org = ptr_text(&body, "/orgId");
         (0..req_array(&body, "/alerts")?.len())
-            .map(|i| entry(&body, &format!("/alerts/{i}"), fallback_device, org.as_deref()))
+            .map(|i| {
+                entry(
+                    &body,
+                    &format!("/alerts/{i}"),
+                    fallback_device,
+                    org.as_deref(),
+                )
+            })
             .collect()
     }
 }
@@ -130,7 +137,9 @@ mod tests {
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        p.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -151,21 +160,39 @@ mod tests {
                 identity: pairs(&[("team", "blue"), ("zone", "us-1")]),
                 fields: pairs(&[
                     ("startsAt", "2021-10-12T09:51:03.157076+02:00"),
-                    ("generatorURL", "https://play.grafana.org/alerting/1afz29v7z/edit"),
+                    (
+                        "generatorURL",
+                        "https://play.grafana.org/alerting/1afz29v7z/edit"
+                    ),
                     ("fingerprint", "c6eadffa33fcdf37"),
-                    ("silenceURL", "https://play.grafana.org/alerting/silence/new?alertmanager=grafana&matchers=alertname%3DT2%2Cteam%3Dblue%2Czone%3Dus-1"),
+                    (
+                        "silenceURL",
+                        "https://play.grafana.org/alerting/silence/new?alertmanager=grafana&matchers=alertname%3DT2%2Cteam%3Dblue%2Czone%3Dus-1"
+                    ),
                     ("orgId", "1"),
                     ("values.B", "44.23943737541908"),
                     ("values.C", "1"),
-                    ("annotations.description", "The system has high memory usage"),
-                    ("annotations.runbook_url", "https://myrunbook.com/runbook/1234"),
-                    ("annotations.summary", "This alert was triggered for zone us-1"),
+                    (
+                        "annotations.description",
+                        "The system has high memory usage"
+                    ),
+                    (
+                        "annotations.runbook_url",
+                        "https://myrunbook.com/runbook/1234"
+                    ),
+                    (
+                        "annotations.summary",
+                        "This alert was triggered for zone us-1"
+                    ),
                 ]),
                 occurred_at: Some(1_634_025_063_157),
             }
         );
         assert_eq!(alerts[1].alert_type, "High CPU usage");
-        assert_eq!(alerts[1].identity, pairs(&[("team", "blue"), ("zone", "eu-1")]));
+        assert_eq!(
+            alerts[1].identity,
+            pairs(&[("team", "blue"), ("zone", "eu-1")])
+        );
     }
 
     #[test]
@@ -177,7 +204,10 @@ mod tests {
         assert_eq!(a.alert_type, "Disk almost full");
         assert_eq!(a.device_ip.as_deref(), Some("10.30.1.21"));
         assert_eq!(a.severity, Some(Severity::Major));
-        assert!(a.identity.contains(&("grafana_folder".into(), "Linux hosts".into())));
+        assert!(
+            a.identity
+                .contains(&("grafana_folder".into(), "Linux hosts".into()))
+        );
     }
 
     #[test]
@@ -189,8 +219,15 @@ mod tests {
         assert_eq!(a.device_name.as_deref(), Some("grafana.example.net"));
         // No description: the message is Grafana's value string, here empty, so blank.
         assert_eq!(a.message, "");
-        assert!(a.identity.contains(&("rulename".into(), "API latency p99".into())));
-        assert!(!a.fields.iter().any(|(k, _)| k == "dashboardURL" || k == "panelURL"));
+        assert!(
+            a.identity
+                .contains(&("rulename".into(), "API latency p99".into()))
+        );
+        assert!(
+            !a.fields
+                .iter()
+                .any(|(k, _)| k == "dashboardURL" || k == "panelURL")
+        );
     }
 
     #[test]

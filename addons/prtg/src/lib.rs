@@ -42,9 +42,18 @@ enum State {
 const STATES: Mapping<State> = Mapping::new(&[
     ("Up", State::Up),
     ("Down", State::Problem("sensorDown", Severity::Critical)),
-    ("Down (Acknowledged)", State::Problem("sensorDown", Severity::Critical)),
-    ("Down (Partial)", State::Problem("sensorDown", Severity::Major)),
-    ("Warning", State::Problem("sensorWarning", Severity::Warning)),
+    (
+        "Down (Acknowledged)",
+        State::Problem("sensorDown", Severity::Critical),
+    ),
+    (
+        "Down (Partial)",
+        State::Problem("sensorDown", Severity::Major),
+    ),
+    (
+        "Warning",
+        State::Problem("sensorWarning", Severity::Warning),
+    ),
     ("Unusual", State::Problem("sensorUnusual", Severity::Minor)),
     ("Unknown", State::Problem("sensorUnknown", Severity::Minor)),
     ("Paused", State::Paused),
@@ -57,7 +66,8 @@ impl Addon for Prtg {
         let status = get(&n, &["status"])
             .ok_or_else(|| AddonError::invalid_input("missing string at /status"))?;
 
-        let (id_name, id_value) = match (get(&n, &["sensorid", "id"]), get(&n, &["sensor", "name"])) {
+        let (id_name, id_value) = match (get(&n, &["sensorid", "id"]), get(&n, &["sensor", "name"]))
+        {
             (Some(id), _) => ("sensorid", id),
             (None, Some(name)) => ("sensor", name),
             (None, None) => {
@@ -91,29 +101,32 @@ impl Addon for Prtg {
             )
             .identity(id_name, id_value.as_str())
             .field_opt("device", device.as_deref())
-                .field_opt("sensor", get(&n, &["sensor", "name"]))
-                .field_opt("group", get(&n, &["group"]))
-                .field_opt("probe", get(&n, &["probe"]))
-                .field("status", status.as_str())
-                .field_opt("down", get(&n, &["down"]))
-                .field_opt("lastvalue", get(&n, &["lastvalue"]))
-                .field_opt("priority", get(&n, &["priority", "prio"]))
-                .field_opt("datetime", get(&n, &["datetime"]))
-                .field_opt("linksensor", get(&n, &["linksensor"]))
-                .field_opt("linkdevice", get(&n, &["linkdevice"]))
+            .field_opt("sensor", get(&n, &["sensor", "name"]))
+            .field_opt("group", get(&n, &["group"]))
+            .field_opt("probe", get(&n, &["probe"]))
+            .field("status", status.as_str())
+            .field_opt("down", get(&n, &["down"]))
+            .field_opt("lastvalue", get(&n, &["lastvalue"]))
+            .field_opt("priority", get(&n, &["priority", "prio"]))
+            .field_opt("datetime", get(&n, &["datetime"]))
+            .field_opt("linksensor", get(&n, &["linksensor"]))
+            .field_opt("linkdevice", get(&n, &["linkdevice"]))
         };
 
         // "Down ended (now: Up)": the state named first is over, so clear exactly that. The new
         // state gets a notification of its own if a trigger in PRTG asks for one.
         let ended = regex!(r"(?i)^(?P<was>.+?)\s+ended\s*\(now:\s*(?P<now>.+)\)$");
-        if let Some(State::Problem(alert_type, _)) =
-            capture(ended, &status, "was").and_then(state)
+        if let Some(State::Problem(alert_type, _)) = capture(ended, &status, "was").and_then(state)
         {
             return Ok(vec![alert(alert_type).clears(true)]);
         }
         // "Up (was: Down)", or the "now" of an ending that cleared nothing: the current state.
         let current = capture(ended, &status, "now")
-            .or(capture(regex!(r"(?i)^(?P<now>.+?)\s*\(was:.*\)$"), &status, "now"))
+            .or(capture(
+                regex!(r"(?i)^(?P<now>.+?)\s*\(was:.*\)$"),
+                &status,
+                "now",
+            ))
             .unwrap_or(&status);
         match state(current) {
             Some(State::Problem(alert_type, severity)) => {
@@ -194,11 +207,15 @@ mod tests {
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        p.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
-    /// (alert type, clears, severity) of each alert, for compact assertions.
-    fn kinds(alerts: &[Alert]) -> Vec<(&str, bool, Option<Severity>)> {
+    /// (alert type, clears, severity) of one alert, for compact assertions.
+    type Kind<'a> = (&'a str, bool, Option<Severity>);
+
+    fn kinds(alerts: &[Alert]) -> Vec<Kind<'_>> {
         alerts
             .iter()
             .map(|a| (a.alert_type.as_str(), a.clears, a.severity))
@@ -256,17 +273,29 @@ mod tests {
     #[test]
     fn fixture_warning_on_a_dns_host_with_a_numeric_sensor_id() {
         let alerts = parse(include_str!("../fixtures/warning-dns-host.input.json")).unwrap();
-        assert_eq!(kinds(&alerts), vec![("sensorWarning", false, Some(Severity::Warning))]);
+        assert_eq!(
+            kinds(&alerts),
+            vec![("sensorWarning", false, Some(Severity::Warning))]
+        );
         let a = &alerts[0];
         assert_eq!(a.device_ip, None);
-        assert_eq!(a.device_name.as_deref(), Some("fileserver01.corp.example.com"));
+        assert_eq!(
+            a.device_name.as_deref(),
+            Some("fileserver01.corp.example.com")
+        );
         assert_eq!(a.identity, pairs(&[("sensorid", "3120")]));
-        assert_eq!(a.title, r"Disk Free: C:\ Label: Serial Number 2c4b1a7e on FILESERVER01 is Warning");
+        assert_eq!(
+            a.title,
+            r"Disk Free: C:\ Label: Serial Number 2c4b1a7e on FILESERVER01 is Warning"
+        );
     }
 
     #[test]
     fn fixture_paused_reports_nothing() {
-        assert_eq!(parse(include_str!("../fixtures/paused.input.json")).unwrap(), vec![]);
+        assert_eq!(
+            parse(include_str!("../fixtures/paused.input.json")).unwrap(),
+            vec![]
+        );
     }
 
     #[test]
@@ -278,7 +307,14 @@ mod tests {
 
     #[test]
     fn every_fixture_has_an_expectation() {
-        let names = ["down", "down-ended", "up", "warning-dns-host", "paused", "missing-status"];
+        let names = [
+            "down",
+            "down-ended",
+            "up",
+            "warning-dns-host",
+            "paused",
+            "missing-status",
+        ];
         for name in names {
             let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/");
             assert!(std::path::Path::new(&format!("{dir}{name}.input.json")).exists());
@@ -292,19 +328,40 @@ mod tests {
             format!(r#"{{"sensorid":"1","sensor":"Ping","host":"192.0.2.1","status":"{status}"}}"#)
         };
         let critical = Some(Severity::Critical);
-        let cases: &[(&str, Vec<(&str, bool, Option<Severity>)>)] = &[
+        let cases: &[(&str, Vec<Kind>)] = &[
             ("Down", vec![("sensorDown", false, critical)]),
             ("down (acknowledged)", vec![("sensorDown", false, critical)]),
-            ("Down (Partial)", vec![("sensorDown", false, Some(Severity::Major))]),
-            ("Unusual", vec![("sensorUnusual", false, Some(Severity::Minor))]),
-            ("Unknown", vec![("sensorUnknown", false, Some(Severity::Minor))]),
+            (
+                "Down (Partial)",
+                vec![("sensorDown", false, Some(Severity::Major))],
+            ),
+            (
+                "Unusual",
+                vec![("sensorUnusual", false, Some(Severity::Minor))],
+            ),
+            (
+                "Unknown",
+                vec![("sensorUnknown", false, Some(Severity::Minor))],
+            ),
             ("Up", vec![("sensorUp", true, None)]),
             ("Up (was: Down)", vec![("sensorUp", true, None)]),
-            ("Warning (was: Up)", vec![("sensorWarning", false, Some(Severity::Warning))]),
-            ("Warning ended (now: Up)", vec![("sensorWarning", true, None)]),
-            ("Down (Partial) ended (now: Down)", vec![("sensorDown", true, None)]),
+            (
+                "Warning (was: Up)",
+                vec![("sensorWarning", false, Some(Severity::Warning))],
+            ),
+            (
+                "Warning ended (now: Up)",
+                vec![("sensorWarning", true, None)],
+            ),
+            (
+                "Down (Partial) ended (now: Down)",
+                vec![("sensorDown", true, None)],
+            ),
             // Nothing of the sensor was open while paused: what matters is the state now.
-            ("Paused ended (now: Down)", vec![("sensorDown", false, critical)]),
+            (
+                "Paused ended (now: Down)",
+                vec![("sensorDown", false, critical)],
+            ),
             ("Paused (paused by schedule)", vec![]),
         ];
         for (status, want) in cases {
@@ -324,7 +381,10 @@ mod tests {
              &lastmessage=Request+timed+out&sitename=PRTG",
         )
         .unwrap();
-        assert_eq!(kinds(&alerts), vec![("sensorDown", false, Some(Severity::Critical))]);
+        assert_eq!(
+            kinds(&alerts),
+            vec![("sensorDown", false, Some(Severity::Critical))]
+        );
         assert_eq!(alerts[0].identity, pairs(&[("sensorid", "2045")]));
         assert_eq!(alerts[0].message, "Request timed out");
         assert_eq!(alerts[0].device_ip.as_deref(), Some("10.1.1.1"));
@@ -336,11 +396,18 @@ mod tests {
             r#"{"sensorid":"7","sensor":"Disk Free: C:\ Label:","host":"192.0.2.9","status":"Down"}"#,
         )
         .unwrap();
-        assert_eq!(alerts[0].fields[0], ("sensor".to_owned(), r"Disk Free: C:\ Label:".to_owned()));
+        assert_eq!(
+            alerts[0].fields[0],
+            ("sensor".to_owned(), r"Disk Free: C:\ Label:".to_owned())
+        );
         // Broken beyond repair: the error is the original one, pointing where parsing stopped.
         let err = parse(r#"{"status":"Down" "#).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidInput);
-        assert!(err.message.starts_with("body is not valid JSON"), "{}", err.message);
+        assert!(
+            err.message.starts_with("body is not valid JSON"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -354,6 +421,10 @@ mod tests {
         assert_eq!(alerts[0].device_name.as_deref(), Some("sw-2"));
 
         let err = parse(r#"{"sensor":"Ping","status":"Down"}"#).unwrap_err();
-        assert!(err.message.starts_with("missing string at /host"), "{}", err.message);
+        assert!(
+            err.message.starts_with("missing string at /host"),
+            "{}",
+            err.message
+        );
     }
 }
