@@ -10,9 +10,25 @@ async fn each_bad_request_gets_its_documented_error() {
     let mut oversized = fixture("alertmanager", "firing");
     oversized.resize(limit + 1, b' ');
 
-    // (what, path, body, status, error code, text the message must contain)
-    let cases: Vec<(&str, &str, Vec<u8>, u16, &str, &str)> = vec![
-        (
+    struct Case {
+        what: &'static str,
+        path: &'static str,
+        body: Vec<u8>,
+        status: u16,
+        code: &'static str,
+        /// Text the error message must contain.
+        text: &'static str,
+    }
+    let case = |what, path, body: Vec<u8>, status, code, text| Case {
+        what,
+        path,
+        body,
+        status,
+        code,
+        text,
+    };
+    let cases = [
+        case(
             "oversized body",
             "alertmanager",
             oversized,
@@ -20,7 +36,7 @@ async fn each_bad_request_gets_its_documented_error() {
             "body_too_large",
             "limit of 1048576 bytes",
         ),
-        (
+        case(
             "invalid JSON",
             "alertmanager",
             b"{\"alerts\": [".to_vec(),
@@ -28,7 +44,7 @@ async fn each_bad_request_gets_its_documented_error() {
             "bad_body",
             "not valid JSON",
         ),
-        (
+        case(
             "invalid UTF-8",
             "alertmanager",
             vec![b'{', 0xff, 0xfe, b'}'],
@@ -36,7 +52,7 @@ async fn each_bad_request_gets_its_documented_error() {
             "bad_body",
             "not valid UTF-8",
         ),
-        (
+        case(
             "unknown path",
             "nobody-home",
             b"{}".to_vec(),
@@ -44,7 +60,7 @@ async fn each_bad_request_gets_its_documented_error() {
             "not_found",
             "nobody-home",
         ),
-        (
+        case(
             "addon refuses",
             "alertmanager",
             b"{\"version\": \"4\"}".to_vec(),
@@ -53,14 +69,16 @@ async fn each_bad_request_gets_its_documented_error() {
             "invalid-input",
         ),
     ];
-    for (what, path, body, status, code, text) in cases {
-        let (got, answer) = rt.post_webhook(path, body).await;
-        assert_eq!(got, status, "{what}: {answer}");
-        assert_eq!(answer["error"]["code"], code, "{what}: {answer}");
+    for c in cases {
+        let (got, answer) = rt.post_webhook(c.path, c.body).await;
+        let what = c.what;
+        assert_eq!(got, c.status, "{what}: {answer}");
+        assert_eq!(answer["error"]["code"], c.code, "{what}: {answer}");
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(
-            message.contains(text),
-            "{what}: {message:?} should contain {text:?}"
+            message.contains(c.text),
+            "{what}: {message:?} should contain {:?}",
+            c.text
         );
     }
 

@@ -23,9 +23,9 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use opsconductor::addon::host::{Host, LogLevel};
-pub use opsconductor::addon::types as wit;
-pub use opsconductor::addon::types::{AddonError, ErrorKind};
+pub use self::opsconductor::addon::host::{Host, LogLevel};
+pub use self::opsconductor::addon::types as wit;
+pub use self::opsconductor::addon::types::{AddonError, ErrorKind};
 
 impl From<event::SnmpValue> for wit::SnmpValue {
     fn from(v: event::SnmpValue) -> Self {
