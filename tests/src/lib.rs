@@ -93,7 +93,12 @@ impl TestRuntime {
         TestRuntime {
             server,
             config,
-            http: reqwest::Client::new(),
+            // Bounded, so that a request the runtime never answers fails the test instead of
+            // hanging it.
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .unwrap(),
             _dir: dir,
             postgres,
         }

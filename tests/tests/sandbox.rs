@@ -27,38 +27,15 @@ async fn misbehaving_addons_fail_alone_and_in_time() {
     );
 
     // The chaos manifest allows 200 ms of CPU and 2 s of wall time per call, and 32 MiB.
-    // (action, status, error code, message text, time the call may take at most)
+    // (action, status, error code, message text)
     let cases = [
-        (
-            "panic",
-            500,
-            "addon_trap",
-            "deliberate panic",
-            Duration::from_secs(2),
-        ),
-        (
-            "spin",
-            500,
-            "addon_cpu_deadline",
-            "CPU budget of 200 ms",
-            Duration::from_secs(2),
-        ),
-        (
-            "alloc",
-            500,
-            "addon_memory_limit",
-            "memory limit of 32 MiB",
-            Duration::from_secs(2),
-        ),
-        (
-            "error",
-            422,
-            "addon_error",
-            "deliberate error",
-            Duration::from_secs(2),
-        ),
+        ("panic", 500, "addon_trap", "deliberate panic"),
+        ("spin", 500, "addon_cpu_deadline", "CPU budget of 200 ms"),
+        ("alloc", 500, "addon_memory_limit", "memory limit of 32 MiB"),
+        ("error", 422, "addon_error", "deliberate error"),
+        ("sleep", 504, "addon_timeout", "within 2000 ms"),
     ];
-    for (action, status, code, text, within) in cases {
+    for (action, status, code, text) in cases {
         let started = Instant::now();
         let (got, answer) = rt.post_webhook("chaos", chaos(action)).await;
         let took = started.elapsed();
@@ -66,8 +43,9 @@ async fn misbehaving_addons_fail_alone_and_in_time() {
         assert_eq!(answer["error"]["code"], code, "{action}: {answer}");
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(text), "{action}: {message}");
-        // Generous: the deadline itself is 200 ms; this only catches "never returned".
-        assert!(took < within * 5, "{action} took {took:?}");
+        // Generous: the limits themselves are 200 ms and 2 s; this only catches a call that
+        // outlived every limit.
+        assert!(took < Duration::from_secs(10), "{action} took {took:?}");
 
         // The same addon answers its next call, on a fresh instance after a crash...
         let (got, answer) = rt.post_webhook("chaos", chaos("ok")).await;
@@ -84,8 +62,9 @@ async fn misbehaving_addons_fail_alone_and_in_time() {
     assert_eq!(calls["cpu_deadlines"], 1, "{calls}");
     assert_eq!(calls["memory_limits"], 1, "{calls}");
     assert_eq!(calls["addon_errors"], 1, "{calls}");
-    // One warm instance plus one replacement after each of the three crashes.
-    assert_eq!(calls["instantiations"], 4, "{calls}");
+    assert_eq!(calls["timeouts"], 1, "{calls}");
+    // One warm instance plus one replacement after each of the three crashes and the timeout.
+    assert_eq!(calls["instantiations"], 5, "{calls}");
     assert_eq!(rt.addon("alertmanager").await["calls"]["instantiations"], 1);
     rt.stop().await;
 }

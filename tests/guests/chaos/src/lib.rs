@@ -11,6 +11,7 @@
 //! | `state`   | increments the state key `count` and returns it in field `count`      |
 //! | `log`     | logs once at each level, then answers like `ok`                       |
 //! | `error`   | returns an `internal` error `chaos: deliberate error`                 |
+//! | `sleep`   | sleeps 60 s in a WASI clock wait: no guest CPU, so only the wall-clock timeout stops it |
 //!
 //! Anything else is `invalid-input`.
 
@@ -63,6 +64,12 @@ impl Addon for Chaos {
                 Ok(vec![ok()])
             }
             "error" => Err(AddonError::internal("chaos: deliberate error")),
+            "sleep" => {
+                // Blocks in the host (wasi:clocks subscribe + poll), where the epoch deadline
+                // does not run: this is what the wall-clock timeout exists for.
+                std::thread::sleep(std::time::Duration::from_secs(60));
+                Ok(vec![ok()])
+            }
             other => Err(AddonError::invalid_input(format!(
                 "unknown action `{other}` at /do"
             ))),
