@@ -36,3 +36,9 @@ lint:
 
 # What CI runs
 ci: lint test
+
+# --- bench ---
+
+# Webhook ingest throughput over loopback HTTP (args: --requests --concurrency --distinct --alerts-per-request --db)
+bench-webhooks *ARGS: build-addons
+    cargo run --release -p opsconductor-tests --bin bench-webhooks -- {{ARGS}}

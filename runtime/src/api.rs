@@ -309,6 +309,7 @@ async fn list_addons(State(state): State<AppState>) -> Result<Json<Vec<AddonView
 #[derive(Debug, Serialize)]
 struct Stats {
     webhooks: webhook::WebhookStats,
+    writer: crate::writer::WriterStats,
     alerts_by_status: std::collections::BTreeMap<&'static str, i64>,
 }
 
@@ -316,6 +317,7 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let by_status = state.store.count_alerts_by_status().await?;
     Ok(Json(Stats {
         webhooks: state.webhook_counters.snapshot(),
+        writer: state.writer.stats(),
         alerts_by_status: by_status
             .into_iter()
             .map(|(s, n)| (s.as_str(), n))

@@ -2,8 +2,10 @@
 //! concurrent events and applies them in one transaction. Callers wait for the commit, so
 //! "accepted" always means "durably stored".
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
@@ -38,6 +40,27 @@ pub enum WriteError {
     Stopped,
 }
 
+/// What the writer has done since it started.
+#[derive(Debug, Default)]
+struct WriterCounters {
+    jobs: AtomicU64,
+    actions: AtomicU64,
+    transactions: AtomicU64,
+    failed_jobs: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WriterStats {
+    /// Write requests (one per event) answered.
+    pub jobs: u64,
+    /// Alert actions committed.
+    pub actions: u64,
+    /// Transactions committed or attempted; `jobs / transactions` is the batching factor.
+    pub transactions: u64,
+    /// Write requests answered with an error.
+    pub failed_jobs: u64,
+}
+
 struct WriteJob {
     actions: Vec<AlertAction>,
     reply: oneshot::Sender<Result<Vec<ActionOutcome>, WriteError>>,
@@ -47,14 +70,27 @@ struct WriteJob {
 #[derive(Clone)]
 pub struct AlertWriter {
     jobs: mpsc::Sender<WriteJob>,
+    counters: Arc<WriterCounters>,
 }
 
 impl AlertWriter {
     /// Starts the writer task. It ends once every handle is dropped and the queue is drained.
     pub fn spawn(store: Store, config: WriterConfig) -> (AlertWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue_capacity);
-        let task = tokio::spawn(run(store, rx, config));
-        (AlertWriter { jobs: tx }, task)
+        let counters = Arc::new(WriterCounters::default());
+        let task = tokio::spawn(run(store, rx, config, counters.clone()));
+        (AlertWriter { jobs: tx, counters }, task)
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let c = &self.counters;
+        WriterStats {
+            jobs: g(&c.jobs),
+            actions: g(&c.actions),
+            transactions: g(&c.transactions),
+            failed_jobs: g(&c.failed_jobs),
+        }
     }
 
     /// Applies `actions` atomically (all or none) and returns their outcomes in order, once
@@ -72,7 +108,12 @@ impl AlertWriter {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<WriteJob>, config: WriterConfig) {
+async fn run(
+    store: Store,
+    mut rx: mpsc::Receiver<WriteJob>,
+    config: WriterConfig,
+    counters: Arc<WriterCounters>,
+) {
     let mut batch: Vec<WriteJob> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut size = first.actions.len();
@@ -88,19 +129,28 @@ async fn run(store: Store, mut rx: mpsc::Receiver<WriteJob>, config: WriterConfi
                 Err(_) => break,
             }
         }
-        write_batch(&store, &mut batch).await;
+        write_batch(&store, &mut batch, &counters).await;
     }
 }
 
-async fn write_batch(store: &Store, batch: &mut Vec<WriteJob>) {
+async fn write_batch(store: &Store, batch: &mut Vec<WriteJob>, counters: &WriterCounters) {
     let all: Vec<AlertAction> = batch
         .iter()
         .flat_map(|j| j.actions.iter().cloned())
         .collect();
     let started = std::time::Instant::now();
-    match apply_with_retry(store, &all).await {
+    counters.transactions.fetch_add(1, Ordering::Relaxed);
+    // The store retries transient failures (a busy SQLite file, a PostgreSQL deadlock) itself;
+    // what reaches here is a real failure of this batch.
+    match store.apply_batch(&all).await {
         Ok(outcomes) => {
             debug!(jobs = batch.len(), actions = all.len(), elapsed = ?started.elapsed(), "batch committed");
+            counters
+                .jobs
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            counters
+                .actions
+                .fetch_add(all.len() as u64, Ordering::Relaxed);
             let mut rest = outcomes.into_iter();
             for job in batch.drain(..) {
                 let mine: Vec<_> = rest.by_ref().take(job.actions.len()).collect();
@@ -111,36 +161,163 @@ async fn write_batch(store: &Store, batch: &mut Vec<WriteJob>) {
             // One job's bad data must not fail its neighbours: retry each on its own.
             warn!(%error, jobs = batch.len(), "batch failed; retrying its jobs one by one");
             for job in batch.drain(..) {
-                let result = apply_with_retry(store, &job.actions).await;
-                let _ = job.reply.send(result);
+                counters.transactions.fetch_add(1, Ordering::Relaxed);
+                counters.jobs.fetch_add(1, Ordering::Relaxed);
+                let result = store.apply_batch(&job.actions).await;
+                match &result {
+                    Ok(_) => counters
+                        .actions
+                        .fetch_add(job.actions.len() as u64, Ordering::Relaxed),
+                    Err(error) => {
+                        warn!(%error, "alert write failed");
+                        counters.failed_jobs.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+                let _ = job
+                    .reply
+                    .send(result.map_err(|e| WriteError::Store(e.to_string())));
             }
         }
         Err(error) => {
             warn!(%error, "alert write failed");
+            counters.jobs.fetch_add(1, Ordering::Relaxed);
+            counters.failed_jobs.fetch_add(1, Ordering::Relaxed);
             for job in batch.drain(..) {
-                let _ = job.reply.send(Err(error.clone()));
+                let _ = job.reply.send(Err(WriteError::Store(error.to_string())));
             }
         }
     }
 }
 
-/// Transient failures (a busy SQLite file, a dropped PostgreSQL connection) are retried a few
-/// times with a short backoff before the callers are told.
-async fn apply_with_retry(
-    store: &Store,
-    actions: &[AlertAction],
-) -> Result<Vec<ActionOutcome>, WriteError> {
-    const ATTEMPTS: u32 = 3;
-    let mut attempt = 1;
-    loop {
-        match store.apply_batch(actions).await {
-            Ok(outcomes) => return Ok(outcomes),
-            Err(error) if attempt < ATTEMPTS => {
-                warn!(%error, attempt, "alert batch failed; retrying");
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-                attempt += 1;
-            }
-            Err(error) => return Err(WriteError::Store(error.to_string())),
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::alert::{NewAlert, Severity};
+    use crate::store::AddonRecord;
+
+    fn raise(addon: &str, fingerprint: &str) -> AlertAction {
+        let now = Utc::now();
+        AlertAction::Raise(NewAlert {
+            addon_id: addon.into(),
+            fingerprint: fingerprint.into(),
+            alert_type: "t".into(),
+            device_ip: Some("192.0.2.1".into()),
+            device_name: None,
+            severity: Severity::Minor,
+            category: "test".into(),
+            title: "t".into(),
+            message: String::new(),
+            fields: BTreeMap::new(),
+            occurred_at: now,
+            received_at: now,
+        })
+    }
+
+    async fn store_with_addon() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&crate::testing::sqlite_url(dir.path()).await)
+            .await
+            .unwrap();
+        store
+            .upsert_addon(&AddonRecord {
+                id: "a".into(),
+                name: "a".into(),
+                version: "0.1.0".into(),
+                methods: vec!["webhook".into()],
+                manifest: serde_json::json!({}),
+                wasm: Vec::new(),
+                wasm_sha256: String::new(),
+                enabled: true,
+            })
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    /// Queues jobs before the writer runs, so that what it finds waiting is deterministic.
+    async fn run_queued(
+        store: &Store,
+        jobs: Vec<Vec<AlertAction>>,
+        max_batch_actions: usize,
+    ) -> (Vec<Result<Vec<ActionOutcome>, WriteError>>, WriterStats) {
+        let (tx, rx) = mpsc::channel(jobs.len());
+        let mut answers = Vec::new();
+        for actions in jobs {
+            let (reply, answer) = oneshot::channel();
+            tx.send(WriteJob { actions, reply }).await.unwrap();
+            answers.push(answer);
         }
+        drop(tx);
+        let counters = Arc::new(WriterCounters::default());
+        let config = WriterConfig {
+            max_batch_actions,
+            queue_capacity: 1,
+        };
+        run(store.clone(), rx, config, counters.clone()).await;
+        let writer = AlertWriter {
+            jobs: mpsc::channel(1).0,
+            counters,
+        };
+        let mut results = Vec::new();
+        for a in answers {
+            results.push(a.await.unwrap());
+        }
+        (results, writer.stats())
+    }
+
+    #[tokio::test]
+    async fn waiting_jobs_share_one_transaction_up_to_the_batch_size() {
+        let (_dir, store) = store_with_addon().await;
+        let jobs: Vec<_> = (0..100)
+            .map(|i| vec![raise("a", &format!("fp{i}"))])
+            .collect();
+        let (results, stats) = run_queued(&store, jobs, 40).await;
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r.as_deref(), Ok([ActionOutcome::Created { .. }])))
+        );
+        assert_eq!(
+            stats,
+            WriterStats {
+                jobs: 100,
+                actions: 100,
+                transactions: 3,
+                failed_jobs: 0
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_job_fails_alone() {
+        let (_dir, store) = store_with_addon().await;
+        // An alert of an addon that is not installed breaks the foreign key.
+        let jobs = vec![
+            vec![raise("a", "x"), raise("a", "x")],
+            vec![raise("ghost", "y")],
+            vec![raise("a", "z")],
+        ];
+        let (results, stats) = run_queued(&store, jobs, 100).await;
+        assert!(matches!(
+            results[0].as_deref(),
+            Ok([
+                ActionOutcome::Created { .. },
+                ActionOutcome::Updated {
+                    occurrence_count: 2,
+                    ..
+                }
+            ])
+        ));
+        assert!(matches!(results[1], Err(WriteError::Store(_))));
+        assert!(matches!(
+            results[2].as_deref(),
+            Ok([ActionOutcome::Created { .. }])
+        ));
+        assert_eq!((stats.jobs, stats.failed_jobs, stats.actions), (3, 1, 3));
+        assert_eq!(stats.transactions, 4, "one failed batch, then one per job");
     }
 }

@@ -1,0 +1,161 @@
+//! The real `opsconductor` binary: install the bundled addons, list, disable and enable them,
+//! serve, and take a webhook — what `just run` and an operator do.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_opsconductor");
+
+fn bundles() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bundles");
+    assert!(
+        dir.join("alertmanager/addon.wasm").exists(),
+        "{} lacks the bundled addons: run `just build-addons` (or `just test`)",
+        dir.display()
+    );
+    dir
+}
+
+fn opsconductor(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("OPSCONDUCTOR_DATA_DIR", data)
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", data.join("oc.db").display()),
+        )
+        .env_remove("OPSCONDUCTOR_CONFIG")
+        .current_dir(data)
+        .output()
+        .expect("binary runs")
+}
+
+fn ok(output: Output) -> String {
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {text}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
+}
+
+/// Kills the server even when an assertion fails.
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.1 exchange over a plain socket; returns status and body.
+fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn install_list_toggle_and_serve() {
+    let data = tempfile::tempdir().unwrap();
+    let bundles = bundles();
+    let dirs: Vec<String> = ["alertmanager", "grafana", "prtg"]
+        .iter()
+        .map(|id| bundles.join(id).display().to_string())
+        .collect();
+    let mut args = vec!["addon", "install"];
+    args.extend(dirs.iter().map(String::as_str));
+
+    let out = ok(opsconductor(data.path(), &args));
+    assert_eq!(out.matches("installed").count(), 3, "{out}");
+    // Installing the same bundles again changes nothing.
+    let out = ok(opsconductor(data.path(), &args));
+    assert_eq!(out.matches("unchanged").count(), 3, "{out}");
+
+    let out = ok(opsconductor(data.path(), &["addon", "disable", "grafana"]));
+    assert!(out.contains("disabled grafana"), "{out}");
+    let list = ok(opsconductor(data.path(), &["addon", "list"]));
+    let line = |id: &str| {
+        list.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} not listed: {list}"))
+            .to_owned()
+    };
+    assert!(line("alertmanager").contains("enabled"), "{list}");
+    assert!(line("grafana").contains("disabled"), "{list}");
+    assert!(line("prtg").contains("webhook"), "{list}");
+
+    let err = opsconductor(data.path(), &["addon", "enable", "nope"]);
+    assert!(!err.status.success());
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("no addon `nope` is installed"),
+        "{err:?}"
+    );
+
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = Command::new(BIN)
+        .args(["serve", "--listen", &listen])
+        .env("OPSCONDUCTOR_DATA_DIR", data.path())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", data.path().join("oc.db").display()),
+        )
+        .env("OPSCONDUCTOR_LOG", "warn")
+        .current_dir(data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Serving(server);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start listening");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let payload = std::fs::read(bundles.join("alertmanager/fixtures/firing.input.json")).unwrap();
+    let (status, body) = http(port, "POST", "/webhooks/alertmanager", &payload);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"created\""), "{body}");
+    let (status, body) = http(port, "GET", "/api/v1/alerts?status=active", b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"addon_id\":\"alertmanager\""), "{body}");
+    // The disabled addon is not routed.
+    let (status, _) = http(port, "POST", "/webhooks/grafana", b"{}");
+    assert_eq!(status, 404);
+    let (status, body) = http(port, "GET", "/health", b"");
+    assert_eq!(
+        (status, body.contains("\"addons_loaded\":2")),
+        (200, true),
+        "{body}"
+    );
+}
