@@ -129,10 +129,10 @@ impl CallCounters {
             instantiate_failures: g(&self.instantiate_failures),
         }
     }
+}
 
-    fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The store data of one instance.
@@ -201,7 +201,21 @@ pub struct Sandbox {
     linker: Linker<GuestState>,
     cache_dir: Option<PathBuf>,
     services: HostServices,
+    compile_counters: CompileCounters,
     _ticker: EpochTicker,
+}
+
+/// How components were obtained: compiled, or loaded precompiled from the cache.
+#[derive(Debug, Default)]
+struct CompileCounters {
+    compiled: AtomicU64,
+    loaded_from_cache: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CompileStats {
+    pub compiled: u64,
+    pub loaded_from_cache: u64,
 }
 
 impl Sandbox {
@@ -249,8 +263,19 @@ impl Sandbox {
             linker,
             cache_dir,
             services,
+            compile_counters: CompileCounters::default(),
             _ticker: EpochTicker { stop },
         })
+    }
+
+    pub fn compile_stats(&self) -> CompileStats {
+        CompileStats {
+            compiled: self.compile_counters.compiled.load(Ordering::Relaxed),
+            loaded_from_cache: self
+                .compile_counters
+                .loaded_from_cache
+                .load(Ordering::Relaxed),
+        }
     }
 
     /// Compiles (or loads from the cache) and links one addon's component. CPU-heavy on a cache
@@ -294,6 +319,7 @@ impl Sandbox {
             message: format!("{e:#}"),
         };
         let Some(dir) = &self.cache_dir else {
+            bump(&self.compile_counters.compiled);
             return Component::new(&self.engine, wasm).map_err(compile_err);
         };
         let path = self.cache_path(dir, wasm_sha256);
@@ -303,6 +329,7 @@ impl Sandbox {
             // `deserialize_file` additionally checks the header and refuses a mismatch.
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
                 Ok(component) => {
+                    bump(&self.compile_counters.loaded_from_cache);
                     debug!(addon = addon_id, path = %path.display(), "loaded precompiled component");
                     return Ok(component);
                 }
@@ -311,6 +338,7 @@ impl Sandbox {
                 }
             }
         }
+        bump(&self.compile_counters.compiled);
         let compiled = self
             .engine
             .precompile_component(wasm)
@@ -401,7 +429,7 @@ impl AddonComponent {
             .acquire()
             .await
             .expect("semaphore is never closed");
-        CallCounters::bump(&self.counters.calls);
+        bump(&self.counters.calls);
         let idle = self.idle.lock().expect("idle pool lock").pop();
         let mut warm = match idle {
             Some(warm) => warm,
@@ -420,12 +448,12 @@ impl AddonComponent {
 
         match outcome {
             Ok(Ok(Ok(alerts))) => {
-                CallCounters::bump(&self.counters.ok);
+                bump(&self.counters.ok);
                 self.idle.lock().expect("idle pool lock").push(warm);
                 Ok(alerts.into_iter().map(ReportedAlert::from).collect())
             }
             Ok(Ok(Err(e))) => {
-                CallCounters::bump(&self.counters.addon_errors);
+                bump(&self.counters.addon_errors);
                 self.idle.lock().expect("idle pool lock").push(warm);
                 Err(CallError::Addon {
                     kind: bindings::error_kind_name(e.kind),
@@ -438,7 +466,7 @@ impl AddonComponent {
                 Err(error)
             }
             Err(_elapsed) => {
-                CallCounters::bump(&self.counters.timeouts);
+                bump(&self.counters.timeouts);
                 let error = CallError::Timeout(self.limits.timeout_ms);
                 warn!(addon = %self.addon_id, %error, "addon call timed out; instance discarded");
                 Err(error)
@@ -448,14 +476,14 @@ impl AddonComponent {
 
     fn classify_trap(&self, trap: &wasmtime::Error, state: &GuestState) -> CallError {
         if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            CallCounters::bump(&self.counters.cpu_deadlines);
+            bump(&self.counters.cpu_deadlines);
             return CallError::CpuDeadline(self.limits.cpu_ms);
         }
         if state.limiter.exceeded {
-            CallCounters::bump(&self.counters.memory_limits);
+            bump(&self.counters.memory_limits);
             return CallError::MemoryLimit(self.limits.memory_mb);
         }
-        CallCounters::bump(&self.counters.traps);
+        bump(&self.counters.traps);
         match &state.host.last_error {
             Some(logged) => CallError::Trap(logged.clone()),
             None => CallError::Trap(trap.to_string()),
@@ -481,17 +509,17 @@ impl AddonComponent {
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline((INSTANTIATE_TIMEOUT.as_millis() / EPOCH_TICK.as_millis()) as u64);
-        CallCounters::bump(&self.counters.instantiations);
+        bump(&self.counters.instantiations);
         let result =
             tokio::time::timeout(INSTANTIATE_TIMEOUT, self.pre.instantiate_async(&mut store)).await;
         match result {
             Ok(Ok(addon)) => Ok(WarmInstance { store, addon }),
             Ok(Err(e)) => {
-                CallCounters::bump(&self.counters.instantiate_failures);
+                bump(&self.counters.instantiate_failures);
                 Err(CallError::Instantiate(format!("{e:#}")))
             }
             Err(_) => {
-                CallCounters::bump(&self.counters.instantiate_failures);
+                bump(&self.counters.instantiate_failures);
                 Err(CallError::Instantiate("timed out".into()))
             }
         }

@@ -86,3 +86,60 @@ async fn host_state_persists_across_calls_and_logs_are_harmless() {
     assert_eq!(status, 200, "{answer}");
     rt.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addons_have_no_ambient_authority() {
+    let rt = TestRuntime::start(Db::Sqlite, &[test_bundle("chaos")]).await;
+    // The runtime's own port is certainly listening: the guest still cannot reach it.
+    let port = rt.server.addr().port().to_string();
+    let body = json!({ "do": "escape", "port": port }).to_string();
+    let (status, answer) = rt.post_webhook("chaos", body).await;
+    assert_eq!(status, 200, "{answer}");
+    let alerts = rt.alerts("?addon=chaos").await;
+    let fields = &alerts[0]["fields"];
+    for (what, expected) in [
+        ("file_read", "false"),
+        ("dir_listed", "false"),
+        ("env_vars", "0"),
+        ("args", "0"),
+        ("tcp_connect", "false"),
+    ] {
+        assert_eq!(fields[what], expected, "{what}: {fields}");
+    }
+    rt.stop().await;
+}
+
+/// Install compiles once and caches the artifact; a later start (a new engine, as after a
+/// restart) loads it instead of compiling again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_are_compiled_once_and_cached() {
+    use opsconductor::config::Config;
+    use opsconductor::registry::{Registry, install_bundle};
+    use opsconductor::server::Core;
+
+    let data = tempfile::tempdir().unwrap();
+    let config = Config {
+        database_url: format!("sqlite://{}", data.path().join("db.sqlite").display()),
+        data_dir: data.path().to_owned(),
+        ..Config::default()
+    };
+    let core = Core::open(&config).await.unwrap();
+    install_bundle(&core.store, &core.sandbox, &bundle("alertmanager"))
+        .await
+        .unwrap();
+    let stats = core.sandbox.compile_stats();
+    assert_eq!((stats.compiled, stats.loaded_from_cache), (1, 0));
+    let cached: Vec<_> = std::fs::read_dir(config.compiled_cache_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert!(cached[0].contains("wasmtime48.0.8"), "{cached:?}");
+
+    let restarted = Core::open(&config).await.unwrap();
+    let registry = Registry::new(restarted.store.clone(), restarted.sandbox.clone());
+    registry.reload().await.unwrap();
+    assert!(registry.find_by_webhook("alertmanager").is_some());
+    let stats = restarted.sandbox.compile_stats();
+    assert_eq!((stats.compiled, stats.loaded_from_cache), (0, 1));
+}

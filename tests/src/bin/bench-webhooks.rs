@@ -31,7 +31,11 @@ fn parse_args() -> Args {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        let number = || value.parse::<u64>().unwrap_or_else(|e| panic!("{flag}: {e}"));
+        let number = || {
+            value
+                .parse::<u64>()
+                .unwrap_or_else(|e| panic!("{flag}: {e}"))
+        };
         match flag.as_str() {
             "--requests" => args.requests = number(),
             "--concurrency" => args.concurrency = number().max(1),
@@ -75,7 +79,8 @@ async fn main() {
     let started = Instant::now();
     let mut clients = Vec::new();
     for _ in 0..args.concurrency {
-        let (rt, next, failed, template) = (rt.clone(), next.clone(), failed.clone(), template.clone());
+        let (rt, next, failed, template) =
+            (rt.clone(), next.clone(), failed.clone(), template.clone());
         let (requests, per, distinct) = (args.requests, args.alerts_per_request, args.distinct);
         clients.push(tokio::spawn(async move {
             loop {
@@ -114,7 +119,10 @@ async fn main() {
     let tx = w["transactions"].as_f64().unwrap_or(1.0).max(1.0);
     println!(
         "writer: {} jobs in {} transactions ({:.1} events per transaction); alerts by status {}",
-        w["jobs"], w["transactions"], jobs / tx, stats["alerts_by_status"]
+        w["jobs"],
+        w["transactions"],
+        jobs / tx,
+        stats["alerts_by_status"]
     );
     Arc::into_inner(rt).expect("clients done").stop().await;
 }

@@ -11,6 +11,7 @@
 //! | `state`   | increments the state key `count` and returns it in field `count`      |
 //! | `log`     | logs once at each level, then answers like `ok`                       |
 //! | `error`   | returns an `internal` error `chaos: deliberate error`                 |
+//! | `escape`  | tries the filesystem, environment, arguments and a TCP connect to 127.0.0.1:`port`, and reports what worked as fields |
 //! | `sleep`   | sleeps 60 s in a WASI clock wait: no guest CPU, so only the wall-clock timeout stops it |
 //!
 //! Anything else is `invalid-input`.
@@ -64,6 +65,20 @@ impl Addon for Chaos {
                 Ok(vec![ok()])
             }
             "error" => Err(AddonError::internal("chaos: deliberate error")),
+            "escape" => {
+                let port = ptr_text(&body, "/port").unwrap_or_else(|| "1".into());
+                let tcp = format!("127.0.0.1:{port}")
+                    .parse::<std::net::SocketAddr>()
+                    .map(|addr| std::net::TcpStream::connect(addr).is_ok())
+                    .unwrap_or(false);
+                Ok(vec![
+                    ok().field("file_read", std::fs::read("/etc/passwd").is_ok().to_string())
+                        .field("dir_listed", std::fs::read_dir("/").is_ok().to_string())
+                        .field("env_vars", std::env::vars().count().to_string())
+                        .field("args", std::env::args().count().to_string())
+                        .field("tcp_connect", tcp.to_string()),
+                ])
+            }
             "sleep" => {
                 // Blocks in the host (wasi:clocks subscribe + poll), where the epoch deadline
                 // does not run: this is what the wall-clock timeout exists for.
