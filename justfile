@@ -26,13 +26,18 @@ build-addons:
 
 # Everything: unit, addon-native, fixture and end-to-end tests on SQLite and PostgreSQL
 test: build-addons
-    cargo test --manifest-path addons/Cargo.toml --quiet
+    cargo test --manifest-path addons/Cargo.toml
+    cargo test --manifest-path tests/guests/Cargo.toml
     cargo test --workspace
 
 # Format and lint checks (what CI enforces)
 lint:
     cargo fmt --all -- --check
+    cargo fmt --manifest-path addons/Cargo.toml --all -- --check
+    cargo fmt --manifest-path tests/guests/Cargo.toml --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --manifest-path addons/Cargo.toml --all-targets -- -D warnings
+    cargo clippy --manifest-path tests/guests/Cargo.toml --all-targets -- -D warnings
 
 # What CI runs
 ci: lint test

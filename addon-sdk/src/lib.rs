@@ -32,7 +32,7 @@ pub mod bindings;
 
 pub use alert::host_part;
 pub use json::{ptr_array, ptr_object, ptr_pairs, ptr_str, ptr_text, req_array, req_str, req_text};
-pub use mapping::Mapping;
+pub use mapping::{Mapping, SEVERITY_WORDS};
 pub use text::{capture, rfc3339_millis};
 
 /// The records exchanged with the host, exactly as the WIT contract defines them; the SDK adds
@@ -90,9 +90,9 @@ pub trait Addon {
 pub mod prelude {
     pub use crate::host;
     pub use crate::{
-        Addon, AddonError, Alert, ErrorKind, Mapping, PollResult, Result, Severity, SnmpTrap,
-        Value, WebhookRequest, capture, host_part, ptr_array, ptr_object, ptr_pairs, ptr_str,
-        ptr_text, regex, register_addon, req_array, req_str, req_text, rfc3339_millis,
+        Addon, AddonError, Alert, ErrorKind, Mapping, PollResult, Result, SEVERITY_WORDS, Severity,
+        SnmpTrap, Value, WebhookRequest, capture, host_part, ptr_array, ptr_object, ptr_pairs,
+        ptr_str, ptr_text, regex, register_addon, req_array, req_str, req_text, rfc3339_millis,
     };
 }
 

@@ -65,6 +65,41 @@ impl<'a, T: Copy> Mapping<'a, T> {
     }
 }
 
+/// The words monitoring tools and rule authors use for severity — Prometheus/Grafana rule
+/// labels, syslog levels, PagerDuty-style priorities — case-insensitive. Use it for a free-form
+/// `severity` field, or as the fallback after a vendor's own table.
+pub const SEVERITY_WORDS: Mapping<'static, crate::Severity> = {
+    use crate::Severity::{Critical, Info, Major, Minor, Warning};
+    Mapping::new(&[
+        ("critical", Critical),
+        ("crit", Critical),
+        ("fatal", Critical),
+        ("emergency", Critical),
+        ("emerg", Critical),
+        ("alert", Critical),
+        ("page", Critical),
+        ("p1", Critical),
+        ("major", Major),
+        ("high", Major),
+        ("error", Major),
+        ("err", Major),
+        ("p2", Major),
+        ("minor", Minor),
+        ("medium", Minor),
+        ("p3", Minor),
+        ("warning", Warning),
+        ("warn", Warning),
+        ("p4", Warning),
+        ("info", Info),
+        ("informational", Info),
+        ("notice", Info),
+        ("low", Info),
+        ("none", Info),
+        ("p5", Info),
+    ])
+    .ignore_case()
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +121,21 @@ mod tests {
         assert_eq!(EXACT.get_or("Up", Severity::Info), Severity::Info);
         assert_eq!(EXACT.get_opt(None), None);
         assert_eq!(EXACT.get_opt(Some("Down")), Some(Severity::Critical));
+    }
+
+    #[test]
+    fn common_severity_words() {
+        let cases = [
+            ("CRITICAL", Some(Severity::Critical)),
+            ("high", Some(Severity::Major)),
+            ("P3", Some(Severity::Minor)),
+            ("warn", Some(Severity::Warning)),
+            ("none", Some(Severity::Info)),
+            ("purple", None),
+        ];
+        for (word, expected) in cases {
+            assert_eq!(SEVERITY_WORDS.get(word), expected, "{word}");
+        }
     }
 
     #[test]

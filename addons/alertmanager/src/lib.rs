@@ -10,7 +10,7 @@
 //!   `https://shop.example.com/healthz` → `shop.example.com`); alerts about no machine (a
 //!   queue, a job) fall back to the host of `externalURL`, the Alertmanager that sent them, and
 //!   then to the name `alertmanager`;
-//! - **severity** `labels.severity` through [`SEVERITY`]; an unknown word leaves it to the
+//! - **severity** `labels.severity` through the SDK's [`SEVERITY_WORDS`]; an unknown word leaves it to the
 //!   manifest's default;
 //! - **title** `annotations.summary`, else the alert name; **message** `annotations.description`,
 //!   else `annotations.message` (the older kube-prometheus convention);
@@ -23,34 +23,6 @@ use opsconductor_addon_sdk::prelude::*;
 struct Alertmanager;
 
 register_addon!(Alertmanager);
-
-/// `severity` is a free-form label in Prometheus rules; these are the words teams use (the
-/// kube-prometheus mixins, PagerDuty-style priorities, syslog levels).
-const SEVERITY: Mapping<Severity> = Mapping::new(&[
-    ("critical", Severity::Critical),
-    ("crit", Severity::Critical),
-    ("fatal", Severity::Critical),
-    ("emergency", Severity::Critical),
-    ("page", Severity::Critical),
-    ("p1", Severity::Critical),
-    ("major", Severity::Major),
-    ("high", Severity::Major),
-    ("error", Severity::Major),
-    ("p2", Severity::Major),
-    ("minor", Severity::Minor),
-    ("medium", Severity::Minor),
-    ("p3", Severity::Minor),
-    ("warning", Severity::Warning),
-    ("warn", Severity::Warning),
-    ("p4", Severity::Warning),
-    ("info", Severity::Info),
-    ("informational", Severity::Info),
-    ("notice", Severity::Info),
-    ("low", Severity::Info),
-    ("none", Severity::Info),
-    ("p5", Severity::Info),
-])
-.ignore_case();
 
 /// Labels that name the machine an alert is about. Labels a rule author set on purpose come
 /// before `instance`, which is only the scrape target: for kube-state-metrics or blackbox
@@ -103,7 +75,7 @@ fn entry(body: &Value, at: &str, fallback_device: &str) -> Result<Alert> {
                 .or(annotation("message"))
                 .unwrap_or(""),
         )
-        .severity(SEVERITY.get_opt(ptr_str(body, &format!("{at}/labels/severity"))))
+        .severity(SEVERITY_WORDS.get_opt(ptr_str(body, &format!("{at}/labels/severity"))))
         .clears(resolved)
         .identities(labels.into_iter().filter(|(k, _)| k != "alertname"))
         .field_opt("startsAt", starts_at)
@@ -273,21 +245,6 @@ mod tests {
         assert_eq!(err.message, "missing array at /alerts");
 
         assert_eq!(parse("[").unwrap_err().kind, ErrorKind::InvalidInput);
-    }
-
-    #[test]
-    fn severity_words() {
-        let cases = [
-            ("critical", Some(Severity::Critical)),
-            ("High", Some(Severity::Major)),
-            ("error", Some(Severity::Major)),
-            ("warning", Some(Severity::Warning)),
-            ("none", Some(Severity::Info)),
-            ("sev9", None),
-        ];
-        for (word, want) in cases {
-            assert_eq!(SEVERITY.get(word), want, "{word}");
-        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! - **device** the first of the labels `host`, `hostname`, `node`, `instance` with a host in it;
 //!   otherwise the host of `externalURL` (the Grafana that evaluated the rule), otherwise the
 //!   name `grafana`. The folder is not a device: it is kept as an identity field instead;
-//! - **severity** `labels.severity` through [`SEVERITY`]; an unknown word leaves it to the
+//! - **severity** `labels.severity` through the SDK's [`SEVERITY_WORDS`]; an unknown word leaves it to the
 //!   manifest's default;
 //! - **title** `annotations.summary`, else the rule title; **message** `annotations.description`,
 //!   else `valueString` (the query values that fired, the only detail a bare rule has);
@@ -26,32 +26,6 @@ use opsconductor_addon_sdk::prelude::*;
 struct Grafana;
 
 register_addon!(Grafana);
-
-/// Grafana has no severity field; rules carry a free-form `severity` label. These are the
-/// words in use (Grafana's own examples, Prometheus mixins imported into Grafana, P-levels).
-const SEVERITY: Mapping<Severity> = Mapping::new(&[
-    ("critical", Severity::Critical),
-    ("crit", Severity::Critical),
-    ("emergency", Severity::Critical),
-    ("page", Severity::Critical),
-    ("p1", Severity::Critical),
-    ("major", Severity::Major),
-    ("high", Severity::Major),
-    ("error", Severity::Major),
-    ("p2", Severity::Major),
-    ("minor", Severity::Minor),
-    ("medium", Severity::Minor),
-    ("p3", Severity::Minor),
-    ("warning", Severity::Warning),
-    ("warn", Severity::Warning),
-    ("p4", Severity::Warning),
-    ("info", Severity::Info),
-    ("informational", Severity::Info),
-    ("low", Severity::Info),
-    ("none", Severity::Info),
-    ("p5", Severity::Info),
-])
-.ignore_case();
 
 /// Labels that name the machine an alert is about; see the alertmanager addon for the order.
 const DEVICE_LABELS: [&str; 4] = ["host", "hostname", "node", "instance"];
@@ -111,7 +85,7 @@ fn entry(body: &Value, at: &str, fallback_device: &str, org: Option<&str>) -> Re
                 .or(get("valueString"))
                 .unwrap_or(""),
         )
-        .severity(SEVERITY.get_opt(get("labels/severity")))
+        .severity(SEVERITY_WORDS.get_opt(get("labels/severity")))
         .clears(resolved)
         .identities(identity)
         .field_opt("startsAt", get("startsAt"))

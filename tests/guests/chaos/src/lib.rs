@@ -72,11 +72,14 @@ impl Addon for Chaos {
                     .map(|addr| std::net::TcpStream::connect(addr).is_ok())
                     .unwrap_or(false);
                 Ok(vec![
-                    ok().field("file_read", std::fs::read("/etc/passwd").is_ok().to_string())
-                        .field("dir_listed", std::fs::read_dir("/").is_ok().to_string())
-                        .field("env_vars", std::env::vars().count().to_string())
-                        .field("args", std::env::args().count().to_string())
-                        .field("tcp_connect", tcp.to_string()),
+                    ok().field(
+                        "file_read",
+                        std::fs::read("/etc/passwd").is_ok().to_string(),
+                    )
+                    .field("dir_listed", std::fs::read_dir("/").is_ok().to_string())
+                    .field("env_vars", std::env::vars().count().to_string())
+                    .field("args", std::env::args().count().to_string())
+                    .field("tcp_connect", tcp.to_string()),
                 ])
             }
             "sleep" => {
