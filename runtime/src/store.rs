@@ -57,6 +57,7 @@ macro_rules! with_pool {
 
 mod addons;
 mod alerts;
+mod snmp;
 #[cfg(test)]
 mod tests;
 
@@ -64,6 +65,7 @@ pub use addons::{
     AddonRecord, AddonRow, STATE_MAX_KEY_BYTES, STATE_MAX_KEYS, STATE_MAX_VALUE_BYTES,
 };
 pub use alerts::{LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
+pub use snmp::{SnmpCommunity, SnmpUserRecord};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
