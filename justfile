@@ -47,3 +47,7 @@ ci: lint test
 # Webhook ingest throughput over loopback HTTP (args: --requests --concurrency --distinct --alerts-per-request --db)
 bench-webhooks *ARGS: build-addons
     cargo run --release -p opsconductor-tests --bin bench-webhooks -- {{ARGS}}
+
+# Trap ingest: a burst over loopback UDP, fully accounted (args: --count --distinct --rate --db)
+bench-traps *ARGS: build-addons
+    cargo run --release -p opsconductor-tests --bin bench-traps -- {{ARGS}}

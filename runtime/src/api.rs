@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{error, warn};
 
 use crate::alert::{AlertFilter, AlertStatus, Severity, StoredAlert};
+use crate::inbound::trap::{TrapListenerView, UnhandledTrap};
 use crate::inbound::webhook::{self, WebhookCounters};
 use crate::registry::{IngestStats, Registry};
 use crate::sandbox::CallStats;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub writer: AlertWriter,
     pub webhook_counters: Arc<WebhookCounters>,
+    /// The trap listener's counters and unhandled traps (all zero when it is not running).
+    pub traps: TrapListenerView,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -40,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}", get(get_alert))
         .route("/api/v1/addons", get(list_addons))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/traps/unhandled", get(unhandled_traps))
         .route("/webhooks/{*path}", post(webhook::receive))
         .layer(middleware::from_fn(log_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -309,6 +313,7 @@ async fn list_addons(State(state): State<AppState>) -> Result<Json<Vec<AddonView
 #[derive(Debug, Serialize)]
 struct Stats {
     webhooks: webhook::WebhookStats,
+    traps: crate::inbound::trap::TrapStats,
     writer: crate::writer::WriterStats,
     alerts_by_status: std::collections::BTreeMap<&'static str, i64>,
 }
@@ -317,10 +322,17 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let by_status = state.store.count_alerts_by_status().await?;
     Ok(Json(Stats {
         webhooks: state.webhook_counters.snapshot(),
+        traps: state.traps.counters.snapshot(),
         writer: state.writer.stats(),
         alerts_by_status: by_status
             .into_iter()
             .map(|(s, n)| (s.as_str(), n))
             .collect(),
     }))
+}
+
+/// The most recent traps no enabled addon claims, newest first: what the operator is not
+/// handling yet (enable `generic-trap` to turn them all into alerts).
+async fn unhandled_traps(State(state): State<AppState>) -> Json<Vec<UnhandledTrap>> {
+    Json(state.traps.unhandled.list())
 }

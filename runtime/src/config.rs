@@ -15,6 +15,16 @@ pub const DEFAULT_CONFIG_FILE: &str = "opsconductor.toml";
 pub struct Config {
     /// Where the HTTP server (API, webhooks, health) listens.
     pub listen: SocketAddr,
+    /// Where the SNMP trap listener binds (UDP); absent to run without one. Port 162 needs root
+    /// or CAP_NET_BIND_SERVICE.
+    pub trap_listen: Option<SocketAddr>,
+    /// Traps decoded but not yet ingested before new ones are dropped (and counted).
+    pub trap_queue: usize,
+    /// Traps ingested concurrently.
+    pub trap_workers: usize,
+    /// This runtime's SNMPv3 engine ID as hex; generated and stored on first start when absent.
+    /// Give each node its own when several share a database.
+    pub snmp_engine_id: Option<String>,
     /// `sqlite://path/to/file.db` (created on first run) or `postgres://user@host/db`.
     pub database_url: String,
     /// Runtime-owned files: the SQLite database by default and the compiled-addon cache.
@@ -33,6 +43,10 @@ impl Default for Config {
         let writer = WriterConfig::default();
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trap_listen: Some(SocketAddr::from(([0, 0, 0, 0], 162))),
+            trap_queue: crate::inbound::trap::TrapConfig::default().queue,
+            trap_workers: crate::inbound::trap::TrapConfig::default().workers,
+            snmp_engine_id: None,
             database_url: "sqlite://data/opsconductor.db".into(),
             data_dir: PathBuf::from("data"),
             registry_poll_ms: 2_000,
@@ -58,8 +72,8 @@ pub enum ConfigError {
 
 impl Config {
     /// Defaults, then `path` (or `opsconductor.toml` in the working directory when it exists),
-    /// then the environment: `OPSCONDUCTOR_LISTEN`, `DATABASE_URL`, `OPSCONDUCTOR_DATA_DIR`,
-    /// `OPSCONDUCTOR_LOG`.
+    /// then the environment: `OPSCONDUCTOR_LISTEN`, `OPSCONDUCTOR_TRAP_LISTEN` (`off` disables),
+    /// `DATABASE_URL`, `OPSCONDUCTOR_DATA_DIR`, `OPSCONDUCTOR_LOG`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let file = match path {
             Some(p) => Some(p.to_owned()),
@@ -89,6 +103,15 @@ impl Config {
                 message: format!("`{v}` is not an address like 127.0.0.1:8080: {e}"),
             })?;
         }
+        if let Some(v) = var("OPSCONDUCTOR_TRAP_LISTEN") {
+            self.trap_listen = match v.as_str() {
+                "" | "off" => None,
+                _ => Some(v.parse().map_err(|e| ConfigError::Env {
+                    name: "OPSCONDUCTOR_TRAP_LISTEN",
+                    message: format!("`{v}` is not an address like 0.0.0.0:162 (or `off`): {e}"),
+                })?),
+            };
+        }
         if let Some(v) = var("DATABASE_URL") {
             self.database_url = v;
         }
@@ -99,6 +122,13 @@ impl Config {
             self.log = v;
         }
         Ok(())
+    }
+
+    pub fn traps(&self) -> crate::inbound::trap::TrapConfig {
+        crate::inbound::trap::TrapConfig {
+            queue: self.trap_queue.max(1),
+            workers: self.trap_workers.max(1),
+        }
     }
 
     pub fn writer(&self) -> WriterConfig {
@@ -124,12 +154,14 @@ mod tests {
         c.apply_env(|name| match name {
             "OPSCONDUCTOR_LISTEN" => Some("127.0.0.1:7000".into()),
             "DATABASE_URL" => Some("postgres://x@127.0.0.1/y".into()),
+            "OPSCONDUCTOR_TRAP_LISTEN" => Some("off".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(c.listen.port(), 7000);
         assert_eq!(c.database_url, "postgres://x@127.0.0.1/y");
         assert_eq!(c.log, "debug");
+        assert_eq!(c.trap_listen, None);
     }
 
     #[test]

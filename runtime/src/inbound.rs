@@ -1,4 +1,5 @@
-//! Inbound handlers: data that external systems push to us. Webhooks now; the SNMP trap
-//! listener joins them here.
+//! Inbound handlers: data that external systems push to us — webhooks over HTTP and SNMP
+//! traps over UDP.
 
+pub mod trap;
 pub mod webhook;

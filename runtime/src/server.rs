@@ -5,13 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::api::{AppState, app};
 use crate::config::Config;
+use crate::inbound::trap::{self, TrapListenerView};
 use crate::inbound::webhook::WebhookCounters;
 use crate::registry::{Registry, RegistryError};
 use crate::sandbox::{HostServices, Sandbox, SandboxError};
@@ -28,6 +29,10 @@ pub enum StartError {
     Registry(#[from] RegistryError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    EngineId(#[from] trap::engine::EngineIdError),
+    #[error(transparent)]
+    Credentials(#[from] trap::credentials::CredentialError),
 }
 
 /// The store and sandbox, as both the server and the CLI's addon commands need them.
@@ -57,32 +62,80 @@ impl Core {
 /// A running server. Dropping it does not stop it; call [`Server::stop`].
 pub struct Server {
     addr: SocketAddr,
+    trap_addr: Option<SocketAddr>,
     state: AppState,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     writer_task: JoinHandle<()>,
-    watcher: JoinHandle<()>,
+    watchers: Vec<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Starts serving on `listener` (bind it first: tests bind port 0).
-    pub async fn start(config: &Config, listener: TcpListener) -> Result<Server, StartError> {
+    /// Starts serving HTTP on `listener` and, when given, SNMP traps on `traps` (bind both
+    /// first: tests bind port 0).
+    pub async fn start(
+        config: &Config,
+        listener: TcpListener,
+        traps: Option<UdpSocket>,
+    ) -> Result<Server, StartError> {
         let core = Core::open(config).await?;
         let registry = Arc::new(Registry::new(core.store.clone(), core.sandbox.clone()));
         registry.reload().await?;
         let (writer, writer_task) = AlertWriter::spawn(core.store.clone(), config.writer());
-        let state = AppState {
-            store: core.store,
-            registry: registry.clone(),
-            writer,
-            webhook_counters: Arc::new(WebhookCounters::default()),
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let poll = Duration::from_millis(config.registry_poll_ms.max(50));
+        let mut watchers = vec![tokio::spawn(
+            registry.clone().watch(poll, shutdown_rx.clone()),
+        )];
+        let store_err = |source| StartError::Store {
+            url: redact_url(&config.database_url),
+            source,
         };
 
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let watcher = tokio::spawn(registry.watch(
-            Duration::from_millis(config.registry_poll_ms.max(50)),
-            shutdown_rx.clone(),
-        ));
+        let trap_view = TrapListenerView::default();
+        let trap_addr = traps.as_ref().map(UdpSocket::local_addr).transpose()?;
+        if let Some(socket) = traps {
+            let engine = crate::snmp::LocalEngine::new(
+                trap::engine::engine_id(&core.store, config.snmp_engine_id.as_deref()).await?,
+                trap::engine::next_boots(&core.store)
+                    .await
+                    .map_err(store_err)?,
+            );
+            let generation = core
+                .store
+                .snmp_credentials_generation()
+                .await
+                .map_err(store_err)?;
+            let receiver = Arc::new(crate::snmp::Receiver::new(
+                engine,
+                trap::credentials::load(&core.store).await?,
+            ));
+            info!(addr = %socket.local_addr()?, "snmp trap listener bound");
+            watchers.push(trap::spawn(
+                socket,
+                receiver.clone(),
+                registry.clone(),
+                writer.clone(),
+                config.traps(),
+                trap_view.clone(),
+                shutdown_rx.clone(),
+            ));
+            watchers.push(tokio::spawn(trap::credentials::watch_credentials(
+                core.store.clone(),
+                receiver,
+                poll,
+                generation,
+                shutdown_rx.clone(),
+            )));
+        }
+
+        let state = AppState {
+            store: core.store,
+            registry,
+            writer,
+            webhook_counters: Arc::new(WebhookCounters::default()),
+            traps: trap_view,
+        };
         let addr = listener.local_addr()?;
         let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let mut stop = shutdown_rx;
@@ -96,16 +149,22 @@ impl Server {
         info!(%addr, "opsconductor serving");
         Ok(Server {
             addr,
+            trap_addr,
             state,
             shutdown,
             http,
             writer_task,
-            watcher,
+            watchers,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the SNMP trap listener is bound, if it runs.
+    pub fn trap_addr(&self) -> Option<SocketAddr> {
+        self.trap_addr
     }
 
     pub fn state(&self) -> &AppState {
@@ -116,10 +175,13 @@ impl Server {
     pub async fn stop(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(true);
         let served = self.http.await.unwrap_or(Ok(()));
-        let _ = self.watcher.await;
+        // The trap listener drains its queue into the writer before it ends.
+        for task in self.watchers {
+            let _ = task.await;
+        }
         drop(self.state);
-        // The writer ends when its last handle (held by the state) is gone and its queue is
-        // empty, so every accepted event is committed before we return.
+        // The writer ends when its last handle (held by the state and the trap workers) is gone
+        // and its queue is empty, so every accepted event is committed before we return.
         let _ = self.writer_task.await;
         served
     }

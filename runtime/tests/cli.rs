@@ -130,6 +130,8 @@ fn install_list_toggle_and_serve() {
             format!("sqlite://{}", data.path().join("oc.db").display()),
         )
         .env("OPSCONDUCTOR_LOG", "warn")
+        // Port 162 may be taken (or privileged); any free loopback port will do here.
+        .env("OPSCONDUCTOR_TRAP_LISTEN", "127.0.0.1:0")
         .current_dir(data.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: a real runtime on a loopback port, on SQLite or on a
 //! fresh PostgreSQL database, with real addon bundles built by `just build-addons`.
 
+pub mod traps;
+
 use std::path::{Path, PathBuf};
 
 use opsconductor::config::Config;
@@ -57,6 +59,16 @@ pub struct TestRuntime {
 impl TestRuntime {
     /// Starts a runtime with the given bundles installed (and enabled).
     pub async fn start(db: Db, bundles: &[PathBuf]) -> TestRuntime {
+        Self::start_with(db, bundles, async |_| {}).await
+    }
+
+    /// Like [`TestRuntime::start`], running `prepare` against the store before the server
+    /// starts (e.g. to add SNMP credentials).
+    pub async fn start_with(
+        db: Db,
+        bundles: &[PathBuf],
+        prepare: impl AsyncFnOnce(&opsconductor::store::Store),
+    ) -> TestRuntime {
         let dir = tempfile::tempdir().expect("temp dir");
         let postgres = match db {
             Db::Sqlite => None,
@@ -85,9 +97,12 @@ impl TestRuntime {
                 .await
                 .unwrap();
         }
+        prepare(&core.store).await;
         drop(core);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = Server::start(&config, listener)
+        let traps = opsconductor::inbound::trap::bind_socket("127.0.0.1:0".parse().unwrap())
+            .expect("trap socket binds");
+        let server = Server::start(&config, listener, Some(traps))
             .await
             .expect("server starts");
         TestRuntime {
@@ -102,6 +117,13 @@ impl TestRuntime {
             _dir: dir,
             postgres,
         }
+    }
+
+    /// Where the runtime listens for SNMP traps.
+    pub fn trap_addr(&self) -> std::net::SocketAddr {
+        self.server
+            .trap_addr()
+            .expect("the test runtime listens for traps")
     }
 
     pub fn url(&self, path: &str) -> String {
