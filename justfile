@@ -14,7 +14,9 @@ default:
 run: build-addons
     cargo build --release -p opsconductor
     ./target/release/opsconductor addon install target/bundles/*
-    ./target/release/opsconductor serve
+    # Port 162 is privileged: without root, listen for traps on 1162 unless told otherwise.
+    if [ "$(id -u)" != 0 ] && [ -z "${OPSCONDUCTOR_TRAP_LISTEN:-}" ]; then export OPSCONDUCTOR_TRAP_LISTEN=0.0.0.0:1162; fi; \
+        ./target/release/opsconductor serve
 
 # --- build ---
 

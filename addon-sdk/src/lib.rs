@@ -11,6 +11,9 @@
 //! - [`mod@json`]: JSON-pointer look-ups whose errors name the pointer ([`ptr_str`], [`req_str`], ...);
 //! - [`regex!`] and [`capture`]: regular expressions compiled once per instance;
 //! - [`Mapping`]: small declarative lookup tables (vendor status → severity);
+//! - for traps, [`SnmpTrap::varbind`] and friends (varbinds by OID prefix, with the table
+//!   index), [`SnmpValue::text`], [`OidTable`] (trap OID → meaning, exact or longest prefix),
+//!   [`MibEnum`] and the standard ones in [`mib`];
 //! - [`Alert`]'s builder methods, [`rfc3339_millis`] for timestamps, [`host_part`] for
 //!   `host:port` and URLs;
 //! - [`host`]: log, clock and small persistent state, with native stand-ins so that parse logic
@@ -25,6 +28,7 @@ pub mod json;
 mod mapping;
 pub mod testing;
 mod text;
+mod trap;
 mod webhook;
 
 #[doc(hidden)]
@@ -34,6 +38,7 @@ pub use alert::host_part;
 pub use json::{ptr_array, ptr_object, ptr_pairs, ptr_str, ptr_text, req_array, req_str, req_text};
 pub use mapping::{Mapping, SEVERITY_WORDS};
 pub use text::{capture, rfc3339_millis};
+pub use trap::{MibEnum, OidTable, mib, oid_suffix};
 
 /// The records exchanged with the host, exactly as the WIT contract defines them; the SDK adds
 /// builder and helper methods to them rather than wrapping them, so nothing is converted twice.
@@ -90,9 +95,10 @@ pub trait Addon {
 pub mod prelude {
     pub use crate::host;
     pub use crate::{
-        Addon, AddonError, Alert, ErrorKind, Mapping, PollResult, Result, SEVERITY_WORDS, Severity,
-        SnmpTrap, Value, WebhookRequest, capture, host_part, ptr_array, ptr_object, ptr_pairs,
-        ptr_str, ptr_text, regex, register_addon, req_array, req_str, req_text, rfc3339_millis,
+        Addon, AddonError, Alert, ErrorKind, Mapping, MibEnum, OidTable, PollResult, Result,
+        SEVERITY_WORDS, Severity, SnmpTrap, SnmpValue, Value, WebhookRequest, capture, host_part,
+        mib, oid_suffix, ptr_array, ptr_object, ptr_pairs, ptr_str, ptr_text, regex,
+        register_addon, req_array, req_str, req_text, rfc3339_millis,
     };
 }
 

@@ -3,12 +3,18 @@
 //! Addon tests call their parse methods directly, natively, with `cargo test`:
 //!
 //! ```
-//! use opsconductor_addon_sdk::testing;
+//! use opsconductor_addon_sdk::{SnmpValue, testing};
 //! let req = testing::webhook("alertmanager", r#"{"alerts": []}"#);
 //! assert_eq!(req.json().unwrap()["alerts"].as_array().map(Vec::len), Some(0));
+//!
+//! let trap = testing::trap("1.3.6.1.6.3.1.1.5.3", [("1.3.6.1.2.1.2.2.1.1.3", SnmpValue::Integer(3))]);
+//! assert_eq!(trap.int("1.3.6.1.2.1.2.2.1.1"), Some(3));
 //! ```
 
-use crate::WebhookRequest;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{SnmpTrap, SnmpV1Header, SnmpValue, SnmpVersion, Varbind, WebhookRequest};
 
 /// A `POST` webhook request with a JSON content type, as the host would hand it over.
 pub fn webhook(path: &str, body: impl Into<Vec<u8>>) -> WebhookRequest {
@@ -23,6 +29,191 @@ pub fn webhook(path: &str, body: impl Into<Vec<u8>>) -> WebhookRequest {
     }
 }
 
+/// An SNMPv2c trap from `192.0.2.10` (TEST-NET-1) with the given snmpTrapOID and varbinds;
+/// set other fields on the result (`trap.v1 = Some(..)`) where a test needs them.
+pub fn trap<'a>(
+    trap_oid: &str,
+    varbinds: impl IntoIterator<Item = (&'a str, SnmpValue)>,
+) -> SnmpTrap {
+    SnmpTrap {
+        version: SnmpVersion::V2c,
+        source: "192.0.2.10:50123".to_owned(),
+        agent_address: "192.0.2.10".to_owned(),
+        security_name: None,
+        context_name: String::new(),
+        trap_oid: trap_oid.to_owned(),
+        uptime: 12_345,
+        varbinds: varbinds
+            .into_iter()
+            .map(|(oid, value)| Varbind {
+                oid: oid.to_owned(),
+                value,
+            })
+            .collect(),
+        is_inform: false,
+        v1: None,
+    }
+}
+
+/// An octet-string value holding `text`.
+pub fn octets(text: &str) -> SnmpValue {
+    SnmpValue::OctetString(text.as_bytes().to_vec())
+}
+
+/// The trap in a fixture file (`fixtures/<name>.input.trap.json`), the format the host's
+/// fixture runner reads, so native tests and fixtures share their inputs:
+/// `testing::trap_json(include_str!("../fixtures/link-down.input.trap.json"))`.
+///
+/// `version` (`v1`, `v2c`, `v3`), `source` (`ip:port`), `agent_address`, `trap_oid` and
+/// `varbinds` are required; `security_name` (null), `context_name` (""), `uptime` (0),
+/// `is_inform` (false) and `v1` (null, else `{"enterprise", "agent_addr", "generic_trap",
+/// "specific_trap"}`) are optional. A varbind is `{"oid", "type", "value"}`: `integer`,
+/// `counter32`, `gauge32`, `timeticks`, `counter64` take a number; `octet-string` a text
+/// `value` or `"hex": "00ff"` instead; `opaque` a `hex`; `object-id`, `ip-address` a text
+/// `value`; `null`, `no-such-object`, `no-such-instance`, `end-of-mib-view` nothing.
+///
+/// Panics with the field at fault when the JSON does not fit: it is meant for tests.
+pub fn trap_json(json: &str) -> SnmpTrap {
+    let t: TrapJson = serde_json::from_str(json)
+        .unwrap_or_else(|e| panic!("trap fixture does not fit the format: {e}"));
+    let version = match t.version.as_str() {
+        "v1" => SnmpVersion::V1,
+        "v2c" => SnmpVersion::V2c,
+        "v3" => SnmpVersion::V3,
+        other => panic!("trap fixture: version `{other}` is not v1, v2c or v3"),
+    };
+    let varbinds = t.varbinds.into_iter().enumerate().map(|(i, mut vb)| {
+        let at = |e: &dyn std::fmt::Display| panic!("trap fixture: varbinds[{i}]: {e}");
+        let Some(Value::String(oid)) = vb.remove("oid") else {
+            at(&"needs a text `oid`")
+        };
+        let value = serde_json::from_value::<ValueJson>(Value::Object(vb))
+            .map_err(|e| e.to_string())
+            .and_then(ValueJson::into_snmp)
+            .unwrap_or_else(|e| at(&e));
+        Varbind { oid, value }
+    });
+    SnmpTrap {
+        version,
+        source: t.source,
+        agent_address: t.agent_address,
+        security_name: t.security_name,
+        context_name: t.context_name,
+        trap_oid: t.trap_oid,
+        uptime: t.uptime,
+        varbinds: varbinds.collect(),
+        is_inform: t.is_inform,
+        v1: t.v1.map(|h| SnmpV1Header {
+            enterprise: h.enterprise,
+            agent_addr: h.agent_addr,
+            generic_trap: h.generic_trap,
+            specific_trap: h.specific_trap,
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrapJson {
+    version: String,
+    source: String,
+    agent_address: String,
+    #[serde(default)]
+    security_name: Option<String>,
+    #[serde(default)]
+    context_name: String,
+    trap_oid: String,
+    #[serde(default)]
+    uptime: u32,
+    #[serde(default)]
+    is_inform: bool,
+    #[serde(default)]
+    v1: Option<V1Json>,
+    varbinds: Vec<serde_json::Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct V1Json {
+    enterprise: String,
+    agent_addr: String,
+    generic_trap: i32,
+    specific_trap: i32,
+}
+
+/// Tagged by `"type"`. The valueless types are empty struct variants rather than unit ones:
+/// serde ignores extra fields on unit variants, and `{"type": "null", "value": 0}` is a
+/// mistake worth reporting.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[rustfmt::skip] // one line per SMI type reads as the table it is
+enum ValueJson {
+    Integer { value: i32 },
+    OctetString { value: Option<String>, hex: Option<String> },
+    Null {},
+    ObjectId { value: String },
+    IpAddress { value: String },
+    Counter32 { value: u32 },
+    Gauge32 { value: u32 },
+    Timeticks { value: u32 },
+    Opaque { hex: String },
+    Counter64 { value: u64 },
+    NoSuchObject {},
+    NoSuchInstance {},
+    EndOfMibView {},
+}
+
+impl ValueJson {
+    fn into_snmp(self) -> Result<SnmpValue, String> {
+        Ok(match self {
+            ValueJson::Integer { value } => SnmpValue::Integer(value),
+            ValueJson::OctetString {
+                value: Some(text),
+                hex: None,
+            } => SnmpValue::OctetString(text.into_bytes()),
+            ValueJson::OctetString {
+                value: None,
+                hex: Some(h),
+            } => SnmpValue::OctetString(decode_hex(&h)?),
+            ValueJson::OctetString { .. } => {
+                return Err("octet-string needs either `value` or `hex`".into());
+            }
+            ValueJson::Null {} => SnmpValue::Null,
+            ValueJson::ObjectId { value } => SnmpValue::ObjectId(value),
+            ValueJson::IpAddress { value } => SnmpValue::IpAddress(value),
+            ValueJson::Counter32 { value } => SnmpValue::Counter32(value),
+            ValueJson::Gauge32 { value } => SnmpValue::Gauge32(value),
+            ValueJson::Timeticks { value } => SnmpValue::Timeticks(value),
+            ValueJson::Opaque { hex } => SnmpValue::Opaque(decode_hex(&hex)?),
+            ValueJson::Counter64 { value } => SnmpValue::Counter64(value),
+            ValueJson::NoSuchObject {} => SnmpValue::NoSuchObject,
+            ValueJson::NoSuchInstance {} => SnmpValue::NoSuchInstance,
+            ValueJson::EndOfMibView {} => SnmpValue::EndOfMibView,
+        })
+    }
+}
+
+/// `00ff`, `00:ff` or `00 ff` as bytes.
+fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|b| *b != b':' && !b.is_ascii_whitespace())
+        .collect();
+    let bad = || format!("hex `{text}` is not whole bytes of hex digits");
+    if !digits.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+                .ok_or_else(bad)
+        })
+        .collect()
+}
+
 /// Everything logged on this thread since the last call, oldest first (native builds only).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn take_logs() -> Vec<(crate::LogLevel, String)> {
@@ -34,4 +225,100 @@ pub fn take_logs() -> Vec<(crate::LogLevel, String)> {
 pub fn reset() {
     crate::host::imp::LOGS.with(|logs| logs.borrow_mut().clear());
     crate::host::imp::STATE.with(|state| state.borrow_mut().clear());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"{"version": "v1", "source": "192.0.2.10:50123", "agent_address": "192.0.2.10",
+        "security_name": null, "context_name": "", "trap_oid": "1.3.6.1.6.3.1.1.5.3", "uptime": 7,
+        "is_inform": false,
+        "v1": {"enterprise": "1.3.6.1.4.1.9", "agent_addr": "192.0.2.10", "generic_trap": 2, "specific_trap": 0},
+        "varbinds": [
+            {"oid": "1.1", "type": "integer", "value": -3},
+            {"oid": "1.2", "type": "octet-string", "value": "ge-0/0/3"},
+            {"oid": "1.3", "type": "octet-string", "hex": "00:1A ff"},
+            {"oid": "1.4", "type": "null"},
+            {"oid": "1.5", "type": "object-id", "value": "1.3.6"},
+            {"oid": "1.6", "type": "ip-address", "value": "192.0.2.1"},
+            {"oid": "1.7", "type": "counter32", "value": 4294967295},
+            {"oid": "1.8", "type": "gauge32", "value": 8},
+            {"oid": "1.9", "type": "timeticks", "value": 9},
+            {"oid": "1.10", "type": "opaque", "hex": "9f78"},
+            {"oid": "1.11", "type": "counter64", "value": 18446744073709551615},
+            {"oid": "1.12", "type": "no-such-object"},
+            {"oid": "1.13", "type": "no-such-instance"},
+            {"oid": "1.14", "type": "end-of-mib-view"}
+        ]}"#;
+
+    #[test]
+    fn trap_json_reads_every_type() {
+        let t = trap_json(FULL);
+        assert_eq!(t.version, SnmpVersion::V1);
+        assert_eq!(t.uptime, 7);
+        assert_eq!(t.v1.as_ref().map(|h| h.generic_trap), Some(2));
+        let values: Vec<SnmpValue> = t.varbinds.into_iter().map(|vb| vb.value).collect();
+        assert_eq!(
+            values,
+            vec![
+                SnmpValue::Integer(-3),
+                octets("ge-0/0/3"),
+                SnmpValue::OctetString(vec![0, 0x1a, 0xff]),
+                SnmpValue::Null,
+                SnmpValue::ObjectId("1.3.6".into()),
+                SnmpValue::IpAddress("192.0.2.1".into()),
+                SnmpValue::Counter32(u32::MAX),
+                SnmpValue::Gauge32(8),
+                SnmpValue::Timeticks(9),
+                SnmpValue::Opaque(vec![0x9f, 0x78]),
+                SnmpValue::Counter64(u64::MAX),
+                SnmpValue::NoSuchObject,
+                SnmpValue::NoSuchInstance,
+                SnmpValue::EndOfMibView,
+            ]
+        );
+        // Optional fields default.
+        let t = trap_json(
+            r#"{"version": "v2c", "source": "s", "agent_address": "a", "trap_oid": "1.3", "varbinds": []}"#,
+        );
+        assert_eq!(
+            (t.uptime, t.is_inform, t.v1, t.security_name),
+            (0, false, None, None)
+        );
+    }
+
+    #[test]
+    fn bad_varbinds_say_what_is_wrong() {
+        let cases = [
+            (
+                r#"{"type": "integer", "value": 2147483648}"#,
+                "expected i32",
+            ),
+            (r#"{"type": "integer", "value": "3"}"#, "expected i32"),
+            (r#"{"type": "counter32", "value": -1}"#, "expected u32"),
+            (r#"{"type": "octet-string", "hex": "0"}"#, "not whole bytes"),
+            (
+                r#"{"type": "octet-string", "value": "a", "hex": "00"}"#,
+                "either",
+            ),
+            (
+                r#"{"type": "opaque", "value": "00"}"#,
+                "unknown field `value`",
+            ),
+            (
+                r#"{"type": "integer", "value": 1, "hex": "00"}"#,
+                "unknown field `hex`",
+            ),
+            (r#"{"type": "null", "value": 0}"#, "unknown field `value`"),
+            (r#"{"type": "bits"}"#, "unknown variant `bits`"),
+        ];
+        for (json, want) in cases {
+            let err = serde_json::from_str::<ValueJson>(json)
+                .map_err(|e| e.to_string())
+                .and_then(ValueJson::into_snmp)
+                .unwrap_err();
+            assert!(err.contains(want), "{json}: {err}");
+        }
+    }
 }

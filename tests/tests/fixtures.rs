@@ -22,7 +22,7 @@ async fn every_bundled_addon_passes_its_fixtures() {
         .collect();
     addons.sort();
     assert!(
-        addons.len() >= 3,
+        addons.len() >= 6,
         "expected the bundled addons in {addons:?}"
     );
 
@@ -45,7 +45,7 @@ async fn every_bundled_addon_passes_its_fixtures() {
         failures.len(),
         failures.join("\n\n")
     );
-    assert!(ran >= 9, "only {ran} fixtures ran");
+    assert!(ran >= 31, "only {ran} fixtures ran");
 }
 
 /// The runner really compares: a bundle whose expectation is wrong is reported, with both sides.
@@ -86,4 +86,40 @@ async fn a_wrong_expectation_is_reported() {
         mismatch.contains("\"info\"") && mismatch.contains("\"critical\""),
         "{mismatch}"
     );
+}
+
+/// A trap fixture that does not fit the format, or that the registry would never route to the
+/// addon, fails the bundle with the file and the field named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_trap_fixture_names_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("f.db").display()))
+        .await
+        .unwrap();
+    let sandbox = Arc::new(Sandbox::new(None, HostServices { store }).unwrap());
+
+    let bundle = dir.path().join("if-mib");
+    let source = opsconductor_tests::bundle("if-mib");
+    std::fs::create_dir_all(bundle.join("fixtures")).unwrap();
+    for file in ["manifest.json", "addon.wasm"] {
+        std::fs::copy(source.join(file), bundle.join(file)).unwrap();
+    }
+    let input = std::fs::read_to_string(source.join("fixtures/link-down.input.trap.json")).unwrap();
+    std::fs::write(bundle.join("fixtures/x.expected.json"), "[]").unwrap();
+    let cases = [
+        (
+            input.replacen(r#""value": 516"#, r#""value": "516""#, 1),
+            "fixtures/x.input.trap.json: varbinds[0]: invalid type: string \"516\"",
+        ),
+        (
+            input.replace("1.3.6.1.6.3.1.1.5.3", "1.3.6.1.6.3.1.1.5.1"),
+            "fixtures/x.input.trap.json: trap_oid: 1.3.6.1.6.3.1.1.5.1 is not under the \
+             manifest's snmp_trap.oid_prefixes",
+        ),
+    ];
+    for (fixture, want) in cases {
+        std::fs::write(bundle.join("fixtures/x.input.trap.json"), fixture).unwrap();
+        let err = run_bundle_fixtures(&sandbox, &bundle).await.unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
+    }
 }
