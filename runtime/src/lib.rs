@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod registry;
 pub mod sandbox;
 pub mod server;
+pub mod snmp;
 pub mod store;
 pub mod testing;
 pub mod writer;
