@@ -161,3 +161,90 @@ fn install_list_toggle_and_serve() {
         "{body}"
     );
 }
+
+#[test]
+fn snmp_credentials_and_engine_id() {
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| ok(opsconductor(data.path(), args));
+
+    let first = run(&["snmp", "engine-id"]);
+    assert!(first.trim().starts_with("0x80"), "{first}");
+    assert_eq!(
+        run(&["snmp", "engine-id"]),
+        first,
+        "the engine id is persisted"
+    );
+
+    run(&[
+        "snmp",
+        "community",
+        "add",
+        "lab",
+        "--community",
+        "s3cret-community",
+    ]);
+    let listed = run(&["snmp", "community", "list"]);
+    assert_eq!(listed.trim(), "lab");
+
+    run(&[
+        "snmp",
+        "user",
+        "add",
+        "ops",
+        "--auth",
+        "sha256",
+        "--auth-password",
+        "auth-pass-123",
+        "--priv",
+        "aes",
+        "--priv-password",
+        "priv-pass-123",
+    ]);
+    let users = run(&["snmp", "user", "list"]);
+    assert!(
+        users.contains("ops") && users.contains("sha256") && users.contains("aes"),
+        "{users}"
+    );
+
+    // Refusals say why.
+    let short = opsconductor(
+        data.path(),
+        &[
+            "snmp",
+            "user",
+            "add",
+            "weak",
+            "--auth",
+            "sha",
+            "--auth-password",
+            "short",
+        ],
+    );
+    assert!(!short.status.success());
+    let half = opsconductor(
+        data.path(),
+        &[
+            "snmp",
+            "user",
+            "add",
+            "half",
+            "--priv",
+            "aes",
+            "--priv-password",
+            "priv-pass-123",
+        ],
+    );
+    assert!(!half.status.success());
+
+    // Nothing printed anywhere contains a secret.
+    for out in [&listed, &users] {
+        for secret in ["s3cret-community", "auth-pass-123", "priv-pass-123"] {
+            assert!(!out.contains(secret), "{out}");
+        }
+    }
+    run(&["snmp", "user", "remove", "ops"]);
+    run(&["snmp", "community", "remove", "lab"]);
+    assert!(run(&["snmp", "user", "list"]).trim().is_empty());
+    let gone = opsconductor(data.path(), &["snmp", "user", "remove", "ops"]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no SNMPv3 user `ops`"));
+}
