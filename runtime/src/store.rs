@@ -238,6 +238,16 @@ fn lock_addon_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
     DB::LOCK_ADDON
 }
 
+/// Counts one more change of a kind (`$1` names its generation setting), inside the
+/// transaction that makes the change, so that a reader that sees the new number also sees the
+/// change. Running servers poll these numbers to reload addons and credentials without a
+/// restart. The value is kept as text like every setting.
+const BUMP_GENERATION_SQL: &str = "INSERT INTO system_settings (key, value, updated_at) \
+     VALUES ($1, '1', $2) \
+     ON CONFLICT (key) DO UPDATE \
+     SET value = CAST(CAST(system_settings.value AS BIGINT) + 1 AS TEXT), \
+         updated_at = excluded.updated_at";
+
 /// The current time as the store records it. Truncated to microseconds because that is what
 /// PostgreSQL keeps: SQLite then stores the same instant, and a value read back equals the
 /// value written on both backends.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
 
-use super::{Context, Store, StoreError, begin_write, lock_addon_sql, now};
+use super::{BUMP_GENERATION_SQL, Context, Store, StoreError, begin_write, lock_addon_sql, now};
 
 /// Longest state key, in bytes. Keys name things ("last-poll-cursor", an interface index);
 /// 256 bytes is plenty for that and keeps the primary-key index small.
@@ -50,14 +50,6 @@ pub struct AddonRow {
     pub installed_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
-
-/// Counts one more addon change, inside the transaction that makes it, so that a registry that
-/// sees the new number also sees the change. The value is kept as text like every setting.
-const BUMP_GENERATION_SQL: &str = "INSERT INTO system_settings (key, value, updated_at) \
-     VALUES ($1, '1', $2) \
-     ON CONFLICT (key) DO UPDATE \
-     SET value = CAST(CAST(system_settings.value AS BIGINT) + 1 AS TEXT), \
-         updated_at = excluded.updated_at";
 
 impl Store {
     /// Installs an addon or replaces an installed one (name, version, methods, manifest, wasm and

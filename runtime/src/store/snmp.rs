@@ -6,17 +6,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Context, Store, StoreError, begin_write, now};
+use super::{BUMP_GENERATION_SQL, Context, Store, StoreError, begin_write, now};
 
 /// The setting that counts credential changes, like `addons.generation` for addons.
 const GENERATION_KEY: &str = "snmp.credentials_generation";
-
-/// Counts one more credential change, inside the transaction that makes it.
-const BUMP_GENERATION_SQL: &str = "INSERT INTO system_settings (key, value, updated_at) \
-     VALUES ($1, '1', $2) \
-     ON CONFLICT (key) DO UPDATE \
-     SET value = CAST(CAST(system_settings.value AS BIGINT) + 1 AS TEXT), \
-         updated_at = excluded.updated_at";
 
 /// A v1/v2c community the trap receiver accepts, under an operator-chosen label (the label is
 /// what listings show; the community itself is the secret).
