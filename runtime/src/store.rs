@@ -347,6 +347,17 @@ impl Store {
         })
     }
 
+    /// The number a generation setting holds (0 before the first change); see
+    /// [`BUMP_GENERATION_SQL`].
+    async fn generation(&self, key: &str) -> Result<i64, StoreError> {
+        match self.get_setting(key).await? {
+            None => Ok(0),
+            Some(value) => value.parse().map_err(|_| {
+                StoreError::Corrupt(format!("setting `{key}` is `{value}`, not an integer"))
+            }),
+        }
+    }
+
     /// Sets a setting, creating or replacing it.
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         with_pool!(self, write, |pool| {

@@ -153,14 +153,7 @@ impl Store {
     /// changes, so an addon installed through any node takes effect on all of them without a
     /// restart.
     pub async fn addons_generation(&self) -> Result<i64, StoreError> {
-        match self.get_setting(GENERATION_KEY).await? {
-            None => Ok(0),
-            Some(value) => value.parse().map_err(|_| {
-                StoreError::Corrupt(format!(
-                    "setting `{GENERATION_KEY}` is `{value}`, not an integer"
-                ))
-            }),
-        }
+        self.generation(GENERATION_KEY).await
     }
 
     /// The value an addon stored under `key`, if any.

@@ -148,14 +148,7 @@ impl Store {
 
     /// Grows with every credential change (0 before the first); listeners poll it and reload.
     pub async fn snmp_credentials_generation(&self) -> Result<i64, StoreError> {
-        match self.get_setting(GENERATION_KEY).await? {
-            None => Ok(0),
-            Some(value) => value.parse().map_err(|_| {
-                StoreError::Corrupt(format!(
-                    "setting `{GENERATION_KEY}` is `{value}`, not an integer"
-                ))
-            }),
-        }
+        self.generation(GENERATION_KEY).await
     }
 
     async fn delete_and_bump(&self, sql: &'static str, key: &str) -> Result<(), StoreError> {
