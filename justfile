@@ -53,3 +53,7 @@ bench-webhooks *ARGS: build-addons
 # Trap ingest: a burst over loopback UDP, fully accounted (args: --count --distinct --rate --db)
 bench-traps *ARGS: build-addons
     cargo run --release -p opsconductor-tests --bin bench-traps -- {{ARGS}}
+
+# Fuzz the SNMP datagram decoder and USM path (needs the nightly toolchain and cargo-fuzz)
+fuzz-snmp SECONDS="300":
+    cd fuzz && sh seed.sh && cargo +nightly fuzz run datagram -- -max_total_time={{SECONDS}} -max_len=4096 -print_final_stats=1
