@@ -4,6 +4,10 @@
 //! `seed.sh`), so that mutations start from messages that get deep into the code.
 //!
 //! Besides "never panics", it checks one invariant: whatever we answer decodes as SNMP again.
+//!
+//! Run with `just fuzz-snmp` (seeds the corpus, then `cargo +nightly fuzz run datagram`).
+//! A crashing input goes to `runtime/src/snmp/testdata/regressions/` with a regression test
+//! named after what broke.
 
 #![no_main]
 
