@@ -207,6 +207,32 @@ pub fn bind_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
+/// Logs refused datagrams at warn level, at most once a second per class with the count of
+/// those not logged: a flood of bad packets (a misconfigured device, a scan) must show in the
+/// log without drowning it. The counters hold the exact numbers.
+#[derive(Default)]
+struct RefusalLog {
+    last: std::collections::HashMap<&'static str, (std::time::Instant, u64)>,
+}
+
+impl RefusalLog {
+    fn log(&mut self, class: &'static str, source: SocketAddr, error: &crate::snmp::SnmpError) {
+        let now = std::time::Instant::now();
+        match self.last.get_mut(class) {
+            Some((at, suppressed))
+                if now.duration_since(*at) < std::time::Duration::from_secs(1) =>
+            {
+                *suppressed += 1;
+            }
+            entry => {
+                let suppressed = entry.map_or(0, |(_, n)| *n);
+                warn!(class, %source, %error, suppressed, "trap datagram refused");
+                self.last.insert(class, (now, 0));
+            }
+        }
+    }
+}
+
 struct Job {
     trap: SnmpTrap,
     /// For an inform: the response to send once the trap is taken care of, and where.
@@ -241,6 +267,7 @@ pub fn spawn(
         drop(queue);
 
         let counters = &view.counters;
+        let mut refusals = RefusalLog::default();
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         loop {
             let (len, source) = tokio::select! {
@@ -259,7 +286,7 @@ pub fn spawn(
             let job = match receiver.process(&buf[..len], source) {
                 Err(error) => {
                     bump(counters.by_name(error.counter()));
-                    debug!(%source, %error, "datagram refused");
+                    refusals.log(error.counter(), source, &error);
                     continue;
                 }
                 Ok(Received::Report(report)) => {
