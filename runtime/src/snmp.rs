@@ -473,6 +473,8 @@ pub fn encode_v2c_inform(
     })
 }
 
+/// A notification PDU: sysUpTime.0 and snmpTrapOID.0, then `varbinds`. Shared by the v2c
+/// encoders here and the v3 sender.
 fn notification_pdu(
     request_id: i32,
     uptime: u32,

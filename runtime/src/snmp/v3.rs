@@ -14,7 +14,7 @@ use std::time::Instant;
 use rasn_snmp::v2;
 use rasn_snmp::v3::{HeaderData, Message, ScopedPdu, ScopedPduData, USMSecurityParameters};
 
-use super::pdu::{self, notification_varbinds};
+use super::pdu;
 use super::tlv;
 use super::usm::{LocalizedKeys, SecurityLevel, UsmUser};
 use super::{
@@ -474,7 +474,7 @@ impl V3Sender<'_> {
         trap_oid: &str,
         varbinds: &[Varbind],
     ) -> Result<Vec<u8>, SnmpError> {
-        let pdu = self.notification(request_id, uptime, trap_oid, varbinds)?;
+        let pdu = super::notification_pdu(request_id, uptime, trap_oid, varbinds)?;
         self.encode(msg_id, false, v2::Pdus::Trap(v2::Trap(pdu)))
     }
 
@@ -488,27 +488,12 @@ impl V3Sender<'_> {
         trap_oid: &str,
         varbinds: &[Varbind],
     ) -> Result<Vec<u8>, SnmpError> {
-        let pdu = self.notification(request_id, uptime, trap_oid, varbinds)?;
+        let pdu = super::notification_pdu(request_id, uptime, trap_oid, varbinds)?;
         self.encode(
             msg_id,
             true,
             v2::Pdus::InformRequest(v2::InformRequest(pdu)),
         )
-    }
-
-    fn notification(
-        &self,
-        request_id: i32,
-        uptime: u32,
-        trap_oid: &str,
-        varbinds: &[Varbind],
-    ) -> Result<v2::Pdu, SnmpError> {
-        Ok(v2::Pdu {
-            request_id,
-            error_status: v2::Pdu::ERROR_STATUS_NO_ERROR,
-            error_index: 0,
-            variable_bindings: notification_varbinds(uptime, trap_oid, varbinds)?,
-        })
     }
 
     fn encode(&self, msg_id: i32, reportable: bool, pdu: v2::Pdus) -> Result<Vec<u8>, SnmpError> {
