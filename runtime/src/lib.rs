@@ -12,6 +12,7 @@ pub mod fixtures;
 pub mod inbound;
 pub mod ingest;
 pub mod manifest;
+pub mod poller;
 pub mod registry;
 pub mod sandbox;
 pub mod server;

@@ -10,7 +10,14 @@ use serde::{Deserialize, Serialize};
 use crate::alert::Severity;
 
 /// The WIT worlds this runtime can run, newest first.
-pub const SUPPORTED_WORLDS: &[&str] = &["opsconductor:addon/addon@0.1.0"];
+pub const SUPPORTED_WORLDS: &[&str] = &[WORLD_V0_2, WORLD_V0_1];
+/// The world with scripted polling (`io` imports, `poller` export).
+pub const WORLD_V0_2: &str = "opsconductor:addon/addon@0.2.0";
+/// The foundation's world: parse only.
+pub const WORLD_V0_1: &str = "opsconductor:addon/addon@0.1.0";
+
+/// In `capabilities.hosts`, the address of the target being polled.
+pub const TARGET_HOST: &str = "{target}";
 
 /// Upper bounds an addon may ask for. They protect the host, not the addon: a manifest asking
 /// for more is refused at install rather than silently clamped.
@@ -40,6 +47,9 @@ pub struct Manifest {
     /// Required when `methods` contains `snmp_trap`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snmp_trap: Option<TrapSpec>,
+    /// Required when `methods` contains a poll method (`snmp_poll`, `api_poll`, `ssh_poll`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<PollSpec>,
     #[serde(default)]
     pub alerts: AlertSpec,
     #[serde(default)]
@@ -91,6 +101,98 @@ pub struct TrapSpec {
     pub oid_prefixes: Vec<String>,
 }
 
+/// How the addon's targets are polled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollSpec {
+    /// The interval of a target that names neither an interval nor a cron schedule.
+    #[serde(default = "default_poll_interval")]
+    pub default_interval_seconds: u32,
+    /// Wall-clock budget of one whole poll: every fetch, or the addon's `poll` call with its I/O.
+    #[serde(default = "default_poll_timeout")]
+    pub timeout_ms: u32,
+    #[serde(default)]
+    pub mode: PollMode,
+    /// What the host fetches in `declarative` mode, in order; empty in `scripted` mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fetch: Vec<FetchSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PollMode {
+    /// The host fetches what `fetch` lists and hands the result to `parse`.
+    #[default]
+    Declarative,
+    /// The host calls the addon's `poll` export, which does its own I/O through the `io` imports
+    /// (WIT 0.2.0 and later), limited by `capabilities.hosts` and `capabilities.ssh_commands`.
+    Scripted,
+}
+
+/// One thing a declarative poll fetches from the target. `name` is how the addon finds it in the
+/// poll result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FetchSpec {
+    /// SNMP GET of these OIDs.
+    SnmpGet { name: String, oids: Vec<String> },
+    /// Every varbind below `oid` (GETBULK on v2c/v3).
+    SnmpWalk { name: String, oid: String },
+    /// One HTTP request to the target. `path` is resolved against the target's base URL; a
+    /// `{key}` in it is replaced by the target config's string or number at `key`.
+    Http {
+        name: String,
+        #[serde(default = "default_http_method")]
+        method: String,
+        path: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
+    },
+    /// One command run over SSH, verbatim.
+    Ssh { name: String, command: String },
+}
+
+impl FetchSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            FetchSpec::SnmpGet { name, .. }
+            | FetchSpec::SnmpWalk { name, .. }
+            | FetchSpec::Http { name, .. }
+            | FetchSpec::Ssh { name, .. } => name,
+        }
+    }
+
+    /// The poll method a fetch of this kind belongs to.
+    pub fn method(&self) -> Method {
+        match self {
+            FetchSpec::SnmpGet { .. } | FetchSpec::SnmpWalk { .. } => Method::SnmpPoll,
+            FetchSpec::Http { .. } => Method::ApiPoll,
+            FetchSpec::Ssh { .. } => Method::SshPoll,
+        }
+    }
+}
+
+impl Method {
+    pub fn is_poll(self) -> bool {
+        matches!(self, Method::SnmpPoll | Method::ApiPoll | Method::SshPoll)
+    }
+}
+
+fn default_poll_interval() -> u32 {
+    60
+}
+
+fn default_poll_timeout() -> u32 {
+    10_000
+}
+
+fn default_http_method() -> String {
+    "GET".to_owned()
+}
+
+pub const MAX_POLL_TIMEOUT_MS: u32 = 300_000;
+pub const MAX_FETCHES: usize = 64;
+
 /// How reported alerts become stored alerts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -136,6 +238,14 @@ pub struct Capabilities {
     pub timeout_ms: u32,
     /// Instances kept warm to serve calls concurrently.
     pub instances: u32,
+    /// Hosts a scripted poll may reach: exact host names or IP addresses, `*.example.com` for
+    /// any subdomain, or `{target}` for the address of the target being polled. SNMP and SSH
+    /// imports only ever reach the polled target, so they need `{target}`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Commands a scripted poll may run over SSH, each matched verbatim.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ssh_commands: Vec<String>,
 }
 
 impl Default for Capabilities {
@@ -145,6 +255,8 @@ impl Default for Capabilities {
             cpu_ms: 1_000,
             timeout_ms: 5_000,
             instances: 2,
+            hosts: Vec::new(),
+            ssh_commands: Vec::new(),
         }
     }
 }
@@ -257,8 +369,144 @@ impl Manifest {
             (None, false) => {}
         }
 
+        let polls = self.methods.iter().any(|m| m.is_poll());
+        match (&self.poll, polls) {
+            (None, true) => {
+                return Err(invalid(
+                    "poll",
+                    "is required because `methods` contains a poll method",
+                ));
+            }
+            (Some(_), false) => {
+                return Err(invalid(
+                    "poll",
+                    "is set but `methods` contains no poll method (snmp_poll, api_poll, ssh_poll)",
+                ));
+            }
+            (Some(p), true) => p.validate(self)?,
+            (None, false) => {}
+        }
+
         self.alerts.validate()?;
         self.capabilities.validate()?;
+        Ok(())
+    }
+
+    /// Whether the component implements the `poller` export (WIT 0.2.0 and later).
+    pub fn has_poller_export(&self) -> bool {
+        self.world != WORLD_V0_1
+    }
+}
+
+impl PollSpec {
+    fn validate(&self, manifest: &Manifest) -> Result<(), ManifestError> {
+        if self.default_interval_seconds == 0 || self.default_interval_seconds > 86_400 * 7 {
+            return Err(invalid(
+                "poll.default_interval_seconds",
+                "must be between 1 and 604800 (a week)",
+            ));
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > MAX_POLL_TIMEOUT_MS {
+            return Err(invalid(
+                "poll.timeout_ms",
+                format!("must be between 1 and {MAX_POLL_TIMEOUT_MS}"),
+            ));
+        }
+        match self.mode {
+            PollMode::Scripted => {
+                if !manifest.has_poller_export() {
+                    return Err(invalid(
+                        "poll.mode",
+                        format!("`scripted` needs the world {WORLD_V0_2} or later"),
+                    ));
+                }
+                if !self.fetch.is_empty() {
+                    return Err(invalid(
+                        "poll.fetch",
+                        "must be empty in `scripted` mode: the addon fetches for itself",
+                    ));
+                }
+            }
+            PollMode::Declarative => {
+                if self.fetch.is_empty() {
+                    return Err(invalid(
+                        "poll.fetch",
+                        "must list at least one fetch in `declarative` mode",
+                    ));
+                }
+                if self.fetch.len() > MAX_FETCHES {
+                    return Err(invalid(
+                        "poll.fetch",
+                        format!("lists more than {MAX_FETCHES} fetches"),
+                    ));
+                }
+            }
+        }
+        for (i, fetch) in self.fetch.iter().enumerate() {
+            let field = format!("poll.fetch[{i}]");
+            validate_name(format!("{field}.name"), fetch.name())?;
+            if self.fetch[..i].iter().any(|f| f.name() == fetch.name()) {
+                return Err(invalid(
+                    format!("{field}.name"),
+                    format!("`{}` is used twice", fetch.name()),
+                ));
+            }
+            if !manifest.methods.contains(&fetch.method()) {
+                let method = serde_json::to_value(fetch.method()).unwrap_or_default();
+                return Err(invalid(
+                    format!("{field}.kind"),
+                    format!("needs `{}` in `methods`", method.as_str().unwrap_or("?")),
+                ));
+            }
+            match fetch {
+                FetchSpec::SnmpGet { oids, .. } => {
+                    if oids.is_empty() || oids.len() > 128 {
+                        return Err(invalid(format!("{field}.oids"), "must list 1-128 OIDs"));
+                    }
+                    for (j, oid) in oids.iter().enumerate() {
+                        if parse_oid(oid).is_none_or(|a| a.len() < 2) {
+                            return Err(invalid(
+                                format!("{field}.oids[{j}]"),
+                                format!("`{oid}` is not a dotted-decimal OID"),
+                            ));
+                        }
+                    }
+                }
+                FetchSpec::SnmpWalk { oid, .. } => {
+                    if parse_oid(oid).is_none_or(|a| a.len() < 2) {
+                        return Err(invalid(
+                            format!("{field}.oid"),
+                            format!("`{oid}` is not a dotted-decimal OID"),
+                        ));
+                    }
+                }
+                FetchSpec::Http { method, path, .. } => {
+                    if !matches!(
+                        method.as_str(),
+                        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD"
+                    ) {
+                        return Err(invalid(
+                            format!("{field}.method"),
+                            format!("`{method}` is not an HTTP method this runtime sends"),
+                        ));
+                    }
+                    if !path.starts_with('/') {
+                        return Err(invalid(
+                            format!("{field}.path"),
+                            "must start with `/`: it is resolved against the target's base URL",
+                        ));
+                    }
+                }
+                FetchSpec::Ssh { command, .. } => {
+                    if command.trim().is_empty() || command.len() > 1024 {
+                        return Err(invalid(
+                            format!("{field}.command"),
+                            "must be 1-1024 characters",
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -420,7 +668,63 @@ impl Capabilities {
         check("cpu_ms", self.cpu_ms, 1, MAX_CPU_MS)?;
         check("timeout_ms", self.timeout_ms, 1, MAX_TIMEOUT_MS)?;
         check("instances", self.instances, 1, MAX_INSTANCES)?;
+        for (i, host) in self.hosts.iter().enumerate() {
+            if !valid_host_pattern(host) {
+                return Err(invalid(
+                    format!("capabilities.hosts[{i}]"),
+                    format!(
+                        "`{host}` must be `{TARGET_HOST}`, a host name, an IP address or `*.domain`"
+                    ),
+                ));
+            }
+        }
+        for (i, command) in self.ssh_commands.iter().enumerate() {
+            if command.trim().is_empty() || command.len() > 1024 {
+                return Err(invalid(
+                    format!("capabilities.ssh_commands[{i}]"),
+                    "must be 1-1024 characters",
+                ));
+            }
+        }
         Ok(())
+    }
+}
+
+fn valid_host_pattern(pattern: &str) -> bool {
+    if pattern == TARGET_HOST || pattern.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = pattern.strip_prefix("*.").unwrap_or(pattern);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+    };
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok)
+}
+
+impl Capabilities {
+    /// Whether a scripted poll of a target at `target_host` may reach `host`. Names compare
+    /// case-insensitively; `*.example.com` matches subdomains, not `example.com` itself.
+    pub fn allows_host(&self, host: &str, target_host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.hosts.iter().any(|pattern| {
+            if pattern == TARGET_HOST {
+                return host.eq_ignore_ascii_case(target_host);
+            }
+            match pattern.strip_prefix("*.") {
+                Some(domain) => host.len() > domain.len() + 1
+                    && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
+                    && host.as_bytes()[host.len() - domain.len() - 1] == b'.',
+                None => host.eq_ignore_ascii_case(pattern),
+            }
+        })
+    }
+
+    /// Whether a scripted poll may run `command` over SSH (verbatim match).
+    pub fn allows_ssh_command(&self, command: &str) -> bool {
+        self.ssh_commands.iter().any(|c| c == command)
     }
 }
 
@@ -517,6 +821,86 @@ mod tests {
                 "error for `{field}` should name it, got: {shown}"
             );
         }
+    }
+
+    fn poller() -> serde_json::Value {
+        serde_json::json!({
+            "id": "snmp-interface",
+            "name": "Interfaces",
+            "version": "0.1.0",
+            "world": "opsconductor:addon/addon@0.2.0",
+            "methods": ["snmp_poll"],
+            "poll": {
+                "fetch": [
+                    { "name": "oper", "kind": "snmp_walk", "oid": "1.3.6.1.2.1.2.2.1.8" },
+                    { "name": "uptime", "kind": "snmp_get", "oids": ["1.3.6.1.2.1.1.3.0"] }
+                ]
+            }
+        })
+    }
+
+    #[test]
+    fn poll_manifests_validate_and_name_their_field() {
+        let ok = Manifest::from_json(poller().to_string().as_bytes()).unwrap();
+        let poll = ok.poll.unwrap();
+        assert_eq!(poll.mode, PollMode::Declarative);
+        assert_eq!(poll.default_interval_seconds, 60);
+        assert_eq!(poll.fetch[0].name(), "oper");
+
+        type Edit = fn(&mut serde_json::Value);
+        let cases: &[(&str, Edit)] = &[
+            ("poll", |v| {
+                v.as_object_mut().unwrap().remove("poll");
+            }),
+            ("poll.fetch", |v| v["poll"]["fetch"] = serde_json::json!([])),
+            ("poll.fetch[1].name", |v| {
+                v["poll"]["fetch"][1]["name"] = "oper".into()
+            }),
+            ("poll.fetch[0].oid", |v| {
+                v["poll"]["fetch"][0]["oid"] = "ifTable".into()
+            }),
+            ("poll.fetch[2].kind", |v| {
+                v["poll"]["fetch"][2] = serde_json::json!({ "name": "df", "kind": "ssh", "command": "df -P" })
+            }),
+            ("poll.mode", |v| {
+                v["world"] = "opsconductor:addon/addon@0.1.0".into();
+                v["poll"] = serde_json::json!({ "mode": "scripted" });
+            }),
+            ("poll.fetch", |v| v["poll"]["mode"] = "scripted".into()),
+            ("poll.timeout_ms", |v| v["poll"]["timeout_ms"] = 0.into()),
+            ("capabilities.hosts[0]", |v| {
+                v["capabilities"] = serde_json::json!({ "hosts": ["http://x/"] })
+            }),
+        ];
+        for (field, edit) in cases {
+            let mut v = poller();
+            edit(&mut v);
+            let err = Manifest::from_json(v.to_string().as_bytes()).expect_err(field);
+            assert!(
+                err.to_string().contains(field),
+                "error for `{field}` should name it, got: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_capabilities_match_exactly_or_by_subdomain() {
+        let caps = Capabilities {
+            hosts: vec![
+                TARGET_HOST.into(),
+                "api.example.com".into(),
+                "*.corp.test".into(),
+            ],
+            ..Capabilities::default()
+        };
+        assert!(caps.allows_host("192.0.2.7", "192.0.2.7"));
+        assert!(!caps.allows_host("192.0.2.8", "192.0.2.7"));
+        assert!(caps.allows_host("API.example.com", "192.0.2.7"));
+        assert!(!caps.allows_host("evil-api.example.com", "192.0.2.7"));
+        assert!(caps.allows_host("a.b.corp.test", "x"));
+        assert!(!caps.allows_host("corp.test", "x"));
+        assert!(!caps.allows_host("xcorp.test", "x"));
+        assert!(!Capabilities::default().allows_host("192.0.2.7", "192.0.2.7"));
     }
 
     #[test]
