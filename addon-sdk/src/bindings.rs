@@ -1,4 +1,4 @@
-//! The generated bindings for the `opsconductor:addon@0.1.0` world: the only `generate!` in the SDK.
+//! The generated bindings for the `opsconductor:addon@0.2.0` world: the only `generate!` in the SDK.
 //!
 //! The export macro is public (`pub_export_macro`) because it must expand in the addon's crate:
 //! that is where the component's exported functions and the custom section describing the world
@@ -6,7 +6,7 @@
 //! does.
 
 wit_bindgen::generate!({
-    path: "../wit/v0.1.0",
+    path: "../wit/v0.2.0",
     world: "addon",
     pub_export_macro: true,
     export_macro_name: "export",

@@ -24,8 +24,10 @@
 mod alert;
 mod error;
 pub mod host;
+pub mod io;
 pub mod json;
 mod mapping;
+pub mod poll;
 pub mod testing;
 mod text;
 mod trap;
@@ -89,11 +91,21 @@ pub trait Addon {
             "this addon does not handle poll results",
         ))
     }
+
+    /// Polls `target` by script (manifest `poll.mode: "scripted"`): fetch with the [`io`]
+    /// functions, which reach only what the manifest's capabilities allow, and report alerts.
+    fn poll(&self, target: &Target) -> Result<Vec<Alert>> {
+        let _ = target;
+        Err(AddonError::not_implemented(
+            "this addon does not poll by script",
+        ))
+    }
 }
 
 /// Everything an addon usually needs, for `use opsconductor_addon_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::host;
+    pub use crate::poll::{Column, TargetConfig};
     pub use crate::{
         Addon, AddonError, Alert, ErrorKind, Mapping, MibEnum, OidTable, PollResult, Result,
         SEVERITY_WORDS, Severity, SnmpTrap, SnmpValue, Value, WebhookRequest, capture, host_part,
@@ -123,25 +135,39 @@ macro_rules! register_addon {
             #[allow(dead_code)]
             struct __OpsConductorAddonExport;
 
+            ::std::thread_local! {
+                // A thread-local rather than a `static OnceLock`: a component instance is
+                // single-threaded, and this way the addon type need not be `Sync`.
+                static __OPSCONDUCTOR_ADDON: $addon = {
+                    // The hook goes in before the instance is built, so that a panic in the
+                    // constructor is reported as readably as one in a parse method.
+                    $crate::__private::install_panic_hook();
+                    $init
+                };
+            }
+
+            impl $crate::__private::PollerGuest for __OpsConductorAddonExport {
+                fn poll(
+                    target: $crate::Target,
+                ) -> ::core::result::Result<::std::vec::Vec<$crate::Alert>, $crate::AddonError>
+                {
+                    $crate::__private::install_panic_hook();
+                    __OPSCONDUCTOR_ADDON.with(|addon| $crate::Addon::poll(addon, &target))
+                }
+            }
+
             impl $crate::__private::Guest for __OpsConductorAddonExport {
                 fn parse(
                     event: $crate::__private::RawEvent,
                 ) -> ::core::result::Result<::std::vec::Vec<$crate::Alert>, $crate::AddonError>
                 {
-                    // The hook goes in before the instance is built, so that a panic in the
-                    // constructor is reported as readably as one in a parse method.
                     $crate::__private::install_panic_hook();
-                    // A thread-local rather than a `static OnceLock`: a component instance is
-                    // single-threaded, and this way the addon type need not be `Sync`.
-                    ::std::thread_local! {
-                        static ADDON: $addon = $init;
-                    }
-                    ADDON.with(|addon| $crate::__private::dispatch(addon, event))
+                    __OPSCONDUCTOR_ADDON.with(|addon| $crate::__private::dispatch(addon, event))
                 }
             }
 
             // Exported on wasm only. Natively the `impl` above is still type-checked, but the
-            // export symbols (`opsconductor:addon/handler@0.1.0#parse`) are not valid in the
+            // export symbols (`opsconductor:addon/handler@0.2.0#parse`) are not valid in the
             // linker version script of a native cdylib, and nothing native would call them.
             #[cfg(target_arch = "wasm32")]
             $crate::__private::export!(
@@ -155,6 +181,13 @@ macro_rules! register_addon {
                 ::std::vec::Vec<$crate::Alert>,
                 $crate::AddonError,
             > = <__OpsConductorAddonExport as $crate::__private::Guest>::parse;
+            #[cfg(not(target_arch = "wasm32"))]
+            const _: fn(
+                $crate::Target,
+            ) -> ::core::result::Result<
+                ::std::vec::Vec<$crate::Alert>,
+                $crate::AddonError,
+            > = <__OpsConductorAddonExport as $crate::__private::PollerGuest>::poll;
         };
     };
 }
@@ -185,6 +218,7 @@ pub mod __private {
     pub use crate::bindings;
     pub use crate::bindings::export;
     pub use crate::bindings::exports::opsconductor::addon::handler::Guest;
+    pub use crate::bindings::exports::opsconductor::addon::poller::Guest as PollerGuest;
     pub use crate::bindings::opsconductor::addon::types::RawEvent;
 
     use crate::{Addon, AddonError, Alert};

@@ -127,3 +127,13 @@ impl RawEvent {
         }
     }
 }
+
+/// An HTTP request an addon asks for (a manifest fetch or a scripted poll's `http-request`):
+/// `url` is absolute or a path on the target's base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCallSpec {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}

@@ -238,8 +238,10 @@ impl Registry {
         let id = manifest.id.clone();
         let sha = wasm_sha256.to_owned();
         let caps = manifest.capabilities.clone();
+        let world = manifest.world.clone();
         // Compilation is CPU-bound (seconds on a cache miss): keep it off the async workers.
-        let component = tokio::task::spawn_blocking(move || sandbox.load(&id, &wasm, &sha, &caps))
+        let component =
+            tokio::task::spawn_blocking(move || sandbox.load(&id, &world, &wasm, &sha, &caps))
             .await
             .map_err(|e| RegistryError::Join(e.to_string()))??;
         Ok(LoadedAddon {
@@ -356,13 +358,18 @@ pub async fn install_bundle(
 
     {
         let sandbox = sandbox.clone();
-        let (id, sha, caps) = (
+        let (id, world, sha, caps) = (
             manifest.id.clone(),
+            manifest.world.clone(),
             wasm_sha256.clone(),
             manifest.capabilities.clone(),
         );
         let wasm = wasm.clone();
-        tokio::task::spawn_blocking(move || sandbox.load(&id, &wasm, &sha, &caps).map(drop))
+        tokio::task::spawn_blocking(move || {
+            sandbox
+                .load(&id, &world, &wasm, &sha, &caps)
+                .map(drop)
+        })
             .await
             .map_err(|e| RegistryError::Join(e.to_string()))??;
     }

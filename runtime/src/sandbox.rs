@@ -20,13 +20,14 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::alert::ReportedAlert;
-use crate::event::RawEvent;
-use crate::manifest::Capabilities;
-use bindings::{Addon, AddonPre};
+use crate::event::{RawEvent, Target};
+use crate::manifest::{Capabilities, WORLD_V0_1, WORLD_V0_2};
+use crate::poll::TargetIo;
+use bindings::{v0_1, v0_2};
 use host::HostContext;
 pub use host::HostServices;
 
@@ -46,6 +47,12 @@ pub enum SandboxError {
     Compile { addon: String, message: String },
     #[error("addon `{addon}`: the component does not fit the host: {message}")]
     Link { addon: String, message: String },
+    #[error("addon `{addon}`: WIT world `{world}` is not supported (supported: {supported})")]
+    World {
+        addon: String,
+        world: String,
+        supported: String,
+    },
     #[error("compiled-component cache at {path}: {source}")]
     Cache {
         path: PathBuf,
@@ -236,8 +243,16 @@ impl Sandbox {
         // instantiates, but the context built per instance grants none of it (see `instantiate`).
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
-        Addon::add_to_linker::<GuestState, HasSelf<HostContext>>(&mut linker, |s| &mut s.host)
-            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        // Every supported WIT version side by side: each registers its interfaces under its own
+        // versioned name, and a component links against the one it was built for.
+        v0_1::Addon::add_to_linker::<GuestState, HasSelf<HostContext>>(&mut linker, |s| {
+            &mut s.host
+        })
+        .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        v0_2::Addon::add_to_linker::<GuestState, HasSelf<HostContext>>(&mut linker, |s| {
+            &mut s.host
+        })
+        .map_err(|e| SandboxError::Engine(e.to_string()))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
@@ -283,19 +298,29 @@ impl Sandbox {
     pub fn load(
         &self,
         addon_id: &str,
+        world: &str,
         wasm: &[u8],
         wasm_sha256: &str,
         capabilities: &Capabilities,
     ) -> Result<AddonComponent, SandboxError> {
-        let component = self.compile(addon_id, wasm, wasm_sha256)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(AddonPre::new)
-            .map_err(|e| SandboxError::Link {
+        if world != WORLD_V0_1 && world != WORLD_V0_2 {
+            return Err(SandboxError::World {
                 addon: addon_id.to_owned(),
-                message: format!("{e:#}"),
-            })?;
+                world: world.to_owned(),
+                supported: crate::manifest::SUPPORTED_WORLDS.join(", "),
+            });
+        }
+        let component = self.compile(addon_id, wasm, wasm_sha256)?;
+        let link_err = |e: wasmtime::Error| SandboxError::Link {
+            addon: addon_id.to_owned(),
+            message: format!("{e:#} (the manifest says world `{world}`; was the addon built for it?)"),
+        };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(link_err)?;
+        let pre = if world == WORLD_V0_1 {
+            Pre::V01(v0_1::AddonPre::new(instance_pre).map_err(link_err)?)
+        } else {
+            Pre::V02(v0_2::AddonPre::new(instance_pre).map_err(link_err)?)
+        };
         Ok(AddonComponent {
             addon_id: addon_id.into(),
             pre,
@@ -395,9 +420,26 @@ impl CallLimits {
     }
 }
 
+/// The pre-linked component, typed by the WIT version it was built for.
+enum Pre {
+    V01(v0_1::AddonPre<GuestState>),
+    V02(v0_2::AddonPre<GuestState>),
+}
+
+enum Bound {
+    V01(v0_1::Addon),
+    V02(v0_2::Addon),
+}
+
 struct WarmInstance {
     store: Store<GuestState>,
-    addon: Addon,
+    addon: Bound,
+}
+
+/// What one call asks of the addon.
+enum Call {
+    Parse(bindings::wit::RawEvent),
+    Poll(bindings::wit::Target),
 }
 
 /// One addon's compiled component and its pool of warm instances.
@@ -407,7 +449,7 @@ struct WarmInstance {
 /// plain mutex-guarded stack (held for a push or pop only, never across an await).
 pub struct AddonComponent {
     addon_id: Arc<str>,
-    pre: AddonPre<GuestState>,
+    pre: Pre,
     limits: CallLimits,
     idle: Mutex<Vec<WarmInstance>>,
     permits: Semaphore,
@@ -421,9 +463,42 @@ impl AddonComponent {
         self.counters.snapshot()
     }
 
+    /// Whether the component exports `poller` (WIT 0.2.0 and later).
+    pub fn can_poll(&self) -> bool {
+        matches!(self.pre, Pre::V02(_))
+    }
+
     /// Calls the addon's `parse`. A trap, deadline or timeout discards the instance (its state
     /// may be corrupt); the next call gets a fresh one. An addon error keeps it.
     pub async fn parse(&self, event: RawEvent) -> Result<Vec<ReportedAlert>, CallError> {
+        let call = Call::Parse(bindings::wit::RawEvent::from(event));
+        self.call(call, None, self.limits.timeout_ms).await
+    }
+
+    /// Calls the addon's `poll` export with `io` as the only way out, bounded by `timeout_ms`
+    /// of wall-clock time (I/O included) and the usual CPU budget (I/O excluded).
+    pub async fn poll(
+        &self,
+        target: Target,
+        io: Arc<TargetIo>,
+        timeout_ms: u32,
+    ) -> Result<Vec<ReportedAlert>, CallError> {
+        if !self.can_poll() {
+            return Err(CallError::Addon {
+                kind: "not-implemented",
+                message: "the addon's WIT world has no poll export".into(),
+            });
+        }
+        let call = Call::Poll(target.into());
+        self.call(call, Some(io), timeout_ms).await
+    }
+
+    async fn call(
+        &self,
+        call: Call,
+        io: Option<Arc<TargetIo>>,
+        timeout_ms: u32,
+    ) -> Result<Vec<ReportedAlert>, CallError> {
         let _permit = self
             .permits
             .acquire()
@@ -436,15 +511,36 @@ impl AddonComponent {
             None => self.instantiate().await?,
         };
 
+        let cpu_budget = Duration::from_millis(u64::from(self.limits.cpu_ms));
         warm.store.set_epoch_deadline(self.limits.epoch_ticks());
-        warm.store.data_mut().host.begin_call();
-        let event = bindings::wit::RawEvent::from(event);
-        let timeout = Duration::from_millis(u64::from(self.limits.timeout_ms));
-        let call = warm
-            .addon
-            .opsconductor_addon_handler()
-            .call_parse(&mut warm.store, &event);
-        let outcome = tokio::time::timeout(timeout, call).await;
+        warm.store.data_mut().host.begin_call(cpu_budget, io);
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        let WarmInstance { store, addon } = &mut warm;
+        let outcome = tokio::time::timeout(timeout, async {
+            match (addon, call) {
+                (Bound::V01(a), Call::Parse(event)) => {
+                    a.opsconductor_addon_handler()
+                        .call_parse(&mut *store, &event)
+                        .await
+                }
+                (Bound::V02(a), Call::Parse(event)) => {
+                    a.opsconductor_addon_handler()
+                        .call_parse(&mut *store, &event)
+                        .await
+                }
+                (Bound::V02(a), Call::Poll(target)) => {
+                    a.opsconductor_addon_poller()
+                        .call_poll(&mut *store, &target)
+                        .await
+                }
+                (Bound::V01(_), Call::Poll(_)) => {
+                    unreachable!("poll() refuses components without the poller export")
+                }
+            }
+        })
+        .await;
+        // The poll's I/O handle must not outlive the call.
+        warm.store.data_mut().host.io = None;
 
         match outcome {
             Ok(Ok(Ok(alerts))) => {
@@ -467,7 +563,7 @@ impl AddonComponent {
             }
             Err(_elapsed) => {
                 bump(&self.counters.timeouts);
-                let error = CallError::Timeout(self.limits.timeout_ms);
+                let error = CallError::Timeout(timeout_ms);
                 warn!(addon = %self.addon_id, %error, "addon call timed out; instance discarded");
                 Err(error)
             }
@@ -507,11 +603,28 @@ impl AddonComponent {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
+        // The epoch advances with wall time, but waiting in a host import (a database read, a
+        // scripted poll's SNMP walk) is not the guest's CPU. When the deadline passes, charge
+        // only guest time and extend the deadline by what is left of the budget.
+        store.epoch_deadline_callback(|ctx| {
+            let host = &ctx.data().host;
+            let left = host.cpu_budget.saturating_sub(host.guest_time());
+            if left.is_zero() {
+                return Err(Trap::Interrupt.into());
+            }
+            let ticks = (left.as_millis() as u64).div_ceil(EPOCH_TICK.as_millis() as u64) + 1;
+            Ok(UpdateDeadline::Continue(ticks))
+        });
+        store.data_mut().host.begin_call(INSTANTIATE_TIMEOUT, None);
         store.set_epoch_deadline((INSTANTIATE_TIMEOUT.as_millis() / EPOCH_TICK.as_millis()) as u64);
         bump(&self.counters.instantiations);
-        let result =
-            tokio::time::timeout(INSTANTIATE_TIMEOUT, self.pre.instantiate_async(&mut store)).await;
+        let instantiate = async {
+            match &self.pre {
+                Pre::V01(pre) => pre.instantiate_async(&mut store).await.map(Bound::V01),
+                Pre::V02(pre) => pre.instantiate_async(&mut store).await.map(Bound::V02),
+            }
+        };
+        let result = tokio::time::timeout(INSTANTIATE_TIMEOUT, instantiate).await;
         match result {
             Ok(Ok(addon)) => Ok(WarmInstance { store, addon }),
             Ok(Err(e)) => {

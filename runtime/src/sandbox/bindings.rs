@@ -1,31 +1,104 @@
-//! The one place that runs `bindgen!`: generated host bindings for the WIT package
-//! `opsconductor:addon@0.1.0`, and conversions between them and the host's own types
+//! The one place that runs `bindgen!`: generated host bindings for each supported WIT version
+//! of the package `opsconductor:addon`, and conversions between them and the host's own types
 //! (`crate::event`, `crate::alert`), so that nothing else depends on generated code.
 //!
-//! **API Boundary:** `wit/v0.1.0` is released and frozen. A new WIT version gets a sibling
-//! bindings module; this one keeps loading addons built against 0.1.0.
+//! **API Boundary:** every released WIT version (`wit/v*/`) keeps a module here for as long as
+//! the runtime supports it. 0.2.0 repeats 0.1.0's `types` unchanged, so its bindings reuse the
+//! 0.1.0 types (`with`; the component model checks types structurally) and every conversion is
+//! written once. The `host` interface is generated per version (its functions are registered
+//! under the versioned interface name) and both implementations forward to the same code.
 
 use crate::alert::{ReportedAlert, Severity};
 use crate::event;
 
-wasmtime::component::bindgen!({
-    path: "../wit/v0.1.0",
-    world: "addon",
-    // State imports reach the database, so every import is async; exports are async so that a
-    // call can be bounded by a wall-clock timeout and interrupted by the epoch deadline.
-    imports: {
-        // A failing state store must fail the call, not look like an absent key.
-        "opsconductor:addon/host.state-get": async | trappable,
-        "opsconductor:addon/host.state-set": async | trappable,
-        "opsconductor:addon/host.state-delete": async | trappable,
-        default: async,
-    },
-    exports: { default: async },
-});
+/// `opsconductor:addon@0.1.0`: parse only.
+pub mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1.0",
+        world: "addon",
+        // State imports reach the database, so every import is async; exports are async so
+        // that a call can be bounded by a wall-clock timeout and interrupted by the epoch
+        // deadline.
+        imports: {
+            // A failing state store must fail the call, not look like an absent key.
+            "opsconductor:addon/host.state-get": async | trappable,
+            "opsconductor:addon/host.state-set": async | trappable,
+            "opsconductor:addon/host.state-delete": async | trappable,
+            default: async,
+        },
+        exports: { default: async },
+    });
+}
 
-pub use self::opsconductor::addon::host::{Host, LogLevel};
-pub use self::opsconductor::addon::types as wit;
-pub use self::opsconductor::addon::types::{AddonError, ErrorKind};
+/// `opsconductor:addon@0.2.0`: 0.1.0 plus scripted polling (`io` imports, `poller` export).
+pub mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.2.0",
+        world: "addon",
+        imports: {
+            "opsconductor:addon/host.state-get": async | trappable,
+            "opsconductor:addon/host.state-set": async | trappable,
+            "opsconductor:addon/host.state-delete": async | trappable,
+            default: async,
+        },
+        exports: { default: async },
+        with: {
+            "opsconductor:addon/types": super::v0_1::opsconductor::addon::types,
+        },
+    });
+}
+
+pub use v0_1::opsconductor::addon::types as wit;
+pub use v0_1::opsconductor::addon::types::{AddonError, ErrorKind};
+pub use v0_2::opsconductor::addon::io as wit_io;
+
+/// Log levels of the host interface; the same enum in every version.
+pub type LogLevel = v0_1::opsconductor::addon::host::LogLevel;
+
+impl From<v0_2::opsconductor::addon::host::LogLevel> for LogLevel {
+    fn from(l: v0_2::opsconductor::addon::host::LogLevel) -> Self {
+        use v0_2::opsconductor::addon::host::LogLevel as L2;
+        match l {
+            L2::Trace => LogLevel::Trace,
+            L2::Debug => LogLevel::Debug,
+            L2::Info => LogLevel::Info,
+            L2::Warn => LogLevel::Warn,
+            L2::Error => LogLevel::Error,
+        }
+    }
+}
+
+impl From<event::Target> for wit::Target {
+    fn from(t: event::Target) -> Self {
+        wit::Target {
+            id: t.id,
+            name: t.name,
+            address: t.address,
+            config: t.config,
+        }
+    }
+}
+
+impl From<wit::SnmpValue> for event::SnmpValue {
+    fn from(v: wit::SnmpValue) -> Self {
+        use event::SnmpValue as E;
+        match v {
+            wit::SnmpValue::Integer(i) => E::Integer(i),
+            wit::SnmpValue::OctetString(b) => E::OctetString(b),
+            wit::SnmpValue::Null => E::Null,
+            wit::SnmpValue::ObjectId(o) => E::ObjectId(o),
+            wit::SnmpValue::IpAddress(a) => E::IpAddress(a),
+            wit::SnmpValue::Counter32(c) => E::Counter32(c),
+            wit::SnmpValue::Gauge32(g) => E::Gauge32(g),
+            wit::SnmpValue::Timeticks(t) => E::TimeTicks(t),
+            wit::SnmpValue::Opaque(b) => E::Opaque(b),
+            wit::SnmpValue::Counter64(c) => E::Counter64(c),
+            wit::SnmpValue::NoSuchObject => E::NoSuchObject,
+            wit::SnmpValue::NoSuchInstance => E::NoSuchInstance,
+            wit::SnmpValue::EndOfMibView => E::EndOfMibView,
+        }
+    }
+}
 
 impl From<event::SnmpValue> for wit::SnmpValue {
     fn from(v: event::SnmpValue) -> Self {
@@ -48,7 +121,7 @@ impl From<event::SnmpValue> for wit::SnmpValue {
     }
 }
 
-fn varbinds(v: Vec<event::Varbind>) -> Vec<wit::Varbind> {
+pub fn varbinds(v: Vec<event::Varbind>) -> Vec<wit::Varbind> {
     v.into_iter()
         .map(|vb| wit::Varbind {
             oid: vb.oid,
@@ -90,12 +163,7 @@ impl From<event::RawEvent> for wit::RawEvent {
                 source: w.source,
             }),
             event::RawEvent::Poll(p) => wit::RawEvent::Poll(wit::PollResult {
-                target: wit::Target {
-                    id: p.target.id,
-                    name: p.target.name,
-                    address: p.target.address,
-                    config: p.target.config,
-                },
+                target: p.target.into(),
                 started_at: p.started_at,
                 fetched: p
                     .fetched
@@ -104,23 +172,33 @@ impl From<event::RawEvent> for wit::RawEvent {
                         name: f.name,
                         outcome: f.outcome.map(|d| match d {
                             event::FetchedData::Snmp(v) => wit::FetchedData::Snmp(varbinds(v)),
-                            event::FetchedData::Http(h) => {
-                                wit::FetchedData::Http(wit::HttpResponse {
-                                    status: h.status,
-                                    headers: h.headers,
-                                    body: h.body,
-                                })
-                            }
-                            event::FetchedData::Ssh(s) => wit::FetchedData::Ssh(wit::SshOutput {
-                                command: s.command,
-                                exit_status: s.exit_status,
-                                stdout: s.stdout,
-                                stderr: s.stderr,
-                            }),
+                            event::FetchedData::Http(h) => wit::FetchedData::Http(h.into()),
+                            event::FetchedData::Ssh(s) => wit::FetchedData::Ssh(s.into()),
                         }),
                     })
                     .collect(),
             }),
+        }
+    }
+}
+
+impl From<event::HttpResponse> for wit::HttpResponse {
+    fn from(h: event::HttpResponse) -> Self {
+        wit::HttpResponse {
+            status: h.status,
+            headers: h.headers,
+            body: h.body,
+        }
+    }
+}
+
+impl From<event::SshOutput> for wit::SshOutput {
+    fn from(s: event::SshOutput) -> Self {
+        wit::SshOutput {
+            command: s.command,
+            exit_status: s.exit_status,
+            stdout: s.stdout,
+            stderr: s.stderr,
         }
     }
 }

@@ -1,12 +1,18 @@
-//! The host imports every addon may call (`opsconductor:addon/host`): log, now, and a small
-//! per-addon key-value state. None of them performs I/O on the addon's behalf beyond the
-//! runtime's own database.
+//! The host imports: `opsconductor:addon/host` (log, now, a small per-addon key-value state),
+//! for every WIT version, and, from 0.2.0, `opsconductor:addon/io` (SNMP, HTTP and SSH on the
+//! target being polled). `host` performs no I/O on the addon's behalf beyond the runtime's own
+//! database; `io` performs only what the poll's [`TargetIo`] allows, and answers `denied`
+//! outside a scripted poll.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, trace, warn};
 
-use super::bindings::{Host, LogLevel, wit};
+use super::bindings::{LogLevel, v0_1, v0_2, wit, wit_io};
+use crate::event;
+use crate::poll::TargetIo;
+use crate::poller::PollError;
 use crate::store::Store;
 
 /// A guest log line longer than this is cut: logs are for people, not for payload dumps.
@@ -31,6 +37,13 @@ pub struct HostContext {
     pub(super) last_error: Option<String>,
     pub(super) log_lines: u32,
     pub(super) logs_dropped: u64,
+    /// The I/O a scripted poll may do; `None` outside a poll call.
+    pub(super) io: Option<Arc<TargetIo>>,
+    /// When the current call started, and how much of it was spent waiting in host imports:
+    /// the CPU deadline counts only the rest (see `Sandbox::new`).
+    pub(super) call_started: Instant,
+    pub(super) host_time: Duration,
+    pub(super) cpu_budget: Duration,
 }
 
 impl HostContext {
@@ -41,32 +54,29 @@ impl HostContext {
             last_error: None,
             log_lines: 0,
             logs_dropped: 0,
+            io: None,
+            call_started: Instant::now(),
+            host_time: Duration::ZERO,
+            cpu_budget: Duration::from_secs(10),
         }
     }
 
-    /// Forgets what the previous call left behind.
-    pub(super) fn begin_call(&mut self) {
+    /// Forgets what the previous call left behind and starts the CPU clock for a new one.
+    pub(super) fn begin_call(&mut self, cpu_budget: Duration, io: Option<Arc<TargetIo>>) {
         self.last_error = None;
         self.log_lines = 0;
+        self.io = io;
+        self.call_started = Instant::now();
+        self.host_time = Duration::ZERO;
+        self.cpu_budget = cpu_budget;
     }
-}
 
-fn cut(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
+    /// Guest time of the current call so far: wall time minus time spent in host imports.
+    pub(super) fn guest_time(&self) -> Duration {
+        self.call_started.elapsed().saturating_sub(self.host_time)
     }
-    s
-}
 
-impl wit::Host for HostContext {}
-
-impl Host for HostContext {
-    async fn log(&mut self, level: LogLevel, message: String) {
+    fn log_line(&mut self, level: LogLevel, message: String) {
         if self.log_lines >= MAX_LOG_LINES_PER_CALL {
             self.logs_dropped += 1;
             return;
@@ -86,25 +96,27 @@ impl Host for HostContext {
         }
     }
 
-    async fn now(&mut self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
+    async fn timed<T>(&mut self, f: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = f.await;
+        self.host_time += started.elapsed();
+        out
     }
 
-    async fn state_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(self.services.store.state_get(&self.addon_id, &key).await?)
+    async fn get_state(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        let store = self.services.store.clone();
+        let addon = self.addon_id.clone();
+        Ok(self.timed(store.state_get(&addon, &key)).await?)
     }
 
-    async fn state_set(
+    async fn set_state(
         &mut self,
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), String>> {
-        match self
-            .services
-            .store
-            .state_set(&self.addon_id, &key, &value)
-            .await
-        {
+        let store = self.services.store.clone();
+        let addon = self.addon_id.clone();
+        match self.timed(store.state_set(&addon, &key, &value)).await {
             Ok(()) => Ok(Ok(())),
             // Quota errors are the addon's to handle; anything else is the host's failure.
             Err(crate::store::StoreError::Quota(msg)) => Ok(Err(msg)),
@@ -112,11 +124,125 @@ impl Host for HostContext {
         }
     }
 
+    async fn delete_state(&mut self, key: String) -> wasmtime::Result<()> {
+        let store = self.services.store.clone();
+        let addon = self.addon_id.clone();
+        Ok(self.timed(store.state_delete(&addon, &key)).await?)
+    }
+
+    /// The poll's I/O, or `denied` outside a scripted poll.
+    fn io(&self) -> Result<Arc<TargetIo>, wit_io::IoError> {
+        self.io.clone().ok_or_else(|| {
+            wit_io::IoError::Denied("I/O is only available while the addon polls a target".into())
+        })
+    }
+}
+
+fn io_error(e: PollError) -> wit_io::IoError {
+    match e {
+        PollError::Denied(m) => wit_io::IoError::Denied(m),
+        PollError::Unreachable(m) => wit_io::IoError::Unreachable(m),
+        other => wit_io::IoError::Failed(other.to_string()),
+    }
+}
+
+fn cut(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+impl wit::Host for HostContext {}
+
+impl v0_1::opsconductor::addon::host::Host for HostContext {
+    async fn log(&mut self, level: LogLevel, message: String) {
+        self.log_line(level, message);
+    }
+
+    async fn now(&mut self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    async fn state_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        self.get_state(key).await
+    }
+
+    async fn state_set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.set_state(key, value).await
+    }
+
     async fn state_delete(&mut self, key: String) -> wasmtime::Result<()> {
-        Ok(self
-            .services
-            .store
-            .state_delete(&self.addon_id, &key)
-            .await?)
+        self.delete_state(key).await
+    }
+}
+
+impl v0_2::opsconductor::addon::host::Host for HostContext {
+    async fn log(&mut self, level: v0_2::opsconductor::addon::host::LogLevel, message: String) {
+        self.log_line(level.into(), message);
+    }
+
+    async fn now(&mut self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    async fn state_get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        self.get_state(key).await
+    }
+
+    async fn state_set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.set_state(key, value).await
+    }
+
+    async fn state_delete(&mut self, key: String) -> wasmtime::Result<()> {
+        self.delete_state(key).await
+    }
+}
+
+impl wit_io::Host for HostContext {
+    async fn snmp_get(&mut self, oids: Vec<String>) -> Result<Vec<wit::Varbind>, wit_io::IoError> {
+        let io = self.io()?;
+        let result = self.timed(io.snmp_get(&oids)).await;
+        result.map(super::bindings::varbinds).map_err(io_error)
+    }
+
+    async fn snmp_walk(&mut self, root: String) -> Result<Vec<wit::Varbind>, wit_io::IoError> {
+        let io = self.io()?;
+        let result = self.timed(io.snmp_walk(&root)).await;
+        result.map(super::bindings::varbinds).map_err(io_error)
+    }
+
+    async fn http_request(
+        &mut self,
+        request: wit_io::HttpCall,
+    ) -> Result<wit::HttpResponse, wit_io::IoError> {
+        let io = self.io()?;
+        let call = event::HttpCallSpec {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+        };
+        let result = self.timed(io.http(call)).await;
+        result.map(Into::into).map_err(io_error)
+    }
+
+    async fn ssh_exec(&mut self, command: String) -> Result<wit::SshOutput, wit_io::IoError> {
+        let io = self.io()?;
+        let result = self.timed(io.ssh_exec(&command)).await;
+        result.map(Into::into).map_err(io_error)
     }
 }
