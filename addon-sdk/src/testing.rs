@@ -14,7 +14,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{SnmpTrap, SnmpV1Header, SnmpValue, SnmpVersion, Varbind, WebhookRequest};
+use crate::{
+    Fetched, FetchedData, HttpResponse, PollResult, SnmpTrap, SnmpV1Header, SnmpValue, SnmpVersion,
+    SshOutput, Target, Varbind, WebhookRequest,
+};
 
 /// A `POST` webhook request with a JSON content type, as the host would hand it over.
 pub fn webhook(path: &str, body: impl Into<Vec<u8>>) -> WebhookRequest {
@@ -82,16 +85,8 @@ pub fn trap_json(json: &str) -> SnmpTrap {
         "v3" => SnmpVersion::V3,
         other => panic!("trap fixture: version `{other}` is not v1, v2c or v3"),
     };
-    let varbinds = t.varbinds.into_iter().enumerate().map(|(i, mut vb)| {
-        let at = |e: &dyn std::fmt::Display| panic!("trap fixture: varbinds[{i}]: {e}");
-        let Some(Value::String(oid)) = vb.remove("oid") else {
-            at(&"needs a text `oid`")
-        };
-        let value = serde_json::from_value::<ValueJson>(Value::Object(vb))
-            .map_err(|e| e.to_string())
-            .and_then(ValueJson::into_snmp)
-            .unwrap_or_else(|e| at(&e));
-        Varbind { oid, value }
+    let varbinds = t.varbinds.into_iter().enumerate().map(|(i, vb)| {
+        varbind_json(vb).unwrap_or_else(|e| panic!("trap fixture: varbinds[{i}]: {e}"))
     });
     SnmpTrap {
         version,
@@ -110,6 +105,144 @@ pub fn trap_json(json: &str) -> SnmpTrap {
             specific_trap: h.specific_trap,
         }),
     }
+}
+
+/// One varbind in the fixture notation, `{"oid", "type", "value" | "hex"}`.
+fn varbind_json(mut vb: serde_json::Map<String, Value>) -> Result<Varbind, String> {
+    let Some(Value::String(oid)) = vb.remove("oid") else {
+        return Err("needs a text `oid`".into());
+    };
+    let value = serde_json::from_value::<ValueJson>(Value::Object(vb))
+        .map_err(|e| e.to_string())
+        .and_then(ValueJson::into_snmp)?;
+    Ok(Varbind { oid, value })
+}
+
+/// The poll result in a fixture file (`fixtures/<name>.input.poll.json`), the format the host's
+/// fixture runner reads, so native tests and fixtures share their inputs:
+/// `testing::poll_json(include_str!("../fixtures/down.input.poll.json"))`.
+///
+/// ```json
+/// {"target": {"id": "7", "name": "core-sw-1", "address": "192.0.2.10", "config": {"exclude": "^Null"}},
+///  "started_at": "2026-01-02T03:04:05Z",
+///  "fetched": [
+///    {"name": "ifOperStatus", "snmp": [{"oid": "1.3.6.1.2.1.2.2.1.8.1", "type": "integer", "value": 1}]},
+///    {"name": "status", "http": {"status": 200, "headers": {"content-type": "application/json"}, "json": {"status": "ok"}}},
+///    {"name": "df", "ssh": {"command": "df -P", "exit_status": 0, "stdout": "...", "stderr": ""}},
+///    {"name": "loadavg", "error": "unreachable: timed out"}]}
+/// ```
+///
+/// `target` needs `id`, `name` and `address`; its `config` is an object (default `{}`) and
+/// reaches the addon as JSON text. `started_at` is RFC 3339 text or milliseconds since the
+/// epoch. Each fetch has its `name` and exactly one of `snmp` (varbinds as in [`trap_json`]),
+/// `http` (`status`; `headers` an object, default none; a body as `json`, any JSON value sent
+/// as its text, or `body`, text; default empty), `ssh` (`command`; `exit_status` 0, `stdout`
+/// and `stderr` "" by default) or `error` (why the host could not fetch it).
+///
+/// Panics with the field at fault when the JSON does not fit: it is meant for tests.
+pub fn poll_json(json: &str) -> PollResult {
+    let p: PollJson = serde_json::from_str(json)
+        .unwrap_or_else(|e| panic!("poll fixture does not fit the format: {e}"));
+    let started_at = match p.started_at {
+        Value::Number(n) if n.as_i64().is_some() => n.as_i64().unwrap_or_default(),
+        Value::String(s) => crate::rfc3339_millis(&s)
+            .unwrap_or_else(|| panic!("poll fixture: started_at: `{s}` is not an RFC 3339 time")),
+        other => panic!("poll fixture: started_at: {other} is neither RFC 3339 text nor millis"),
+    };
+    let fetched = p.fetched.into_iter().enumerate().map(|(i, f)| {
+        let at = |e: &dyn std::fmt::Display| -> ! { panic!("poll fixture: fetched[{i}]: {e}") };
+        let outcome = match (f.snmp, f.http, f.ssh, f.error) {
+            (Some(vbs), None, None, None) => Ok(FetchedData::Snmp(
+                vbs.into_iter()
+                    .enumerate()
+                    .map(|(j, vb)| {
+                        varbind_json(vb).unwrap_or_else(|e| at(&format!("snmp[{j}]: {e}")))
+                    })
+                    .collect(),
+            )),
+            (None, Some(h), None, None) => Ok(FetchedData::Http(HttpResponse {
+                status: h.status,
+                headers: h.headers.into_iter().collect(),
+                body: match (h.json, h.body) {
+                    (Some(json), None) => json.to_string().into_bytes(),
+                    (None, body) => body.unwrap_or_default().into_bytes(),
+                    (Some(_), Some(_)) => at(&"http: has both `json` and `body`"),
+                },
+            })),
+            (None, None, Some(s), None) => Ok(FetchedData::Ssh(SshOutput {
+                command: s.command,
+                exit_status: s.exit_status,
+                stdout: s.stdout.into_bytes(),
+                stderr: s.stderr.into_bytes(),
+            })),
+            (None, None, None, Some(error)) => Err(error),
+            _ => at(&"needs exactly one of `snmp`, `http`, `ssh` or `error`"),
+        };
+        Fetched {
+            name: f.name,
+            outcome,
+        }
+    });
+    PollResult {
+        target: Target {
+            id: p.target.id,
+            name: p.target.name,
+            address: p.target.address,
+            config: Value::Object(p.target.config).to_string(),
+        },
+        started_at,
+        fetched: fetched.collect(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PollJson {
+    target: TargetJson,
+    started_at: Value,
+    fetched: Vec<FetchedJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetJson {
+    id: String,
+    name: String,
+    address: String,
+    #[serde(default)]
+    config: serde_json::Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchedJson {
+    name: String,
+    snmp: Option<Vec<serde_json::Map<String, Value>>>,
+    http: Option<HttpJson>,
+    ssh: Option<SshJson>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpJson {
+    status: u16,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    json: Option<Value>,
+    body: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SshJson {
+    command: String,
+    #[serde(default)]
+    exit_status: i32,
+    #[serde(default)]
+    stdout: String,
+    #[serde(default)]
+    stderr: String,
 }
 
 #[derive(Deserialize)]
@@ -286,6 +419,114 @@ mod tests {
             (t.uptime, t.is_inform, t.v1, t.security_name),
             (0, false, None, None)
         );
+    }
+
+    const POLL: &str = r#"{"target": {"id": "7", "name": "core-sw-1", "address": "192.0.2.10",
+            "config": {"path": "/health"}},
+        "started_at": "2026-01-02T03:04:05Z",
+        "fetched": [
+            {"name": "oper", "snmp": [{"oid": "1.3.6.1.2.1.2.2.1.8.1", "type": "integer", "value": 1}]},
+            {"name": "status", "http": {"status": 503, "headers": {"content-type": "application/json"},
+                                        "json": {"status": "down"}}},
+            {"name": "text", "http": {"status": 200, "body": "ok"}},
+            {"name": "df", "ssh": {"command": "df -P", "exit_status": 1, "stderr": "df: /x"}},
+            {"name": "gone", "error": "unreachable: timed out"}
+        ]}"#;
+
+    #[test]
+    fn poll_json_reads_every_kind_of_fetch() {
+        let p = poll_json(POLL);
+        assert_eq!(
+            (
+                p.target.id.as_str(),
+                p.target.name.as_str(),
+                p.target.address.as_str()
+            ),
+            ("7", "core-sw-1", "192.0.2.10")
+        );
+        assert_eq!(p.target.config, r#"{"path":"/health"}"#);
+        assert_eq!(p.started_at, 1_767_323_045_000);
+        let outcomes: Vec<_> = p.fetched.into_iter().map(|f| (f.name, f.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                (
+                    "oper".to_owned(),
+                    Ok(FetchedData::Snmp(vec![Varbind {
+                        oid: "1.3.6.1.2.1.2.2.1.8.1".into(),
+                        value: SnmpValue::Integer(1)
+                    }]))
+                ),
+                (
+                    "status".to_owned(),
+                    Ok(FetchedData::Http(HttpResponse {
+                        status: 503,
+                        headers: vec![("content-type".into(), "application/json".into())],
+                        body: br#"{"status":"down"}"#.to_vec(),
+                    }))
+                ),
+                (
+                    "text".to_owned(),
+                    Ok(FetchedData::Http(HttpResponse {
+                        status: 200,
+                        headers: vec![],
+                        body: b"ok".to_vec(),
+                    }))
+                ),
+                (
+                    "df".to_owned(),
+                    Ok(FetchedData::Ssh(SshOutput {
+                        command: "df -P".into(),
+                        exit_status: 1,
+                        stdout: vec![],
+                        stderr: b"df: /x".to_vec(),
+                    }))
+                ),
+                ("gone".to_owned(), Err("unreachable: timed out".to_owned())),
+            ]
+        );
+        let p = poll_json(
+            r#"{"target": {"id": "1", "name": "", "address": "a"}, "started_at": 5, "fetched": []}"#,
+        );
+        assert_eq!((p.started_at, p.target.config.as_str()), (5, "{}"));
+    }
+
+    #[test]
+    fn bad_poll_json_says_what_is_wrong() {
+        let cases = [
+            (
+                POLL.replace(r#""value": 1}"#, r#""value": "1"}"#),
+                "fetched[0]: snmp[0]: invalid type",
+            ),
+            (
+                POLL.replace(r#""body": "ok""#, r#""body": "ok", "json": 1"#),
+                "fetched[2]: http: has both",
+            ),
+            (
+                POLL.replace(
+                    r#""error": "unreachable: timed out""#,
+                    r#""error": "x", "ssh": {"command": "c"}"#,
+                ),
+                "fetched[4]: needs exactly one",
+            ),
+            (
+                POLL.replace("2026-01-02T03:04:05Z", "yesterday"),
+                "started_at: `yesterday`",
+            ),
+            (
+                POLL.replace(r#""status": 503"#, r#""status": 70000"#),
+                "does not fit the format",
+            ),
+            (
+                POLL.replace(r#""config": {"path": "/health"}"#, r#""config": "x""#),
+                "does not fit the format",
+            ),
+        ];
+        for (json, want) in cases {
+            let err = std::panic::catch_unwind(|| poll_json(&json)).unwrap_err();
+            let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(message.contains(want), "want {want:?}, got {message:?}");
+        }
     }
 
     #[test]
