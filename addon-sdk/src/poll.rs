@@ -230,6 +230,17 @@ impl TargetConfig {
     }
 }
 
+impl Target {
+    /// How to name the target in titles and messages: its name, or its address when the name is
+    /// blank.
+    pub fn label(&self) -> &str {
+        match self.name.trim() {
+            "" => self.address.trim(),
+            name => name,
+        }
+    }
+}
+
 impl Alert {
     /// Sets the device to the polled target: `device-ip` from its address when that is an IP
     /// address (a port, scheme or path stripped, see [`host_part`]), and `device-name` its name,
@@ -419,6 +430,8 @@ mod tests {
             device(&target("https://web-1.example.net/", "web")),
             (None, some("web"))
         );
+        assert_eq!(target("192.0.2.10:161", " sw1 ").label(), "sw1");
+        assert_eq!(target("192.0.2.10:161", "").label(), "192.0.2.10:161");
         assert_eq!(
             device(&target("web-1.example.net", "")),
             (None, some("web-1.example.net"))
