@@ -128,7 +128,9 @@ pub(crate) mod imp {
     }
 
     fn mismatch(what: &str) -> IoError {
-        IoError::Failed(format!("test responder answered {what} with another kind of reply"))
+        IoError::Failed(format!(
+            "test responder answered {what} with another kind of reply"
+        ))
     }
 
     pub fn snmp_get(oids: Vec<String>) -> Result<Vec<Varbind>, IoError> {

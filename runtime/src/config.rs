@@ -36,6 +36,20 @@ pub struct Config {
     pub writer_queue: usize,
     /// A `tracing` filter, e.g. `info` or `opsconductor=debug,tower_http=info`.
     pub log: String,
+    /// Runs polls and maintenance jobs. Every node of a cluster may: they share the work
+    /// through leases in the database.
+    pub scheduler: bool,
+    /// This node's name in poll leases; defaults to `<hostname>-<pid>`.
+    pub node_id: Option<String>,
+    /// Polls running at once on this node.
+    pub poll_concurrency: usize,
+    /// How long a claimed poll stays leased to this node without renewal; renewed every third
+    /// of it while the poll runs. A crashed node's polls are taken over after at most this long.
+    pub poll_lease_seconds: u64,
+    /// How often the scheduler looks for due polls.
+    pub scheduler_tick_ms: u64,
+    /// Resolved alerts older than this are deleted by the retention job (0 keeps them forever).
+    pub retention_days: u32,
 }
 
 impl Default for Config {
@@ -53,6 +67,12 @@ impl Default for Config {
             writer_max_batch: writer.max_batch_actions,
             writer_queue: writer.queue_capacity,
             log: "info".into(),
+            scheduler: true,
+            node_id: None,
+            poll_concurrency: 64,
+            poll_lease_seconds: 30,
+            scheduler_tick_ms: 1_000,
+            retention_days: 30,
         }
     }
 }
@@ -121,6 +141,36 @@ impl Config {
         if let Some(v) = var("OPSCONDUCTOR_LOG") {
             self.log = v;
         }
+        if let Some(v) = var("OPSCONDUCTOR_NODE_ID") {
+            self.node_id = Some(v);
+        }
+        if let Some(v) = var("OPSCONDUCTOR_SCHEDULER") {
+            self.scheduler = match v.as_str() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "OPSCONDUCTOR_SCHEDULER",
+                        message: format!("`{v}` is not `on` or `off`"),
+                    });
+                }
+            };
+        }
+        let number = |name: &'static str, v: String| {
+            v.parse::<u64>().map_err(|e| ConfigError::Env {
+                name,
+                message: format!("`{v}` is not a whole number: {e}"),
+            })
+        };
+        if let Some(v) = var("OPSCONDUCTOR_POLL_LEASE_SECONDS") {
+            self.poll_lease_seconds = number("OPSCONDUCTOR_POLL_LEASE_SECONDS", v)?;
+        }
+        if let Some(v) = var("OPSCONDUCTOR_SCHEDULER_TICK_MS") {
+            self.scheduler_tick_ms = number("OPSCONDUCTOR_SCHEDULER_TICK_MS", v)?;
+        }
+        if let Some(v) = var("OPSCONDUCTOR_POLL_CONCURRENCY") {
+            self.poll_concurrency = number("OPSCONDUCTOR_POLL_CONCURRENCY", v)? as usize;
+        }
         Ok(())
     }
 
@@ -139,6 +189,22 @@ impl Config {
     }
 
     /// Where precompiled addon components are cached.
+    pub fn scheduler_config(&self) -> crate::scheduler::SchedulerConfig {
+        let node_id = self.node_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "node".into());
+            format!("{host}-{}", std::process::id())
+        });
+        crate::scheduler::SchedulerConfig {
+            node_id,
+            concurrency: self.poll_concurrency.max(1),
+            lease: std::time::Duration::from_secs(self.poll_lease_seconds.max(3)),
+            tick: std::time::Duration::from_millis(self.scheduler_tick_ms.clamp(50, 60_000)),
+            retention_days: self.retention_days,
+        }
+    }
+
     pub fn compiled_cache_dir(&self) -> PathBuf {
         self.data_dir.join("compiled")
     }

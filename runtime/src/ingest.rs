@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::alert::{ActionOutcome, AlertAction};
+use crate::alert::{ActionOutcome, AlertAction, ReportedAlert};
 use crate::engine::{self, EngineError};
 use crate::event::RawEvent;
 use crate::registry::LoadedAddon;
@@ -48,6 +48,17 @@ pub async fn ingest(
             return Err(e.into());
         }
     };
+    store_reported(addon, reported, writer).await
+}
+
+/// Runs alerts an addon (or the host on its behalf, e.g. "target unreachable") reported through
+/// the alert engine with the addon's rules and stores them, all in one transaction or none.
+pub async fn store_reported(
+    addon: &LoadedAddon,
+    reported: Vec<ReportedAlert>,
+    writer: &AlertWriter,
+) -> Result<IngestReport, IngestError> {
+    let counters = &addon.counters;
     let received_at = Utc::now();
     let alerts = reported.len();
     let mut actions: Vec<AlertAction> = Vec::with_capacity(alerts);

@@ -16,6 +16,7 @@ pub mod poll;
 pub mod poller;
 pub mod registry;
 pub mod sandbox;
+pub mod scheduler;
 pub mod server;
 pub mod snmp;
 pub mod target;

@@ -714,9 +714,11 @@ impl Capabilities {
                 return host.eq_ignore_ascii_case(target_host);
             }
             match pattern.strip_prefix("*.") {
-                Some(domain) => host.len() > domain.len() + 1
-                    && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
-                    && host.as_bytes()[host.len() - domain.len() - 1] == b'.',
+                Some(domain) => {
+                    host.len() > domain.len() + 1
+                        && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
+                        && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+                }
                 None => host.eq_ignore_ascii_case(pattern),
             }
         })
@@ -859,9 +861,13 @@ mod tests {
             ("poll.fetch[0].oid", |v| {
                 v["poll"]["fetch"][0]["oid"] = "ifTable".into()
             }),
-            ("poll.fetch[2].kind", |v| {
-                v["poll"]["fetch"][2] = serde_json::json!({ "name": "df", "kind": "ssh", "command": "df -P" })
-            }),
+            (
+                "poll.fetch[2].kind",
+                |v| {
+                    v["poll"]["fetch"][2] =
+                        serde_json::json!({ "name": "df", "kind": "ssh", "command": "df -P" })
+                },
+            ),
             ("poll.mode", |v| {
                 v["world"] = "opsconductor:addon/addon@0.1.0".into();
                 v["poll"] = serde_json::json!({ "mode": "scripted" });

@@ -65,6 +65,11 @@ pub struct IngestCounters {
     pub rejected: AtomicU64,
     /// Events the addon failed on (error, crash, deadline).
     pub failed: AtomicU64,
+    /// Polls of the addon's targets run on this node, and how many found the target unreachable.
+    pub polls: AtomicU64,
+    pub polls_unreachable: AtomicU64,
+    /// Scripted-poll I/O refused because the addon's capabilities do not allow it.
+    pub io_denied: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -76,6 +81,9 @@ pub struct IngestStats {
     pub clears_unmatched: u64,
     pub rejected: u64,
     pub failed: u64,
+    pub polls: u64,
+    pub polls_unreachable: u64,
+    pub io_denied: u64,
 }
 
 impl IngestCounters {
@@ -89,6 +97,9 @@ impl IngestCounters {
             clears_unmatched: g(&self.clears_unmatched),
             rejected: g(&self.rejected),
             failed: g(&self.failed),
+            polls: g(&self.polls),
+            polls_unreachable: g(&self.polls_unreachable),
+            io_denied: g(&self.io_denied),
         }
     }
 }
@@ -242,8 +253,8 @@ impl Registry {
         // Compilation is CPU-bound (seconds on a cache miss): keep it off the async workers.
         let component =
             tokio::task::spawn_blocking(move || sandbox.load(&id, &world, &wasm, &sha, &caps))
-            .await
-            .map_err(|e| RegistryError::Join(e.to_string()))??;
+                .await
+                .map_err(|e| RegistryError::Join(e.to_string()))??;
         Ok(LoadedAddon {
             rules: AlertRules::new(&manifest.id, &manifest.alerts),
             wasm_sha256: wasm_sha256.to_owned(),
@@ -366,12 +377,10 @@ pub async fn install_bundle(
         );
         let wasm = wasm.clone();
         tokio::task::spawn_blocking(move || {
-            sandbox
-                .load(&id, &world, &wasm, &sha, &caps)
-                .map(drop)
+            sandbox.load(&id, &world, &wasm, &sha, &caps).map(drop)
         })
-            .await
-            .map_err(|e| RegistryError::Join(e.to_string()))??;
+        .await
+        .map_err(|e| RegistryError::Join(e.to_string()))??;
     }
 
     let manifest_json = serde_json::to_value(&manifest).expect("manifest serialises");

@@ -313,7 +313,9 @@ impl Sandbox {
         let component = self.compile(addon_id, wasm, wasm_sha256)?;
         let link_err = |e: wasmtime::Error| SandboxError::Link {
             addon: addon_id.to_owned(),
-            message: format!("{e:#} (the manifest says world `{world}`; was the addon built for it?)"),
+            message: format!(
+                "{e:#} (the manifest says world `{world}`; was the addon built for it?)"
+            ),
         };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(link_err)?;
         let pre = if world == WORLD_V0_1 {

@@ -129,6 +129,16 @@ impl Server {
             )));
         }
 
+        if config.scheduler {
+            let scheduler = crate::scheduler::Scheduler::new(
+                config.scheduler_config(),
+                core.store.clone(),
+                registry.clone(),
+                writer.clone(),
+            );
+            watchers.push(tokio::spawn(scheduler.run(shutdown_rx.clone())));
+        }
+
         let state = AppState {
             store: core.store,
             registry,

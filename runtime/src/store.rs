@@ -57,7 +57,9 @@ macro_rules! with_pool {
 
 mod addons;
 mod alerts;
+mod schedule;
 mod snmp;
+mod targets;
 #[cfg(test)]
 mod tests;
 
@@ -65,7 +67,9 @@ pub use addons::{
     AddonRecord, AddonRow, STATE_MAX_KEY_BYTES, STATE_MAX_KEYS, STATE_MAX_VALUE_BYTES,
 };
 pub use alerts::{LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
+pub use schedule::{ClaimedPoll, PinnedHostKey, PollRecord};
 pub use snmp::{SnmpCommunity, SnmpUserRecord};
+pub use targets::TargetFilter;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -164,6 +168,14 @@ pub enum StoreError {
     /// should be a number). Only hand-edited databases produce this.
     #[error("invalid stored data: {0}")]
     Corrupt(String),
+    /// The request would break a uniqueness or reference rule (a target name taken, a
+    /// credential still in use); the message names what and who, never SQL.
+    #[error("{0}")]
+    Conflict(String),
+    /// What the caller asked to store is not valid (a bad field, a reference to an addon or
+    /// credential that does not exist); the message names the field.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl StoreError {
@@ -209,6 +221,8 @@ trait Dialect: sqlx::Database {
     /// Locks one addon row (`$1` = id) until the end of the transaction, returning its id, so
     /// that concurrent writers of the same addon's state take turns.
     const LOCK_ADDON: &'static str;
+    /// Leases due targets to a node: `$1` node, `$2` lease end, `$3` now, `$4` how many.
+    const CLAIM_TARGETS: &'static str;
 }
 
 impl Dialect for Sqlite {
@@ -218,6 +232,8 @@ impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     // The IMMEDIATE transaction already excludes every other writer to the file.
     const LOCK_ADDON: &'static str = "SELECT id FROM addons WHERE id = $1";
+    // One writer at a time: the UPDATE's subquery cannot race another claim.
+    const CLAIM_TARGETS: &'static str = schedule::CLAIM_TARGETS_SQLITE;
 }
 
 impl Dialect for Postgres {
@@ -226,6 +242,9 @@ impl Dialect for Postgres {
     // but not the KEY SHARE locks that foreign-key checks take, so alert inserts for the addon
     // are never held up by it.
     const LOCK_ADDON: &'static str = "SELECT id FROM addons WHERE id = $1 FOR NO KEY UPDATE";
+    // SKIP LOCKED: nodes claiming at the same moment each take different rows instead of
+    // queueing behind one another; a row one node holds is simply not due for the others.
+    const CLAIM_TARGETS: &'static str = schedule::CLAIM_TARGETS_POSTGRES;
 }
 
 async fn begin_write<DB: Dialect>(
@@ -236,6 +255,10 @@ async fn begin_write<DB: Dialect>(
 
 fn lock_addon_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
     DB::LOCK_ADDON
+}
+
+fn claim_targets_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
+    DB::CLAIM_TARGETS
 }
 
 /// Counts one more change of a kind (`$1` names its generation setting), inside the

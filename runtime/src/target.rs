@@ -75,9 +75,9 @@ pub fn first_due(schedule: &Schedule, target_name: &str, now: DateTime<Utc>) -> 
     match schedule {
         Schedule::IntervalSeconds(s) => {
             let spread_ms = u64::from(*s).min(60) * 1000;
-            let hash = target_name
-                .bytes()
-                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+            let hash = target_name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
             now + chrono::Duration::milliseconds((hash % spread_ms.max(1)) as i64)
         }
         Schedule::Cron(_) => schedule.next_after(now),
@@ -173,7 +173,10 @@ impl TargetSpec {
                 .map_err(|m| TargetError::invalid("schedule", m))?;
         }
         if serde_json::to_vec(&self.config).map_or(0, |v| v.len()) > 64 * 1024 {
-            return Err(TargetError::invalid("config", "must be at most 64 KiB of JSON"));
+            return Err(TargetError::invalid(
+                "config",
+                "must be at most 64 KiB of JSON",
+            ));
         }
         Ok(())
     }
@@ -209,7 +212,12 @@ pub fn split_host_port(address: &str) -> Result<(String, Option<u16>), String> {
         host.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
         let port = match tail {
             "" => None,
-            t => Some(t.strip_prefix(':').ok_or_else(bad)?.parse().map_err(|_| bad())?),
+            t => Some(
+                t.strip_prefix(':')
+                    .ok_or_else(bad)?
+                    .parse()
+                    .map_err(|_| bad())?,
+            ),
         };
         return Ok((host.to_owned(), port));
     }
@@ -229,7 +237,10 @@ pub fn split_host_port(address: &str) -> Result<(String, Option<u16>), String> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
     #[error("target field `{field}`: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl TargetError {
@@ -349,7 +360,9 @@ impl CredentialSecret {
                 username,
                 private_key,
                 passphrase,
-            } => json!({ "username": username, "private_key": private_key, "passphrase": passphrase }),
+            } => {
+                json!({ "username": username, "private_key": private_key, "passphrase": passphrase })
+            }
         };
         serde_json::to_vec(&v).expect("JSON values serialise")
     }
@@ -379,11 +392,15 @@ impl CredentialSecret {
                     }
                 };
                 let auth = match key("auth_protocol", "auth_key")? {
-                    Some((p, k)) => Some((AuthProtocol::from_str(&p).map_err(|e| e.to_string())?, k)),
+                    Some((p, k)) => {
+                        Some((AuthProtocol::from_str(&p).map_err(|e| e.to_string())?, k))
+                    }
                     None => None,
                 };
                 let privacy = match key("priv_protocol", "priv_key")? {
-                    Some((p, k)) => Some((PrivProtocol::from_str(&p).map_err(|e| e.to_string())?, k)),
+                    Some((p, k)) => {
+                        Some((PrivProtocol::from_str(&p).map_err(|e| e.to_string())?, k))
+                    }
                     None => None,
                 };
                 CredentialSecret::SnmpUsm {
@@ -445,13 +462,22 @@ mod tests {
 
     #[test]
     fn addresses_split_into_host_and_port() {
-        assert_eq!(split_host_port("192.0.2.1").unwrap(), ("192.0.2.1".into(), None));
+        assert_eq!(
+            split_host_port("192.0.2.1").unwrap(),
+            ("192.0.2.1".into(), None)
+        );
         assert_eq!(
             split_host_port("sw1.example.net:1161").unwrap(),
             ("sw1.example.net".into(), Some(1161))
         );
-        assert_eq!(split_host_port("[2001:db8::1]:22").unwrap(), ("2001:db8::1".into(), Some(22)));
-        assert_eq!(split_host_port("2001:db8::1").unwrap(), ("2001:db8::1".into(), None));
+        assert_eq!(
+            split_host_port("[2001:db8::1]:22").unwrap(),
+            ("2001:db8::1".into(), Some(22))
+        );
+        assert_eq!(
+            split_host_port("2001:db8::1").unwrap(),
+            ("2001:db8::1".into(), None)
+        );
         for bad in ["", "a b", "host:99999", "[::1", "ho$t", "host:"] {
             assert!(split_host_port(bad).is_err(), "{bad}");
         }
@@ -463,10 +489,16 @@ mod tests {
     fn schedules_validate_and_advance() {
         let t0: DateTime<Utc> = "2026-01-01T00:00:07Z".parse().unwrap();
         let every = Schedule::IntervalSeconds(30);
-        assert_eq!(every.next_after(t0), "2026-01-01T00:00:37Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            every.next_after(t0),
+            "2026-01-01T00:00:37Z".parse::<DateTime<Utc>>().unwrap()
+        );
         let cron = Schedule::Cron("*/5 * * * *".into());
         cron.validate().unwrap();
-        assert_eq!(cron.next_after(t0), "2026-01-01T00:05:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            cron.next_after(t0),
+            "2026-01-01T00:05:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
         assert_eq!(cron.period_seconds(t0), 300);
         assert!(Schedule::Cron("every tuesday".into()).validate().is_err());
         assert!(Schedule::IntervalSeconds(0).validate().is_err());
@@ -481,12 +513,25 @@ mod tests {
         )
         .unwrap();
         let cases = vec![
-            CredentialSecret::SnmpCommunity { community: "s3cret-community".into() },
+            CredentialSecret::SnmpCommunity {
+                community: "s3cret-community".into(),
+            },
             CredentialSecret::SnmpUsm { user },
-            CredentialSecret::HttpBasic { username: "u".into(), password: "s3cret-pw".into() },
-            CredentialSecret::HttpBearer { token: "s3cret-token".into() },
-            CredentialSecret::HttpHeader { name: "X-Api-Key".into(), value: "s3cret-key".into() },
-            CredentialSecret::SshPassword { username: "u".into(), password: "s3cret-pw".into() },
+            CredentialSecret::HttpBasic {
+                username: "u".into(),
+                password: "s3cret-pw".into(),
+            },
+            CredentialSecret::HttpBearer {
+                token: "s3cret-token".into(),
+            },
+            CredentialSecret::HttpHeader {
+                name: "X-Api-Key".into(),
+                value: "s3cret-key".into(),
+            },
+            CredentialSecret::SshPassword {
+                username: "u".into(),
+                password: "s3cret-pw".into(),
+            },
             CredentialSecret::SshKey {
                 username: "u".into(),
                 private_key: "-----BEGIN s3cret".into(),

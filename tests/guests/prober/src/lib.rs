@@ -61,7 +61,9 @@ impl Addon for Prober {
                     format!("{} {}", o.exit_status, String::from_utf8_lossy(&o.stdout))
                 })
             } else {
-                return Err(AddonError::invalid_input(format!("step {i} is not understood")));
+                return Err(AddonError::invalid_input(format!(
+                    "step {i} is not understood"
+                )));
             };
             alerts.push(
                 Alert::new("probeStep", format!("step {i}: {outcome}"))
