@@ -11,6 +11,7 @@
 //! - `usm` holds the keys and the cryptography,
 //! - `v3` is the SNMPv3 message processing (discovery, timeliness, reports, responses).
 
+pub mod client;
 mod pdu;
 mod tlv;
 pub mod usm;
@@ -245,10 +246,33 @@ struct RemoteClock {
 }
 
 impl RemoteClock {
+    fn new(boots: u32, time: u32, now: Instant) -> RemoteClock {
+        RemoteClock {
+            boots,
+            time,
+            latest_received_time: time,
+            at: now,
+        }
+    }
+
     /// Our estimate of the remote engine's snmpEngineTime now: the time it sent plus the
     /// seconds since we learnt it.
     fn time_at(&self, now: Instant) -> u64 {
         u64::from(self.time) + now.saturating_duration_since(self.at).as_secs()
+    }
+
+    /// RFC 3414 § 3.2 step 7b for an authenticated message from this engine (a v3 trap to the
+    /// receiver, a Response to the poller): move the clock forward with it, and say whether
+    /// it is timely — not from before the last reboot, nor more than 150 s older than the
+    /// clock.
+    fn observe(&mut self, boots: u32, time: u32, now: Instant) -> bool {
+        if boots > self.boots || (boots == self.boots && time > self.latest_received_time) {
+            *self = RemoteClock::new(boots, time, now);
+        }
+        let outside = self.boots == ENGINE_MAX
+            || boots < self.boots
+            || (boots == self.boots && u64::from(time) + TIME_WINDOW.as_secs() < self.time_at(now));
+        !outside
     }
 }
 
@@ -378,30 +402,10 @@ impl Receiver {
             if clocks.len() >= MAX_CACHED_ENGINES {
                 clocks.clear();
             }
-            clocks.insert(
-                engine_id.to_vec(),
-                RemoteClock {
-                    boots,
-                    time,
-                    latest_received_time: time,
-                    at: now,
-                },
-            );
+            clocks.insert(engine_id.to_vec(), RemoteClock::new(boots, time, now));
             return true;
         };
-        if boots > clock.boots || (boots == clock.boots && time > clock.latest_received_time) {
-            *clock = RemoteClock {
-                boots,
-                time,
-                latest_received_time: time,
-                at: now,
-            };
-        }
-        let outside = clock.boots == ENGINE_MAX
-            || boots < clock.boots
-            || (boots == clock.boots
-                && u64::from(time) + TIME_WINDOW.as_secs() < clock.time_at(now));
-        !outside
+        clock.observe(boots, time, now)
     }
 }
 

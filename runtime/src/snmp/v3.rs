@@ -25,7 +25,7 @@ use crate::event::{SnmpTrap, SnmpVersion, Varbind};
 
 const FLAG_AUTH: u8 = 0x01;
 const FLAG_PRIV: u8 = 0x02;
-const FLAG_REPORTABLE: u8 = 0x04;
+pub(super) const FLAG_REPORTABLE: u8 = 0x04;
 
 /// The User-based Security Model's number in msgSecurityModel (RFC 3411 § 5).
 const USM: u32 = 3;
@@ -34,18 +34,19 @@ const USM: u32 = 3;
 const MIN_MAX_SIZE: u32 = 484;
 
 /// usmStatsNotInTimeWindows.0 and usmStatsUnknownEngineIDs.0 (RFC 3414 § 5): the varbinds of
-/// the two Reports we send; net-snmp's senders act on exactly these OIDs.
-const USM_STATS_NOT_IN_TIME_WINDOWS: &[u32] = &[1, 3, 6, 1, 6, 3, 15, 1, 1, 2, 0];
-const USM_STATS_UNKNOWN_ENGINE_IDS: &[u32] = &[1, 3, 6, 1, 6, 3, 15, 1, 1, 4, 0];
+/// the two Reports we send; net-snmp's senders act on exactly these OIDs, and so does the
+/// poller's client on the agents' Reports.
+pub(super) const USM_STATS_NOT_IN_TIME_WINDOWS: &[u32] = &[1, 3, 6, 1, 6, 3, 15, 1, 1, 2, 0];
+pub(super) const USM_STATS_UNKNOWN_ENGINE_IDS: &[u32] = &[1, 3, 6, 1, 6, 3, 15, 1, 1, 4, 0];
 
 /// msgGlobalData, checked.
-struct Header {
-    msg_id: i32,
-    flags: u8,
+pub(super) struct Header {
+    pub(super) msg_id: i32,
+    pub(super) flags: u8,
 }
 
 impl Header {
-    fn parse(data: &HeaderData) -> Result<Header, SnmpError> {
+    pub(super) fn parse(data: &HeaderData) -> Result<Header, SnmpError> {
         let msg_id = i32::try_from(&data.message_id)
             .ok()
             .filter(|id| *id >= 0)
@@ -74,7 +75,7 @@ impl Header {
         Ok(Header { msg_id, flags })
     }
 
-    fn level(&self) -> SecurityLevel {
+    pub(super) fn level(&self) -> SecurityLevel {
         match (self.flags & FLAG_AUTH != 0, self.flags & FLAG_PRIV != 0) {
             (false, _) => SecurityLevel::NoAuthNoPriv,
             (true, false) => SecurityLevel::AuthNoPriv,
@@ -92,17 +93,17 @@ fn malformed(why: &str) -> SnmpError {
 }
 
 /// msgSecurityParameters, checked.
-struct UsmParams {
-    engine_id: Vec<u8>,
-    boots: u32,
-    time: u32,
-    user_name: Vec<u8>,
+pub(super) struct UsmParams {
+    pub(super) engine_id: Vec<u8>,
+    pub(super) boots: u32,
+    pub(super) time: u32,
+    pub(super) user_name: Vec<u8>,
     auth: Vec<u8>,
     privacy: Vec<u8>,
 }
 
 impl UsmParams {
-    fn parse(bytes: &[u8]) -> Result<UsmParams, SnmpError> {
+    pub(super) fn parse(bytes: &[u8]) -> Result<UsmParams, SnmpError> {
         tlv::validate_exact(bytes)
             .map_err(|e| SnmpError::Malformed(format!("msgSecurityParameters: {e}")))?;
         let usm: USMSecurityParameters = decode(bytes)?;
@@ -133,7 +134,7 @@ impl UsmParams {
         Ok(params)
     }
 
-    fn user_label(&self) -> String {
+    pub(super) fn user_label(&self) -> String {
         String::from_utf8_lossy(&self.user_name).into_owned()
     }
 }
@@ -204,19 +205,9 @@ pub(super) fn process(
 
     let mut keys: Option<Arc<LocalizedKeys>> = None;
     if level >= SecurityLevel::AuthNoPriv {
-        // Step 6: the HMAC covers the whole message with msgAuthenticationParameters zeroed.
+        // Step 6: the HMAC over the whole message.
         let (localized, fresh) = credentials.keys(user, &usm.engine_id);
-        let range = tlv::auth_params_range(datagram).map_err(SnmpError::Malformed)?;
-        if datagram.get(range.clone()) != Some(usm.auth.as_slice()) {
-            return Err(malformed(
-                "msgAuthenticationParameters not where the framing says",
-            ));
-        }
-        let mut zeroed = datagram.to_vec();
-        zeroed[range].fill(0);
-        if !localized.verify(&zeroed, &usm.auth) {
-            return Err(SnmpError::WrongDigest(usm.user_label()));
-        }
+        authenticate(datagram, &usm, &localized)?;
         if fresh {
             credentials.remember(user, &usm.engine_id, Arc::clone(&localized));
         }
@@ -313,8 +304,30 @@ pub(super) fn process(
     }
 }
 
+/// RFC 3414 § 3.2 step 6: checks the HMAC of a received message, which covers the whole
+/// datagram with msgAuthenticationParameters zeroed. Shared with the poller's client, which
+/// checks the agent's Responses the same way.
+pub(super) fn authenticate(
+    datagram: &[u8],
+    usm: &UsmParams,
+    keys: &LocalizedKeys,
+) -> Result<(), SnmpError> {
+    let range = tlv::auth_params_range(datagram).map_err(SnmpError::Malformed)?;
+    if datagram.get(range.clone()) != Some(usm.auth.as_slice()) {
+        return Err(malformed(
+            "msgAuthenticationParameters not where the framing says",
+        ));
+    }
+    let mut zeroed = datagram.to_vec();
+    zeroed[range].fill(0);
+    if !keys.verify(&zeroed, &usm.auth) {
+        return Err(SnmpError::WrongDigest(usm.user_label()));
+    }
+    Ok(())
+}
+
 /// The plaintext scopedPDU of an authenticated message, decrypting it at authPriv.
-fn scoped_pdu(
+pub(super) fn scoped_pdu(
     data: ScopedPduData,
     usm: &UsmParams,
     keys: &LocalizedKeys,
@@ -367,24 +380,25 @@ fn report_pdu(request_id: i32, stat: &'static [u32], count: u32) -> v2::Pdus {
     }))
 }
 
-/// One SNMPv3 message to encode, at `level` with `keys`.
-struct Outgoing<'a> {
-    msg_id: i32,
-    level: SecurityLevel,
-    reportable: bool,
-    engine_id: &'a [u8],
-    boots: u32,
-    time: u32,
-    user_name: &'a [u8],
-    keys: Option<&'a LocalizedKeys>,
-    salt: u64,
-    context_engine_id: &'a [u8],
-    context_name: &'a [u8],
-    pdu: v2::Pdus,
+/// One SNMPv3 message to encode, at `level` with `keys`: our Responses and Reports, the v3
+/// sender's notifications and the poller client's requests.
+pub(super) struct Outgoing<'a> {
+    pub(super) msg_id: i32,
+    pub(super) level: SecurityLevel,
+    pub(super) reportable: bool,
+    pub(super) engine_id: &'a [u8],
+    pub(super) boots: u32,
+    pub(super) time: u32,
+    pub(super) user_name: &'a [u8],
+    pub(super) keys: Option<&'a LocalizedKeys>,
+    pub(super) salt: u64,
+    pub(super) context_engine_id: &'a [u8],
+    pub(super) context_name: &'a [u8],
+    pub(super) pdu: v2::Pdus,
 }
 
 impl Outgoing<'_> {
-    fn encode(self) -> Result<Vec<u8>, SnmpError> {
+    pub(super) fn encode(self) -> Result<Vec<u8>, SnmpError> {
         let missing = |what: &str| SnmpError::Encode(format!("no {what} key for this level"));
         let scoped = ScopedPdu {
             engine_id: self.context_engine_id.to_vec().into(),
