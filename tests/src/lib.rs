@@ -87,6 +87,8 @@ impl TestRuntime {
             },
             data_dir: dir.path().to_owned(),
             registry_poll_ms: 100,
+            // Polls on 1-second intervals start within a tenth of a second of being due.
+            scheduler_tick_ms: 100,
             ..Config::default()
         };
         let core = Core::open(&config).await.expect("store and sandbox open");
@@ -172,6 +174,44 @@ impl TestRuntime {
             .as_array()
             .and_then(|a| a.iter().find(|x| x["id"] == id).cloned())
             .unwrap_or_else(|| panic!("addon {id} not listed: {addons}"))
+    }
+
+    /// Sends a JSON request and returns status and JSON answer.
+    pub async fn send_json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let response = self
+            .http
+            .request(method, self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls `check` every 100 ms until it returns `Some`, or panics after `secs` seconds
+    /// naming `what` (and the last thing `check` saw, via `describe`).
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        secs: u64,
+        mut check: impl AsyncFnMut(&TestRuntime) -> Option<T>,
+    ) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(v) = check(self).await {
+                return v;
+            }
+            if std::time::Instant::now() > deadline {
+                let (_, alerts) = self.get_json("/api/v1/alerts?limit=50").await;
+                let (_, targets) = self.get_json("/api/v1/targets").await;
+                panic!(
+                    "timed out after {secs} s waiting for {what}\nalerts: {alerts}\ntargets: {targets}"
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn stop(self) {
