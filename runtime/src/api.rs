@@ -25,6 +25,8 @@ use crate::sandbox::CallStats;
 use crate::store::Store;
 use crate::writer::AlertWriter;
 
+pub mod targets;
+
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -44,6 +46,28 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/addons", get(list_addons))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/traps/unhandled", get(unhandled_traps))
+        .route(
+            "/api/v1/targets",
+            get(targets::list_targets).post(targets::create_target),
+        )
+        .route(
+            "/api/v1/targets/{id}",
+            get(targets::get_target)
+                .put(targets::update_target)
+                .delete(targets::delete_target),
+        )
+        .route("/api/v1/targets/{id}/enable", post(targets::enable_target))
+        .route(
+            "/api/v1/targets/{id}/disable",
+            post(targets::disable_target),
+        )
+        .route("/api/v1/credentials", get(targets::list_credentials))
+        .route(
+            "/api/v1/credentials/{name}",
+            get(targets::get_credential)
+                .put(targets::put_credential)
+                .delete(targets::delete_credential),
+        )
         .route("/webhooks/{*path}", post(webhook::receive))
         .layer(middleware::from_fn(log_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -1,4 +1,5 @@
-//! The `opsconductor` command line: `serve` and the addon commands.
+//! The `opsconductor` command line: `serve`, and commands for addons, SNMP trap credentials,
+//! poll targets and poll credentials.
 
 use std::path::PathBuf;
 
@@ -6,9 +7,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
+use crate::api::targets::CredentialInput;
 use crate::config::Config;
 use crate::registry::{install_bundle, set_enabled};
 use crate::server::{Core, Server};
+use crate::target::{CREDENTIAL_KINDS, Schedule, TargetSpec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +44,12 @@ pub enum Command {
     /// Manages the SNMP trap receiver: engine ID, communities, SNMPv3 users.
     #[command(subcommand)]
     Snmp(SnmpCommand),
+    /// Manages poll targets: the devices and services addons poll.
+    #[command(subcommand)]
+    Target(TargetCommand),
+    /// Manages the credentials targets poll with.
+    #[command(subcommand)]
+    Credential(CredentialCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +155,8 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Snmp(cmd) => snmp_command(cmd, &config).await,
+        Command::Target(cmd) => target_command(cmd, &config).await,
+        Command::Credential(cmd) => credential_command(cmd, &config).await,
         Command::Addon(cmd) => {
             let core = Core::open(&config).await?;
             match cmd {
@@ -268,6 +279,532 @@ async fn snmp_command(cmd: SnmpCommand, config: &Config) -> anyhow::Result<()> {
                 .await
                 .map_err(not_found(format!("SNMPv3 user `{name}`")))?;
             println!("user `{name}` removed");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetCommand {
+    /// Adds a target. Without --interval or --cron it polls at its addon's default interval.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// host, host:port, [ipv6]:port, or an http(s) base URL.
+        #[arg(long)]
+        address: String,
+        /// The addon that polls it (its manifest must have a `poll` section).
+        #[arg(long)]
+        addon: String,
+        #[command(flatten)]
+        schedule: ScheduleArgs,
+        /// A JSON object handed to the addon (never secrets: those go in --credentials). Not
+        /// `--config`, which names the runtime's configuration file for every command.
+        #[arg(long, value_name = "JSON")]
+        config_json: Option<String>,
+        /// The name of the credential to poll with (see `credential set`).
+        #[arg(long)]
+        credentials: Option<String>,
+        /// Adds it without polling it yet.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Lists targets with their last poll.
+    List {
+        /// Only this addon's targets.
+        #[arg(long)]
+        addon: Option<String>,
+    },
+    /// Prints a target and its poll status as JSON.
+    Show { name: String },
+    /// Changes a target; what is not given stays as it is.
+    Update {
+        name: String,
+        /// A new name.
+        #[arg(long)]
+        rename: Option<String>,
+        #[arg(long)]
+        address: Option<String>,
+        #[arg(long)]
+        addon: Option<String>,
+        #[command(flatten)]
+        schedule: ScheduleArgs,
+        /// Replaces the whole config object.
+        #[arg(long, value_name = "JSON")]
+        config_json: Option<String>,
+        #[arg(long, conflicts_with = "no_credentials")]
+        credentials: Option<String>,
+        /// Polls without credentials from now on.
+        #[arg(long)]
+        no_credentials: bool,
+        #[arg(long, conflicts_with = "disabled")]
+        enabled: bool,
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Starts polling a target (its first poll comes within a minute or at its next cron time).
+    Enable { name: String },
+    /// Stops polling a target; its poll history is kept.
+    Disable { name: String },
+    /// Deletes a target.
+    Remove { name: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScheduleArgs {
+    /// Polls every SECS seconds.
+    #[arg(long, value_name = "SECS", conflicts_with = "cron")]
+    interval: Option<u32>,
+    /// Polls on a cron schedule in UTC: 5 fields (min hour dom month dow), or 6 with seconds.
+    #[arg(long, value_name = "EXPR")]
+    cron: Option<String>,
+}
+
+impl ScheduleArgs {
+    fn schedule(self) -> Option<Schedule> {
+        match (self.interval, self.cron) {
+            (Some(s), _) => Some(Schedule::IntervalSeconds(s)),
+            (None, Some(expr)) => Some(Schedule::Cron(expr)),
+            (None, None) => None,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialCommand {
+    /// Creates or replaces a credential. Secrets come from flags or, to keep them out of shell
+    /// history and `ps`, from the environment variables named in each flag's help; they are
+    /// never printed.
+    Set {
+        name: String,
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(CREDENTIAL_KINDS))]
+        kind: String,
+        #[command(flatten)]
+        // Boxed: thirteen optional fields would make every command value this large.
+        secret: Box<CredentialFlags>,
+    },
+    /// Lists credentials: name, kind and what may be shown (user names, protocols), never
+    /// secrets.
+    List,
+    /// Deletes a credential (refused while targets use it).
+    Remove { name: String },
+}
+
+/// The fields of every kind; `credential set` checks that only the kind's own are given.
+#[derive(Debug, clap::Args)]
+pub struct CredentialFlags {
+    /// snmp_community: the community string.
+    #[arg(
+        long,
+        env = "OPSCONDUCTOR_CREDENTIAL_COMMUNITY",
+        hide_env_values = true
+    )]
+    community: Option<String>,
+    /// snmp_usm: the user name.
+    #[arg(long)]
+    user: Option<String>,
+    /// snmp_usm: md5, sha (sha1), sha224, sha256, sha384 or sha512; omit for noAuthNoPriv.
+    #[arg(long)]
+    auth_protocol: Option<String>,
+    /// snmp_usm: turned into a key (RFC 3414) and not stored.
+    #[arg(
+        long,
+        env = "OPSCONDUCTOR_CREDENTIAL_AUTH_PASSWORD",
+        hide_env_values = true
+    )]
+    auth_password: Option<String>,
+    /// snmp_usm: des or aes (aes128); needs --auth-protocol.
+    #[arg(long)]
+    priv_protocol: Option<String>,
+    /// snmp_usm: turned into a key (RFC 3414) and not stored.
+    #[arg(
+        long,
+        env = "OPSCONDUCTOR_CREDENTIAL_PRIV_PASSWORD",
+        hide_env_values = true
+    )]
+    priv_password: Option<String>,
+    /// http_basic, ssh_password, ssh_key: the user to log in as.
+    #[arg(long)]
+    username: Option<String>,
+    /// http_basic, ssh_password.
+    #[arg(long, env = "OPSCONDUCTOR_CREDENTIAL_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// http_bearer: sent as `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "OPSCONDUCTOR_CREDENTIAL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// http_header: the header's name, e.g. X-Api-Key.
+    #[arg(long)]
+    header_name: Option<String>,
+    /// http_header: the header's value.
+    #[arg(
+        long,
+        env = "OPSCONDUCTOR_CREDENTIAL_HEADER_VALUE",
+        hide_env_values = true
+    )]
+    header_value: Option<String>,
+    /// ssh_key: an OpenSSH (or PEM) private key file.
+    #[arg(long, value_name = "PATH")]
+    private_key_file: Option<PathBuf>,
+    /// ssh_key: the key's passphrase, if it is encrypted.
+    #[arg(
+        long,
+        env = "OPSCONDUCTOR_CREDENTIAL_PASSPHRASE",
+        hide_env_values = true
+    )]
+    passphrase: Option<String>,
+}
+
+impl CredentialFlags {
+    /// The credential of `kind` these flags describe. A flag of another kind is refused rather
+    /// than ignored, so that a mistyped --kind does not store half of what was meant.
+    fn into_input(self, kind: &str) -> anyhow::Result<CredentialInput> {
+        let given = [
+            ("--community", self.community.is_some()),
+            ("--user", self.user.is_some()),
+            ("--auth-protocol", self.auth_protocol.is_some()),
+            ("--auth-password", self.auth_password.is_some()),
+            ("--priv-protocol", self.priv_protocol.is_some()),
+            ("--priv-password", self.priv_password.is_some()),
+            ("--username", self.username.is_some()),
+            ("--password", self.password.is_some()),
+            ("--token", self.token.is_some()),
+            ("--header-name", self.header_name.is_some()),
+            ("--header-value", self.header_value.is_some()),
+            ("--private-key-file", self.private_key_file.is_some()),
+            ("--passphrase", self.passphrase.is_some()),
+        ];
+        let takes: &[&str] = match kind {
+            "snmp_community" => &["--community"],
+            "snmp_usm" => &[
+                "--user",
+                "--auth-protocol",
+                "--auth-password",
+                "--priv-protocol",
+                "--priv-password",
+            ],
+            "http_basic" | "ssh_password" => &["--username", "--password"],
+            "http_bearer" => &["--token"],
+            "http_header" => &["--header-name", "--header-value"],
+            "ssh_key" => &["--username", "--private-key-file", "--passphrase"],
+            other => anyhow::bail!(
+                "unknown credential kind `{other}` (expected one of {})",
+                CREDENTIAL_KINDS.join(", ")
+            ),
+        };
+        if let Some((flag, _)) = given
+            .iter()
+            .find(|(flag, present)| *present && !takes.contains(flag))
+        {
+            anyhow::bail!(
+                "{flag} (or its environment variable) does not apply to --kind {kind}, which \
+                 takes {}",
+                takes.join(", ")
+            );
+        }
+        let need = |value: Option<String>, flag: &str| {
+            value.ok_or_else(|| anyhow::anyhow!("--kind {kind} needs {flag}"))
+        };
+        Ok(match kind {
+            "snmp_community" => CredentialInput::SnmpCommunity {
+                community: need(self.community, "--community")?,
+            },
+            "snmp_usm" => CredentialInput::SnmpUsm {
+                user: need(self.user, "--user")?,
+                auth_protocol: self.auth_protocol,
+                auth_password: self.auth_password,
+                priv_protocol: self.priv_protocol,
+                priv_password: self.priv_password,
+            },
+            "http_basic" => CredentialInput::HttpBasic {
+                username: need(self.username, "--username")?,
+                password: need(self.password, "--password")?,
+            },
+            "ssh_password" => CredentialInput::SshPassword {
+                username: need(self.username, "--username")?,
+                password: need(self.password, "--password")?,
+            },
+            "http_bearer" => CredentialInput::HttpBearer {
+                token: need(self.token, "--token")?,
+            },
+            "http_header" => CredentialInput::HttpHeader {
+                name: need(self.header_name, "--header-name")?,
+                value: need(self.header_value, "--header-value")?,
+            },
+            _ssh_key => {
+                let username = need(self.username, "--username")?;
+                let path = self
+                    .private_key_file
+                    .ok_or_else(|| anyhow::anyhow!("--kind ssh_key needs --private-key-file"))?;
+                let private_key = std::fs::read_to_string(&path).with_context(|| {
+                    format!("cannot read --private-key-file {}", path.display())
+                })?;
+                CredentialInput::SshKey {
+                    username,
+                    private_key,
+                    passphrase: self.passphrase,
+                }
+            }
+        })
+    }
+}
+
+/// Parses `--config-json`: a JSON object.
+fn target_config(json: &str) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    serde_json::from_str(json).context("--config-json must be a JSON object")
+}
+
+/// A target's schedule as the listing shows it.
+fn schedule_text(schedule: &Schedule) -> String {
+    match schedule {
+        Schedule::IntervalSeconds(s) => format!("every {s}s"),
+        Schedule::Cron(expr) => format!("cron {expr}"),
+    }
+}
+
+/// Prints rows as left-aligned columns sized to their widest cell.
+fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header);
+    for row in rows {
+        line(std::array::from_fn(|i| row[i].as_str()));
+    }
+}
+
+/// A credential's public fields as `key=value` pairs (absent ones left out).
+fn public_text(public: &serde_json::Value) -> String {
+    public
+        .as_object()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| match v.as_str() {
+                    Some(s) => format!("{k}={s}"),
+                    None => format!("{k}={v}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+async fn target_command(cmd: TargetCommand, config: &Config) -> anyhow::Result<()> {
+    use crate::store::{Store, TargetFilter};
+
+    let store = Store::connect(&config.database_url).await?;
+    let find = async |name: &str| {
+        store
+            .target_by_name(name)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no target named `{name}`"))
+    };
+    // Field errors first, then the addon (whose manifest gives the default interval).
+    let default_interval = async |spec: &TargetSpec| -> anyhow::Result<u32> {
+        spec.validate()?;
+        Ok(store
+            .addon_poll_spec(&spec.addon_id)
+            .await?
+            .default_interval_seconds)
+    };
+    match cmd {
+        TargetCommand::Add {
+            name,
+            address,
+            addon,
+            schedule,
+            config_json,
+            credentials,
+            disabled,
+        } => {
+            let spec = TargetSpec {
+                name,
+                address,
+                addon_id: addon,
+                schedule: schedule.schedule(),
+                enabled: !disabled,
+                config: config_json
+                    .as_deref()
+                    .map(target_config)
+                    .transpose()?
+                    .unwrap_or_default(),
+                credentials,
+            };
+            let interval = default_interval(&spec).await?;
+            let target = store.create_target(&spec, interval).await?;
+            println!(
+                "target `{}` added (id {}, {}, {})",
+                target.name,
+                target.id,
+                schedule_text(&target.schedule),
+                if target.enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+            );
+        }
+        TargetCommand::List { addon } => {
+            let filter = TargetFilter {
+                addon_id: addon,
+                enabled: None,
+            };
+            let rows: Vec<[String; 7]> = store
+                .targets(&filter)
+                .await?
+                .into_iter()
+                .map(|t| {
+                    [
+                        t.name,
+                        t.addon_id,
+                        t.address,
+                        schedule_text(&t.schedule),
+                        if t.enabled { "yes" } else { "no" }.to_owned(),
+                        t.status.last_poll_status.unwrap_or_else(|| "-".to_owned()),
+                        t.status.last_poll_at.map_or_else(
+                            || "never".to_owned(),
+                            |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                        ),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("no targets");
+            } else {
+                print_table(
+                    [
+                        "NAME",
+                        "ADDON",
+                        "ADDRESS",
+                        "SCHEDULE",
+                        "ENABLED",
+                        "LAST STATUS",
+                        "LAST POLL",
+                    ],
+                    &rows,
+                );
+            }
+        }
+        TargetCommand::Show { name } => {
+            let target = find(&name).await?;
+            println!("{}", serde_json::to_string_pretty(&target)?);
+        }
+        TargetCommand::Update {
+            name,
+            rename,
+            address,
+            addon,
+            schedule,
+            config_json,
+            credentials,
+            no_credentials,
+            enabled,
+            disabled,
+        } => {
+            let current = find(&name).await?;
+            let spec = TargetSpec {
+                name: rename.unwrap_or(current.name),
+                address: address.unwrap_or(current.address),
+                addon_id: addon.unwrap_or(current.addon_id),
+                // The current schedule, not the addon default: "unspecified stays".
+                schedule: Some(schedule.schedule().unwrap_or(current.schedule)),
+                enabled: if enabled || disabled {
+                    enabled
+                } else {
+                    current.enabled
+                },
+                config: match config_json {
+                    Some(json) => target_config(&json)?,
+                    None => current.config,
+                },
+                credentials: if no_credentials {
+                    None
+                } else {
+                    credentials.or(current.credentials)
+                },
+            };
+            let interval = default_interval(&spec).await?;
+            let target = store.update_target(current.id, &spec, interval).await?;
+            println!("target `{}` updated", target.name);
+        }
+        TargetCommand::Enable { name } => {
+            let target = find(&name).await?;
+            store.set_target_enabled(target.id, true).await?;
+            println!("target `{name}` enabled");
+        }
+        TargetCommand::Disable { name } => {
+            let target = find(&name).await?;
+            store.set_target_enabled(target.id, false).await?;
+            println!("target `{name}` disabled");
+        }
+        TargetCommand::Remove { name } => {
+            let target = find(&name).await?;
+            store.delete_target(target.id).await?;
+            println!("target `{name}` removed");
+        }
+    }
+    Ok(())
+}
+
+async fn credential_command(cmd: CredentialCommand, config: &Config) -> anyhow::Result<()> {
+    use crate::store::{Store, StoreError};
+
+    let store = Store::connect(&config.database_url).await?;
+    match cmd {
+        CredentialCommand::Set { name, kind, secret } => {
+            let secret = secret
+                .into_input(&kind)?
+                .into_secret()
+                .map_err(anyhow::Error::msg)?;
+            let summary = store.set_credential(&name, &secret).await?;
+            println!(
+                "credential `{}` saved ({} {})",
+                summary.name,
+                summary.kind,
+                public_text(&summary.public)
+            );
+        }
+        CredentialCommand::List => {
+            let rows: Vec<[String; 4]> = store
+                .credentials()
+                .await?
+                .into_iter()
+                .map(|c| {
+                    [
+                        c.name,
+                        c.kind,
+                        public_text(&c.public),
+                        c.updated_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("no credentials");
+            } else {
+                print_table(["NAME", "KIND", "DETAILS", "UPDATED"], &rows);
+            }
+        }
+        CredentialCommand::Remove { name } => {
+            store.delete_credential(&name).await.map_err(|e| match e {
+                StoreError::NotFound => anyhow::anyhow!("no credential named `{name}`"),
+                other => other.into(),
+            })?;
+            println!("credential `{name}` removed");
         }
     }
     Ok(())

@@ -248,3 +248,267 @@ fn snmp_credentials_and_engine_id() {
     let gone = opsconductor(data.path(), &["snmp", "user", "remove", "ops"]);
     assert!(String::from_utf8_lossy(&gone.stderr).contains("no SNMPv3 user `ops`"));
 }
+
+/// Like [`opsconductor`], with extra environment variables (secrets passed the way operators
+/// are told to, out of the command line).
+fn opsconductor_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("OPSCONDUCTOR_DATA_DIR", data)
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", data.join("oc.db").display()),
+        )
+        .env_remove("OPSCONDUCTOR_CONFIG")
+        .current_dir(data)
+        .output()
+        .expect("binary runs")
+}
+
+/// The `prober` test guest, a polling addon, as `just build-addons` lays it out.
+fn prober_bundle() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-bundles/prober");
+    assert!(
+        dir.join("addon.wasm").exists(),
+        "{} is missing: run `just build-addons` (or `just test`)",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn targets_and_credentials() {
+    let data = tempfile::tempdir().unwrap();
+    // Everything the commands print, checked for secrets at the end.
+    let printed = std::cell::RefCell::new(String::new());
+    let run = |args: &[&str]| {
+        let out = ok(opsconductor(data.path(), args));
+        printed.borrow_mut().push_str(&out);
+        out
+    };
+    let prober = prober_bundle().display().to_string();
+    let alertmanager = bundles().join("alertmanager").display().to_string();
+    run(&["addon", "install", &prober, &alertmanager]);
+
+    // Credentials: flags, environment variables, a key file.
+    let out = run(&[
+        "credential",
+        "set",
+        "lab",
+        "--kind",
+        "snmp_usm",
+        "--user",
+        "poller",
+        "--auth-protocol",
+        "sha256",
+        "--auth-password",
+        "s3cret-auth-1",
+        "--priv-protocol",
+        "aes",
+        "--priv-password",
+        "s3cret-priv-2",
+    ]);
+    assert!(out.contains("credential `lab` saved"), "{out}");
+    let token = ok(opsconductor_with_env(
+        data.path(),
+        &["credential", "set", "api", "--kind", "http_bearer"],
+        &[("OPSCONDUCTOR_CREDENTIAL_TOKEN", "s3cret-token-3")],
+    ));
+    printed.borrow_mut().push_str(&token);
+    let key_path = data.path().join("id_ed25519");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
+        .arg(&key_path)
+        .output()
+        .expect("ssh-keygen runs (install openssh-client)");
+    assert!(keygen.status.success(), "{keygen:?}");
+    let key = std::fs::read_to_string(&key_path).unwrap();
+    run(&[
+        "credential",
+        "set",
+        "shell",
+        "--kind",
+        "ssh_key",
+        "--username",
+        "ops",
+        "--private-key-file",
+        &key_path.display().to_string(),
+    ]);
+    let creds = run(&["credential", "list"]);
+    let line = |list: &str, name: &str| {
+        list.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} not listed: {list}"))
+            .to_owned()
+    };
+    assert!(line(&creds, "lab").contains("snmp_usm"), "{creds}");
+    assert!(line(&creds, "lab").contains("user=poller"), "{creds}");
+    assert!(
+        line(&creds, "lab").contains("auth_protocol=sha256"),
+        "{creds}"
+    );
+    assert!(line(&creds, "api").contains("http_bearer"), "{creds}");
+    assert!(line(&creds, "shell").contains("username=ops"), "{creds}");
+
+    // A flag of another kind is refused, not ignored.
+    let wrong = opsconductor(
+        data.path(),
+        &[
+            "credential",
+            "set",
+            "x",
+            "--kind",
+            "http_bearer",
+            "--token",
+            "t",
+            "--password",
+            "p",
+        ],
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("--password"),
+        "{wrong:?}"
+    );
+
+    // Targets.
+    let out = run(&[
+        "target",
+        "add",
+        "--name",
+        "sw1",
+        "--address",
+        "192.0.2.1",
+        "--addon",
+        "prober",
+        "--credentials",
+        "lab",
+        "--config-json",
+        r#"{"community_index": 3}"#,
+    ]);
+    assert!(out.contains("target `sw1` added"), "{out}");
+    assert!(
+        out.contains("every 60s"),
+        "the addon's default interval: {out}"
+    );
+    run(&[
+        "target",
+        "add",
+        "--name",
+        "sw2",
+        "--address",
+        "[2001:db8::2]:1161",
+        "--addon",
+        "prober",
+        "--cron",
+        "*/5 * * * *",
+        "--disabled",
+    ]);
+    let refused = opsconductor(
+        data.path(),
+        &[
+            "target",
+            "add",
+            "--name",
+            "hook",
+            "--address",
+            "192.0.2.3",
+            "--addon",
+            "alertmanager",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("target field `addon_id`: addon `alertmanager` does not poll"),
+        "{refused:?}"
+    );
+    let duplicate = opsconductor(
+        data.path(),
+        &[
+            "target",
+            "add",
+            "--name",
+            "sw1",
+            "--address",
+            "h",
+            "--addon",
+            "prober",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&duplicate.stderr).contains("a target named `sw1` already exists"),
+        "{duplicate:?}"
+    );
+
+    let list = run(&["target", "list"]);
+    assert!(list.starts_with("NAME"), "{list}");
+    let sw1 = line(&list, "sw1");
+    for cell in ["prober", "192.0.2.1", "every 60s", "yes", "never"] {
+        assert!(sw1.contains(cell), "{cell}: {list}");
+    }
+    let sw2 = line(&list, "sw2");
+    for cell in ["[2001:db8::2]:1161", "cron */5 * * * *", "no"] {
+        assert!(sw2.contains(cell), "{cell}: {list}");
+    }
+
+    let show = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&run(&["target", "show", name])).unwrap()
+    };
+    let shown = show("sw1");
+    assert_eq!(shown["credentials"], "lab", "{shown}");
+    assert_eq!(shown["config"]["community_index"], 3, "{shown}");
+    assert_eq!(shown["schedule"]["interval_seconds"], 60, "{shown}");
+
+    // Update: what is not given stays.
+    run(&[
+        "target",
+        "update",
+        "sw1",
+        "--interval",
+        "30",
+        "--rename",
+        "core-1",
+    ]);
+    let shown = show("core-1");
+    assert_eq!(shown["schedule"]["interval_seconds"], 30, "{shown}");
+    assert_eq!(shown["credentials"], "lab", "{shown}");
+    assert_eq!(shown["config"]["community_index"], 3, "{shown}");
+    assert_eq!(shown["address"], "192.0.2.1", "{shown}");
+    assert_eq!(shown["enabled"], true, "{shown}");
+
+    run(&["target", "disable", "core-1"]);
+    assert_eq!(show("core-1")["enabled"], false);
+    run(&["target", "enable", "core-1"]);
+    assert_eq!(show("core-1")["enabled"], true);
+
+    // A credential in use stays until its targets go.
+    let in_use = opsconductor(data.path(), &["credential", "remove", "lab"]);
+    assert!(!in_use.status.success());
+    assert!(
+        String::from_utf8_lossy(&in_use.stderr)
+            .contains("credential `lab` is used by target `core-1`"),
+        "{in_use:?}"
+    );
+    run(&["target", "remove", "core-1"]);
+    run(&["credential", "remove", "lab"]);
+    let gone = opsconductor(data.path(), &["target", "show", "core-1"]);
+    assert!(!gone.status.success());
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("no target named `core-1`"),
+        "{gone:?}"
+    );
+    let list = run(&["target", "list"]);
+    assert!(!list.contains("core-1") && list.contains("sw2"), "{list}");
+
+    // Nothing printed, by any command, holds a secret.
+    let key_body: Vec<&str> = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    for secret in ["s3cret-auth-1", "s3cret-priv-2", "s3cret-token-3"]
+        .iter()
+        .chain(&key_body)
+    {
+        let printed = printed.borrow();
+        assert!(!printed.contains(secret), "`{secret}` printed: {printed}");
+    }
+}

@@ -1,0 +1,466 @@
+//! `/api/v1/targets` and `/api/v1/credentials`: poll targets and the credentials they poll
+//! with.
+//!
+//! Credentials go in with their secrets and come out only as [`CredentialSummary`] (name, kind,
+//! public fields): no handler here can return a secret, because the store hands out secrets
+//! only as [`CredentialSecret`], which does not implement `Serialize`.
+//!
+//! Request bodies are read as bytes and parsed here, not by axum's `Json` extractor, so that a
+//! refusal has the API's one error shape and names the field (`target field
+//! `schedule.interval_seconds`: …`).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, AppState};
+use crate::snmp::UsmError;
+use crate::snmp::{AuthProtocol, PrivProtocol, UsmUser};
+use crate::store::{StoreError, TargetFilter};
+use crate::target::{CredentialSecret, CredentialSummary, Target, TargetSpec};
+
+/// Query of `GET /api/v1/targets`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetQuery {
+    pub addon: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// The body of `PUT /api/v1/credentials/{name}`: the kind and its fields, secrets included.
+/// Also what `opsconductor credential set` builds from its flags, so that both check the same
+/// things. No `Debug`: it holds passwords.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CredentialInput {
+    SnmpCommunity {
+        community: String,
+    },
+    /// Passwords are turned into keys (RFC 3414 password-to-key) and not stored. No
+    /// `auth_protocol` means noAuthNoPriv.
+    SnmpUsm {
+        user: String,
+        #[serde(default)]
+        auth_protocol: Option<String>,
+        #[serde(default)]
+        auth_password: Option<String>,
+        #[serde(default)]
+        priv_protocol: Option<String>,
+        #[serde(default)]
+        priv_password: Option<String>,
+    },
+    HttpBasic {
+        username: String,
+        password: String,
+    },
+    HttpBearer {
+        token: String,
+    },
+    /// A header sent with every request, e.g. `X-Api-Key`.
+    HttpHeader {
+        name: String,
+        value: String,
+    },
+    SshPassword {
+        username: String,
+        password: String,
+    },
+    /// An OpenSSH (or PEM) private key, decoded here once so that a wrong file or passphrase is
+    /// refused now rather than at the first poll.
+    SshKey {
+        username: String,
+        private_key: String,
+        #[serde(default)]
+        passphrase: Option<String>,
+    },
+}
+
+/// A refusal naming the credential field. Messages never contain a secret value.
+fn field(name: &str, message: impl std::fmt::Display) -> String {
+    format!("credential field `{name}`: {message}")
+}
+
+fn required(name: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(field(name, "must not be empty"));
+    }
+    Ok(())
+}
+
+/// A protocol and its password, both or neither.
+fn pair(
+    protocol_field: &str,
+    protocol: Option<String>,
+    password_field: &str,
+    password: Option<String>,
+) -> Result<Option<(String, String)>, String> {
+    match (protocol, password) {
+        (Some(p), Some(pw)) => Ok(Some((p, pw))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(field(
+            password_field,
+            format!("is required with `{protocol_field}`"),
+        )),
+        (None, Some(_)) => Err(field(
+            protocol_field,
+            format!("is required with `{password_field}`"),
+        )),
+    }
+}
+
+impl CredentialInput {
+    /// Checks the fields and builds the secret to store. Decoding an SSH key with a passphrase
+    /// runs its KDF, which takes a moment: async callers run this on a blocking thread.
+    pub fn into_secret(self) -> Result<CredentialSecret, String> {
+        Ok(match self {
+            CredentialInput::SnmpCommunity { community } => {
+                required("community", &community)?;
+                CredentialSecret::SnmpCommunity { community }
+            }
+            CredentialInput::SnmpUsm {
+                user,
+                auth_protocol,
+                auth_password,
+                priv_protocol,
+                priv_password,
+            } => {
+                let auth = pair(
+                    "auth_protocol",
+                    auth_protocol,
+                    "auth_password",
+                    auth_password,
+                )?
+                .map(|(p, pw)| {
+                    p.parse::<AuthProtocol>()
+                        .map(|p| (p, pw))
+                        .map_err(|e| field("auth_protocol", e))
+                })
+                .transpose()?;
+                let privacy = pair(
+                    "priv_protocol",
+                    priv_protocol,
+                    "priv_password",
+                    priv_password,
+                )?
+                .map(|(p, pw)| {
+                    p.parse::<PrivProtocol>()
+                        .map(|p| (p, pw))
+                        .map_err(|e| field("priv_protocol", e))
+                })
+                .transpose()?;
+                let user = UsmUser::from_passwords(
+                    &user,
+                    auth.as_ref().map(|(p, pw)| (*p, pw.as_str())),
+                    privacy.as_ref().map(|(p, pw)| (*p, pw.as_str())),
+                )
+                .map_err(|e| {
+                    let name = match &e {
+                        UsmError::UserName(_) => "user",
+                        UsmError::PasswordTooShort("privacy") => "priv_password",
+                        UsmError::PasswordTooShort(_) => "auth_password",
+                        UsmError::PrivacyWithoutAuth => "auth_protocol",
+                        UsmError::UnknownAuthProtocol(_) => "auth_protocol",
+                        UsmError::UnknownPrivProtocol(_) => "priv_protocol",
+                    };
+                    field(name, e)
+                })?;
+                CredentialSecret::SnmpUsm { user }
+            }
+            CredentialInput::HttpBasic { username, password } => {
+                required("username", &username)?;
+                // RFC 7617: the user-id cannot contain a colon, which separates it from the
+                // password.
+                if username.contains(':') {
+                    return Err(field("username", "must not contain `:`"));
+                }
+                required("password", &password)?;
+                CredentialSecret::HttpBasic { username, password }
+            }
+            CredentialInput::HttpBearer { token } => {
+                required("token", &token)?;
+                if HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+                    return Err(field(
+                        "token",
+                        "must be visible ASCII (no control characters)",
+                    ));
+                }
+                CredentialSecret::HttpBearer { token }
+            }
+            CredentialInput::HttpHeader { name, value } => {
+                if header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(field(
+                        "name",
+                        format!("`{name}` is not an HTTP header name"),
+                    ));
+                }
+                required("value", &value)?;
+                if HeaderValue::from_str(&value).is_err() {
+                    return Err(field(
+                        "value",
+                        "must be visible ASCII (no control characters)",
+                    ));
+                }
+                CredentialSecret::HttpHeader { name, value }
+            }
+            CredentialInput::SshPassword { username, password } => {
+                required("username", &username)?;
+                required("password", &password)?;
+                CredentialSecret::SshPassword { username, password }
+            }
+            CredentialInput::SshKey {
+                username,
+                private_key,
+                passphrase,
+            } => {
+                required("username", &username)?;
+                required("private_key", &private_key)?;
+                let passphrase = passphrase.filter(|p| !p.is_empty());
+                if let Err(e) = russh::keys::decode_secret_key(&private_key, passphrase.as_deref())
+                {
+                    return Err(match (&e, &passphrase) {
+                        (russh::keys::Error::KeyIsEncrypted, _) => {
+                            field("passphrase", "is required: the private key is encrypted")
+                        }
+                        // A wrong passphrase and a damaged key fail the same check.
+                        (russh::keys::Error::SshKey(_), Some(_)) => field(
+                            "private_key",
+                            format!("cannot be decoded: {e} (wrong passphrase?)"),
+                        ),
+                        _ => field("private_key", format!("cannot be decoded: {e}")),
+                    });
+                }
+                CredentialSecret::SshKey {
+                    username,
+                    private_key,
+                    passphrase,
+                }
+            }
+        })
+    }
+}
+
+/// Maps the store's refusals to their statuses; `not_found` says what was missing.
+fn refused(e: StoreError, not_found: impl FnOnce() -> String) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found(not_found()),
+        StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+        StoreError::Invalid(m) => invalid(m),
+        other => other.into(),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+}
+
+/// Parses a JSON body: 400 when it is not JSON, 422 naming the field when it is JSON of the
+/// wrong shape. `what` starts the message ("target", "credential").
+fn parse_body<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let mut path = e.path().to_string();
+        let inner = e.into_inner();
+        // The path of an unknown field ends in that field, which the message names already:
+        // report it at its parent ("target: unknown field `port`").
+        if inner.to_string().starts_with("unknown field") {
+            path = path
+                .rsplit_once('.')
+                .map_or("", |(parent, _)| parent)
+                .to_owned();
+        }
+        // Fields of an internally tagged enum (the credential kinds) have no path of their own.
+        if path.is_empty() || path == "?" {
+            path = ".".to_owned();
+        }
+        (path, inner)
+    });
+    let parsed = parsed.and_then(|v| de.end().map(|()| v).map_err(|e| (".".to_owned(), e)));
+    parsed.map_err(|(path, e)| {
+        if e.is_data() {
+            if path == "." {
+                invalid(format!("{what}: {e}"))
+            } else {
+                invalid(format!("{what} field `{path}`: {e}"))
+            }
+        } else {
+            ApiError::bad_request("bad_body", format!("{what} body is not valid JSON: {e}"))
+        }
+    })
+}
+
+fn parse_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::bad_request("bad_id", format!("target id `{id}` is not a number")))
+}
+
+fn no_target(id: i64) -> impl FnOnce() -> String {
+    move || format!("no target with id {id}")
+}
+
+/// The interval of a target that names no schedule: its addon's default.
+async fn default_interval(state: &AppState, spec: &TargetSpec) -> Result<u32, ApiError> {
+    // Field errors first, so that a request with several problems hears about them in the
+    // same order whichever handler reads it.
+    spec.validate().map_err(|e| invalid(e.to_string()))?;
+    let poll = state
+        .store
+        .addon_poll_spec(&spec.addon_id)
+        .await
+        .map_err(|e| refused(e, String::new))?;
+    Ok(poll.default_interval_seconds)
+}
+
+pub(super) async fn list_targets(
+    State(state): State<AppState>,
+    query: Result<Query<TargetQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Target>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let filter = TargetFilter {
+        addon_id: q.addon,
+        enabled: q.enabled,
+    };
+    Ok(Json(state.store.targets(&filter).await?))
+}
+
+pub(super) async fn create_target(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let spec: TargetSpec = parse_body("target", &body)?;
+    let interval = default_interval(&state, &spec).await?;
+    let target = state
+        .store
+        .create_target(&spec, interval)
+        .await
+        .map_err(|e| refused(e, String::new))?;
+    let location = format!("/api/v1/targets/{}", target.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(target),
+    )
+        .into_response())
+}
+
+pub(super) async fn get_target(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Target>, ApiError> {
+    let id = parse_id(&id)?;
+    state
+        .store
+        .target(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(no_target(id)()))
+}
+
+pub(super) async fn update_target(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Target>, ApiError> {
+    let id = parse_id(&id)?;
+    let spec: TargetSpec = parse_body("target", &body)?;
+    let interval = default_interval(&state, &spec).await?;
+    state
+        .store
+        .update_target(id, &spec, interval)
+        .await
+        .map(Json)
+        .map_err(|e| refused(e, no_target(id)))
+}
+
+pub(super) async fn delete_target(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    state
+        .store
+        .delete_target(id)
+        .await
+        .map_err(|e| refused(e, no_target(id)))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_enabled(state: &AppState, id: &str, enabled: bool) -> Result<Json<Target>, ApiError> {
+    let id = parse_id(id)?;
+    state
+        .store
+        .set_target_enabled(id, enabled)
+        .await
+        .map(Json)
+        .map_err(|e| refused(e, no_target(id)))
+}
+
+pub(super) async fn enable_target(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Target>, ApiError> {
+    set_enabled(&state, &id, true).await
+}
+
+pub(super) async fn disable_target(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Target>, ApiError> {
+    set_enabled(&state, &id, false).await
+}
+
+pub(super) async fn list_credentials(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<CredentialSummary>>, ApiError> {
+    Ok(Json(state.store.credentials().await?))
+}
+
+fn no_credential(name: &str) -> impl FnOnce() -> String {
+    move || format!("no credential named `{name}`")
+}
+
+pub(super) async fn get_credential(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<CredentialSummary>, ApiError> {
+    state
+        .store
+        .credential(&name)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(no_credential(&name)()))
+}
+
+/// Creates or replaces a credential; answers with its summary, never the secret.
+pub(super) async fn put_credential(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<CredentialSummary>, ApiError> {
+    let input: CredentialInput = parse_body("credential", &body)?;
+    let secret = tokio::task::spawn_blocking(move || input.into_secret())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(invalid)?;
+    state
+        .store
+        .set_credential(&name, &secret)
+        .await
+        .map(Json)
+        .map_err(|e| refused(e, no_credential(&name)))
+}
+
+pub(super) async fn delete_credential(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .store
+        .delete_credential(&name)
+        .await
+        .map_err(|e| refused(e, no_credential(&name)))?;
+    Ok(StatusCode::NO_CONTENT)
+}
