@@ -143,3 +143,59 @@ async fn components_are_compiled_once_and_cached() {
     let stats = restarted.sandbox.compile_stats();
     assert_eq!((stats.compiled, stats.loaded_from_cache), (0, 1));
 }
+
+/// The runtime supports the previous WIT version beside the current one: a component built
+/// against `opsconductor:addon@0.1.0` (without the SDK, which has moved on to 0.2.0) installs,
+/// is instantiated with the 0.1.0 bindings and runs, next to 0.2.0 addons. A manifest that
+/// claims the wrong world for its component is refused at install with a message saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_built_for_the_previous_wit_still_run() {
+    let rt = TestRuntime::start(
+        Db::Sqlite,
+        &[test_bundle("legacy-v01"), bundle("alertmanager")],
+    )
+    .await;
+    let (status, answer) = rt.post_webhook("legacy", "hello").await;
+    assert_eq!(status, 200, "{answer}");
+    let alerts = rt.alerts("?addon=legacy-v01").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["alert_type"], "legacyPing");
+    assert_eq!(alerts[0]["fields"]["key"], "hello");
+    assert_eq!(
+        rt.addon("legacy-v01").await["world"],
+        "opsconductor:addon/addon@0.1.0"
+    );
+    let (status, _) = rt
+        .post_webhook("alertmanager", fixture("alertmanager", "firing"))
+        .await;
+    assert_eq!(status, 200);
+    rt.stop().await;
+
+    // The 0.1.0 component under a manifest that claims 0.2.0: the link step says why.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle_dir = dir.path().join("legacy-v01");
+    std::fs::create_dir_all(&bundle_dir).unwrap();
+    std::fs::copy(
+        test_bundle("legacy-v01").join("addon.wasm"),
+        bundle_dir.join("addon.wasm"),
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(test_bundle("legacy-v01").join("manifest.json"))
+        .unwrap()
+        .replace("addon@0.1.0", "addon@0.2.0");
+    std::fs::write(bundle_dir.join("manifest.json"), manifest).unwrap();
+    let config = opsconductor::config::Config {
+        database_url: format!("sqlite://{}", dir.path().join("x.db").display()),
+        data_dir: dir.path().to_owned(),
+        ..Default::default()
+    };
+    let core = opsconductor::server::Core::open(&config).await.unwrap();
+    let err = opsconductor::registry::install_bundle(&core.store, &core.sandbox, &bundle_dir)
+        .await
+        .expect_err("a world mismatch is refused");
+    let message = err.to_string();
+    assert!(
+        message.contains("opsconductor:addon/addon@0.2.0") && message.contains("built for it"),
+        "{message}"
+    );
+}
