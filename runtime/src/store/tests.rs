@@ -1102,3 +1102,5 @@ async fn postgres_deadlock_is_transient() {
     })
     .await;
 }
+
+mod schedule;
