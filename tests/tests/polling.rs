@@ -38,6 +38,10 @@ async fn peer_handler(State(peer): State<Peer>, headers: HeaderMap, req: Request
     match req.uri().path() {
         "/health" => axum::Json(peer.health.lock().unwrap().clone()).into_response(),
         "/ok" => "fine".into_response(),
+        "/slow" => {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            "slow but fine".into_response()
+        }
         "/away" => (
             StatusCode::FOUND,
             [("location", peer.redirect_to.lock().unwrap().clone())],
@@ -97,7 +101,8 @@ fn field<'a>(alert: &'a Value, name: &str) -> &'a str {
 
 /// A scripted poll reaches what its capabilities list and nothing else: another host, a
 /// redirect to another host and an undeclared SSH command are refused (the addon sees
-/// `denied`), counted, and never reach the network.
+/// `denied`), counted, and never reach the network. Time spent waiting for I/O does not count
+/// against the addon's CPU budget.
 async fn scripted_poll_is_held_to_its_capabilities(db: Db) {
     let peer = Peer::default();
     let (addr, _task) = peer.serve("127.0.0.1:0".parse().unwrap()).await;
@@ -117,6 +122,8 @@ async fn scripted_poll_is_held_to_its_capabilities(db: Db) {
                 { "http": format!("http://{elsewhere}/ok") },
                 { "http": "/away" },
                 { "ssh": "rm -rf /" },
+                // Waiting 1.5 s for the peer is not guest CPU: the prober's budget is 200 ms.
+                { "http": "/slow" },
             ] },
         }),
     )
@@ -152,8 +159,8 @@ async fn scripted_poll_is_held_to_its_capabilities(db: Db) {
     );
     assert_eq!(
         peer.hits(&addr.to_string()),
-        2,
-        "/ok and /away reach the target"
+        3,
+        "/ok, /away and /slow reach the target"
     );
 
     let addon = rt.addon("prober").await;
