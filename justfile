@@ -54,6 +54,10 @@ bench-webhooks *ARGS: build-addons
 bench-traps *ARGS: build-addons
     cargo run --release -p opsconductor-tests --bin bench-traps -- {{ARGS}}
 
+# Polling: N http-json targets against an HTTP peer in-process (args: --targets --interval --seconds --concurrency --db)
+bench-polls *ARGS: build-addons
+    cargo run --release -p opsconductor-tests --bin bench-polls -- {{ARGS}}
+
 # Fuzz the SNMP datagram decoder and USM path (needs the nightly toolchain and cargo-fuzz)
 fuzz-snmp SECONDS="300":
     cd fuzz && sh seed.sh && cargo +nightly fuzz run datagram -- -max_total_time={{SECONDS}} -max_len=4096 -print_final_stats=1

@@ -71,6 +71,17 @@ impl TestRuntime {
         bundles: &[PathBuf],
         prepare: impl AsyncFnOnce(&opsconductor::store::Store),
     ) -> TestRuntime {
+        Self::start_configured(db, bundles, |_| {}, prepare).await
+    }
+
+    /// Like [`TestRuntime::start_with`], with `configure` adjusting the test configuration
+    /// (benchmarks raise limits and quieten the log).
+    pub async fn start_configured(
+        db: Db,
+        bundles: &[PathBuf],
+        configure: impl FnOnce(&mut Config),
+        prepare: impl AsyncFnOnce(&opsconductor::store::Store),
+    ) -> TestRuntime {
         let dir = tempfile::tempdir().expect("temp dir");
         let postgres = match db {
             Db::Sqlite => None,
@@ -80,7 +91,7 @@ impl TestRuntime {
                     .unwrap_or_else(|e| panic!("{e:#}")),
             ),
         };
-        let config = Config {
+        let mut config = Config {
             database_url: match &postgres {
                 Some(pg) => pg.url.clone(),
                 None => format!("sqlite://{}", dir.path().join("opsconductor.db").display()),
@@ -91,6 +102,7 @@ impl TestRuntime {
             scheduler_tick_ms: 100,
             ..Config::default()
         };
+        configure(&mut config);
         let core = Core::open(&config).await.expect("store and sandbox open");
         for bundle in bundles {
             install_bundle(&core.store, &core.sandbox, bundle)
