@@ -285,6 +285,8 @@ pub struct AddonView {
     pub id: String,
     pub name: String,
     pub version: String,
+    /// The WIT world the component implements.
+    pub world: Option<String>,
     pub enabled: bool,
     /// Enabled and running in this process (an enabled addon that failed to load is not).
     pub loaded: bool,
@@ -312,6 +314,7 @@ async fn list_addons(State(state): State<AppState>) -> Result<Json<Vec<AddonView
             };
             AddonView {
                 webhook_path: str_at("/webhook/path"),
+                world: str_at("/world"),
                 trap_oid_prefixes: row
                     .manifest
                     .pointer("/snmp_trap/oid_prefixes")
