@@ -861,13 +861,12 @@ mod tests {
             ("poll.fetch[0].oid", |v| {
                 v["poll"]["fetch"][0]["oid"] = "ifTable".into()
             }),
-            (
-                "poll.fetch[2].kind",
-                |v| {
-                    v["poll"]["fetch"][2] =
-                        serde_json::json!({ "name": "df", "kind": "ssh", "command": "df -P" })
-                },
-            ),
+            ("poll.fetch[2].kind", |v| {
+                v["poll"]["fetch"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({ "name": "df", "kind": "ssh", "command": "df -P" }))
+            }),
             ("poll.mode", |v| {
                 v["world"] = "opsconductor:addon/addon@0.1.0".into();
                 v["poll"] = serde_json::json!({ "mode": "scripted" });

@@ -220,7 +220,7 @@ async fn two_nodes_share_polls_and_survive_a_kill() {
     // Per target: at most one poll per period (a poll closer than half a period to the
     // previous one is a duplicate), and no gap longer than two periods — except across the
     // kill, where a target node-a held waits out its lease: one period plus the lease.
-    let polls = polls.lock().unwrap();
+    let polls = polls.lock().unwrap().clone();
     let slack = Duration::from_millis(1500);
     let mut problems = Vec::new();
     for i in 0..TARGETS {

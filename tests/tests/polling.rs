@@ -134,7 +134,7 @@ async fn scripted_poll_is_held_to_its_capabilities(db: Db) {
     let step = |i: usize| {
         alerts
             .iter()
-            .find(|a| a["fields"]["step"] == i.to_string())
+            .find(|a| a["fields"]["step"].as_str() == Some(i.to_string().as_str()))
             .unwrap_or_else(|| panic!("no alert for step {i}: {alerts:?}"))
     };
     assert_eq!(field(step(0), "outcome"), "ok", "{:?}", step(0));
