@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tracing::{error, warn};
@@ -60,6 +60,12 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/targets/{id}/disable",
             post(targets::disable_target),
+        )
+        .route("/api/v1/targets/{id}/poll", post(targets::poll_target_now))
+        .route("/api/v1/ssh-host-keys", get(targets::list_ssh_host_keys))
+        .route(
+            "/api/v1/ssh-host-keys/{endpoint}",
+            delete(targets::forget_ssh_host_key),
         )
         .route("/api/v1/credentials", get(targets::list_credentials))
         .route(

@@ -348,6 +348,13 @@ pub enum TargetCommand {
     Disable { name: String },
     /// Deletes a target.
     Remove { name: String },
+    /// Polls a target at the next scheduler tick of any running node, then on its schedule.
+    Poll { name: String },
+    /// Lists the SSH host keys pinned on first use (all targets).
+    HostKeys,
+    /// Forgets the SSH host key pinned for a target, after an intended key change: the next
+    /// poll pins whatever the server presents.
+    ForgetHostKey { name: String },
 }
 
 #[derive(Debug, clap::Args)]
@@ -756,6 +763,34 @@ async fn target_command(cmd: TargetCommand, config: &Config) -> anyhow::Result<(
             let target = find(&name).await?;
             store.delete_target(target.id).await?;
             println!("target `{name}` removed");
+        }
+        TargetCommand::Poll { name } => {
+            let target = find(&name).await?;
+            store.poll_target_now(target.id).await?;
+            println!("target `{name}` will be polled at the next scheduler tick");
+        }
+        TargetCommand::HostKeys => {
+            for key in store.ssh_host_keys().await? {
+                println!(
+                    "{}\t{}\t{}\tpinned {}\tlast seen {}",
+                    key.endpoint,
+                    key.key_type,
+                    key.fingerprint,
+                    key.first_seen_at.to_rfc3339(),
+                    key.last_seen_at.to_rfc3339()
+                );
+            }
+        }
+        TargetCommand::ForgetHostKey { name } => {
+            let target = find(&name).await?;
+            let (host, port) = crate::poll::target_host_port(&target.address)
+                .map_err(|m| anyhow::anyhow!("target `{name}`: {m}"))?;
+            let endpoint = crate::poll::ssh_endpoint_name(&host, port.unwrap_or(22));
+            if store.forget_ssh_host_key(&endpoint).await? {
+                println!("forgot the SSH host key of {endpoint}; the next poll pins the new one");
+            } else {
+                anyhow::bail!("no SSH host key is pinned for {endpoint}");
+            }
         }
     }
     Ok(())

@@ -314,7 +314,7 @@ impl TargetIo {
             }
         };
         let port = self.port.unwrap_or(22);
-        let endpoint = endpoint_name(&self.host, port);
+        let endpoint = ssh_endpoint_name(&self.host, port);
         let pinned = self
             .store
             .ssh_host_key(&endpoint)
@@ -363,7 +363,8 @@ impl TargetIo {
     }
 }
 
-fn endpoint_name(host: &str, port: u16) -> String {
+/// How pinned SSH host keys are keyed: `host:port`, `[v6]:port`.
+pub fn ssh_endpoint_name(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {

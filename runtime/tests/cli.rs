@@ -483,6 +483,30 @@ fn targets_and_credentials() {
     run(&["target", "enable", "core-1"]);
     assert_eq!(show("core-1")["enabled"], true);
 
+    // Poll now: due at once, whatever its schedule says.
+    let before = show("core-1")["status"]["next_due_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(run(&["target", "poll", "core-1"]).contains("next scheduler tick"));
+    let after = show("core-1")["status"]["next_due_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        after <= before,
+        "poll now moves the due time to now: {before} -> {after}"
+    );
+    // No host key is pinned for a target never polled over SSH.
+    assert_eq!(run(&["target", "host-keys"]), "");
+    let none = opsconductor(data.path(), &["target", "forget-host-key", "core-1"]);
+    assert!(!none.status.success());
+    assert!(
+        String::from_utf8_lossy(&none.stderr)
+            .contains("no SSH host key is pinned for 192.0.2.1:22"),
+        "{none:?}"
+    );
+
     // A credential in use stays until its targets go.
     let in_use = opsconductor(data.path(), &["credential", "remove", "lab"]);
     assert!(!in_use.status.success());

@@ -128,6 +128,11 @@ async fn scripted_poll_is_held_to_its_capabilities(db: Db) {
         }),
     )
     .await;
+    // Hourly, so the first poll could be up to a minute away: ask for one now.
+    let (status, answer) = rt
+        .send_json("POST", &format!("/api/v1/targets/{id}/poll"), &json!({}))
+        .await;
+    assert_eq!(status, 202, "{answer}");
     wait_poll_status(&rt, id, "ok", 30).await;
 
     let alerts = rt.alerts("?addon=prober").await;
@@ -371,15 +376,14 @@ async fn linux_ssh_polls_and_refuses_a_changed_host_key() {
             .then_some(())
     })
     .await;
-    let pinned = rt
-        .server
-        .state()
-        .store
-        .ssh_host_key(&format!("127.0.0.1:{}", sshd.port()))
-        .await
-        .unwrap()
-        .expect("key pinned on first use");
-    assert_eq!(pinned.fingerprint, sshd.host_key().fingerprint);
+    let endpoint = format!("127.0.0.1:{}", sshd.port());
+    let (_, pinned) = rt.get_json("/api/v1/ssh-host-keys").await;
+    assert_eq!(pinned[0]["endpoint"], endpoint.as_str(), "{pinned}");
+    assert_eq!(
+        pinned[0]["fingerprint"],
+        sshd.host_key().fingerprint.as_str(),
+        "pinned on first use: {pinned}"
+    );
 
     sshd.restart_with_new_host_key();
     let refused = wait_poll_status(&rt, id, "host_key_mismatch", 30).await;
@@ -399,14 +403,9 @@ async fn linux_ssh_polls_and_refuses_a_changed_host_key() {
     .await;
 
     // The operator confirms the new key by forgetting the old one.
-    assert!(
-        rt.server
-            .state()
-            .store
-            .forget_ssh_host_key(&format!("127.0.0.1:{}", sshd.port()))
-            .await
-            .unwrap()
-    );
+    let forget = format!("/api/v1/ssh-host-keys/{endpoint}");
+    let (status, answer) = rt.send_json("DELETE", &forget, &json!({})).await;
+    assert_eq!(status, 204, "{answer}");
     wait_poll_status(&rt, id, "ok", 30).await;
     rt.wait_for("sshHostKeyChanged to clear", 30, async |rt| {
         let active = rt.alerts("?addon=linux-ssh&status=active").await;

@@ -464,3 +464,45 @@ pub(super) async fn delete_credential(
         .map_err(|e| refused(e, no_credential(&name)))?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST /api/v1/targets/{id}/poll`: polls the target at the next scheduler tick (of whichever
+/// node claims it first) instead of waiting for its schedule. 202: the poll is not awaited.
+pub(super) async fn poll_target_now(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Target>), ApiError> {
+    let id = parse_id(&id)?;
+    state
+        .store
+        .poll_target_now(id)
+        .await
+        .map_err(|e| refused(e, no_target(id)))?;
+    let target = state
+        .store
+        .target(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(no_target(id)()))?;
+    Ok((StatusCode::ACCEPTED, Json(target)))
+}
+
+/// `GET /api/v1/ssh-host-keys`: the SSH host keys pinned on first use.
+pub(super) async fn list_ssh_host_keys(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<crate::store::PinnedHostKey>>, ApiError> {
+    Ok(Json(state.store.ssh_host_keys().await?))
+}
+
+/// `DELETE /api/v1/ssh-host-keys/{endpoint}` (`host:port`): forgets a pinned key after an
+/// intended key change; the next poll pins whatever the server presents.
+pub(super) async fn forget_ssh_host_key(
+    State(state): State<AppState>,
+    Path(endpoint): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.store.forget_ssh_host_key(&endpoint).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "no SSH host key is pinned for `{endpoint}`"
+        )))
+    }
+}

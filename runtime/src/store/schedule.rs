@@ -164,6 +164,39 @@ impl Store {
         Ok(n)
     }
 
+    /// Makes an enabled target due now, so the next scheduler tick of any node polls it
+    /// ("poll now"); its schedule resumes from there. [`StoreError::NotFound`] if there is no
+    /// such target, [`StoreError::Invalid`] if it is disabled.
+    pub async fn poll_target_now(&self, target_id: i64) -> Result<(), StoreError> {
+        const OP: &str = "scheduling a poll now";
+        let enabled: Option<bool> = with_pool!(self, write, |pool| {
+            let mut tx = begin_write(pool).await.context(OP)?;
+            let enabled: Option<bool> =
+                sqlx::query_scalar("SELECT enabled FROM targets WHERE id = $1")
+                    .bind(target_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .context(OP)?;
+            if enabled == Some(true) {
+                sqlx::query("UPDATE targets SET next_due_at = $2 WHERE id = $1")
+                    .bind(target_id)
+                    .bind(super::now())
+                    .execute(&mut *tx)
+                    .await
+                    .context(OP)?;
+            }
+            tx.commit().await.context(OP)?;
+            enabled
+        });
+        match enabled {
+            None => Err(StoreError::NotFound),
+            Some(false) => Err(StoreError::Invalid(
+                "the target is disabled: enable it to poll it".into(),
+            )),
+            Some(true) => Ok(()),
+        }
+    }
+
     /// Gives a lease back without recording a poll (the node is shutting down, or the
     /// target's addon is not loaded here): the target stays due for whoever claims next.
     pub async fn release_poll(&self, target_id: i64, node: &str) -> Result<(), StoreError> {
