@@ -1104,3 +1104,4 @@ async fn postgres_deadlock_is_transient() {
 }
 
 mod schedule;
+mod targets;
