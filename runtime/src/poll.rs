@@ -420,6 +420,11 @@ fn fill_placeholders(path: &str, target: &Target) -> Result<String, String> {
         rest = &rest[start + end + 1..];
     }
     out.push_str(rest);
+    // `"/{path}"` with a config value that starts with `/` would give `//health`, which a URL
+    // parser reads as a host name: the operator meant a path.
+    while out.starts_with("//") {
+        out.remove(0);
+    }
     Ok(out)
 }
 
@@ -738,6 +743,8 @@ mod tests {
                 .contains("missing")
         );
         assert!(fill_placeholders("/a{path", &t).is_err());
+        // A leading slash in the value does not turn the path into a host.
+        assert_eq!(fill_placeholders("/{path}", &t).unwrap(), "/health");
     }
 
     #[test]
