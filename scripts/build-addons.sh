@@ -64,10 +64,12 @@ bundle() { # <addon dir> <bundle root> <with fixtures: yes|no>
     magic="$(head -c 8 "$wasm" | od -An -tx1 | tr -d ' \n')"
     [[ "$magic" == "0061736d0d000100" ]] || die "$wasm is not a WebAssembly component (header $magic)"
     if [[ "$fixtures" == yes ]]; then
-        # Webhook fixtures are <name>.input.json, trap fixtures <name>.input.trap.json.
+        # Webhook fixtures are <name>.input.json, trap fixtures <name>.input.trap.json, poll
+        # fixtures <name>.input.poll.json.
         compgen -G "$dir/fixtures/*.input.json" >/dev/null ||
             compgen -G "$dir/fixtures/*.input.trap.json" >/dev/null ||
-            die "$dir has no fixtures/*.input.json or fixtures/*.input.trap.json"
+            compgen -G "$dir/fixtures/*.input.poll.json" >/dev/null ||
+            die "$dir has no fixtures/*.input.json, *.input.trap.json or *.input.poll.json"
     fi
 
     out="$out_root/$id"

@@ -1,7 +1,9 @@
 //! Runs an addon bundle's fixtures through the real sandbox and the alert engine. Each
-//! `fixtures/<name>.input.json` (a webhook body, posted to the manifest's webhook path) or
-//! `fixtures/<name>.input.trap.json` (an SNMP trap, see [`trap_from_json`]) must produce
-//! `fixtures/<name>.expected.json`; a bundle may have both kinds.
+//! `fixtures/<name>.input.json` (a webhook body, posted to the manifest's webhook path),
+//! `fixtures/<name>.input.trap.json` (an SNMP trap, see [`trap_from_json`]) or
+//! `fixtures/<name>.input.poll.json` (the result of a declarative poll, see
+//! [`poll_from_json`]) must produce `fixtures/<name>.expected.json`; a bundle may have every
+//! kind.
 //!
 //! The expectation is what the engine decides, so it covers the addon's parsing and the
 //! manifest's severity, category and clear rules together: a JSON array whose elements are
@@ -18,9 +20,10 @@ use serde_json::{Value, json};
 use crate::alert::AlertAction;
 use crate::engine::{AlertRules, evaluate};
 use crate::event::{
-    RawEvent, SnmpTrap, SnmpV1Header, SnmpValue, SnmpVersion, Varbind, WebhookRequest,
+    Fetched, FetchedData, HttpResponse, PollResult, RawEvent, SnmpTrap, SnmpV1Header, SnmpValue,
+    SnmpVersion, SshOutput, Target, Varbind, WebhookRequest,
 };
-use crate::manifest::{Manifest, parse_oid};
+use crate::manifest::{Manifest, Method, PollMode, parse_oid};
 use crate::sandbox::{CallError, Sandbox};
 
 /// The receipt time fixtures are evaluated at, so that expectations are stable.
@@ -61,36 +64,37 @@ pub async fn run_bundle_fixtures(
         .map_err(|e| bundle_err(dir, format!("addon.wasm: {e}")))?;
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
     let component = sandbox
-        .load(&manifest.id, &wasm, &sha, &manifest.capabilities)
+        .load(
+            &manifest.id,
+            &manifest.world,
+            &wasm,
+            &sha,
+            &manifest.capabilities,
+        )
         .map_err(|e| bundle_err(dir, e.to_string()))?;
     let rules = AlertRules::new(&manifest.id, &manifest.alerts);
 
     let fixtures_dir = dir.join("fixtures");
-    let mut inputs: Vec<(String, bool)> = std::fs::read_dir(&fixtures_dir)
+    let mut inputs: Vec<(String, InputKind)> = std::fs::read_dir(&fixtures_dir)
         .map_err(|e| bundle_err(dir, format!("fixtures/: {e}")))?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter_map(|file| {
-            let trap = file
-                .strip_suffix(".input.trap.json")
-                .map(|n| (n.to_owned(), true));
-            trap.or_else(|| Some((file.strip_suffix(".input.json")?.to_owned(), false)))
+            let (name, kind) = InputKind::of(&file)?;
+            Some((name.to_owned(), kind))
         })
         .collect();
     inputs.sort();
     if inputs.is_empty() {
         return Err(bundle_err(
             dir,
-            "has no fixtures/<name>.input.json or fixtures/<name>.input.trap.json",
+            "has no fixtures/<name>.input.json, fixtures/<name>.input.trap.json or \
+             fixtures/<name>.input.poll.json",
         ));
     }
 
     let mut results = Vec::new();
-    for (name, is_trap) in inputs {
-        let input = fixtures_dir.join(if is_trap {
-            format!("{name}.input.trap.json")
-        } else {
-            format!("{name}.input.json")
-        });
+    for (name, kind) in inputs {
+        let input = fixtures_dir.join(format!("{name}{}", kind.suffix()));
         // Every problem with a fixture file names the file, relative to the bundle.
         let fixture_err = |path: &Path, message: String| {
             let path = path.strip_prefix(dir).unwrap_or(path);
@@ -102,39 +106,48 @@ pub async fn run_bundle_fixtures(
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
             .map_err(|e| fixture_err(&expected_path, e))?;
         let bytes = std::fs::read(&input).map_err(|e| fixture_err(&input, e.to_string()))?;
-        let event = if is_trap {
-            let trap = trap_from_json(&bytes).map_err(|e| fixture_err(&input, e))?;
-            // A fixture the registry would never route to this addon proves nothing.
-            let claimed = manifest.snmp_trap.as_ref().is_some_and(|t| {
-                let arcs = parse_oid(&trap.trap_oid).unwrap_or_default();
-                t.oid_prefixes
-                    .iter()
-                    .any(|p| parse_oid(p).is_some_and(|p| arcs.starts_with(&p)))
-            });
-            if !claimed {
-                let message = format!(
-                    "trap_oid: {} is not under the manifest's snmp_trap.oid_prefixes",
-                    trap.trap_oid
-                );
-                return Err(fixture_err(&input, message));
+        let event = match kind {
+            InputKind::Poll => {
+                let poll = poll_from_json(&bytes)
+                    .and_then(|poll| check_poll_fixture(&manifest, &poll).map(|()| poll))
+                    .map_err(|e| fixture_err(&input, e))?;
+                RawEvent::Poll(poll)
             }
-            RawEvent::SnmpTrap(trap)
-        } else {
-            let path = manifest.webhook.as_ref().map(|w| w.path.clone());
-            let path = path.ok_or_else(|| {
-                fixture_err(
-                    &input,
-                    "a webhook fixture, but the manifest has no `webhook`".into(),
-                )
-            })?;
-            RawEvent::Webhook(WebhookRequest {
-                method: "POST".into(),
-                path,
-                headers: vec![("content-type".into(), "application/json".into())],
-                query: Vec::new(),
-                body: bytes,
-                source: "127.0.0.1:40000".into(),
-            })
+            InputKind::Trap => {
+                let trap = trap_from_json(&bytes).map_err(|e| fixture_err(&input, e))?;
+                // A fixture the registry would never route to this addon proves nothing.
+                let claimed = manifest.snmp_trap.as_ref().is_some_and(|t| {
+                    let arcs = parse_oid(&trap.trap_oid).unwrap_or_default();
+                    t.oid_prefixes
+                        .iter()
+                        .any(|p| parse_oid(p).is_some_and(|p| arcs.starts_with(&p)))
+                });
+                if !claimed {
+                    let message = format!(
+                        "trap_oid: {} is not under the manifest's snmp_trap.oid_prefixes",
+                        trap.trap_oid
+                    );
+                    return Err(fixture_err(&input, message));
+                }
+                RawEvent::SnmpTrap(trap)
+            }
+            InputKind::Webhook => {
+                let path = manifest.webhook.as_ref().map(|w| w.path.clone());
+                let path = path.ok_or_else(|| {
+                    fixture_err(
+                        &input,
+                        "a webhook fixture, but the manifest has no `webhook`".into(),
+                    )
+                })?;
+                RawEvent::Webhook(WebhookRequest {
+                    method: "POST".into(),
+                    path,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    query: Vec::new(),
+                    body: bytes,
+                    source: "127.0.0.1:40000".into(),
+                })
+            }
         };
         let actual = match component.parse(event).await {
             Ok(reported) => {
@@ -162,6 +175,34 @@ pub async fn run_bundle_fixtures(
         });
     }
     Ok(results)
+}
+
+/// The kinds of fixture input, told apart by the file name's suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum InputKind {
+    Poll,
+    Trap,
+    Webhook,
+}
+
+impl InputKind {
+    const ALL: [InputKind; 3] = [InputKind::Poll, InputKind::Trap, InputKind::Webhook];
+
+    /// The fixture name and kind of an input file's name, `None` for other files. The longer
+    /// suffixes are tried first: `x.input.trap.json` is not a webhook fixture named `x.input`.
+    fn of(file: &str) -> Option<(&str, InputKind)> {
+        InputKind::ALL
+            .into_iter()
+            .find_map(|kind| Some((file.strip_suffix(kind.suffix())?, kind)))
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            InputKind::Poll => ".input.poll.json",
+            InputKind::Trap => ".input.trap.json",
+            InputKind::Webhook => ".input.json",
+        }
+    }
 }
 
 /// A trap fixture: the [`SnmpTrap`] as JSON, field names as in the struct.
@@ -219,16 +260,7 @@ pub fn trap_from_json(bytes: &[u8]) -> Result<SnmpTrap, String> {
             t.trap_oid
         ));
     }
-    let mut varbinds = Vec::with_capacity(t.varbinds.len());
-    for (i, mut vb) in t.varbinds.into_iter().enumerate() {
-        let at = |e: &dyn std::fmt::Display| format!("varbinds[{i}]: {e}");
-        let Some(Value::String(oid)) = vb.remove("oid") else {
-            return Err(at(&"needs a text `oid`"));
-        };
-        let value: FixtureValue = serde_json::from_value(Value::Object(vb)).map_err(|e| at(&e))?;
-        let value = value.into_snmp().map_err(|e| at(&e))?;
-        varbinds.push(Varbind { oid, value });
-    }
+    let varbinds = varbinds_from_json(t.varbinds, "varbinds")?;
     Ok(SnmpTrap {
         version,
         source: t.source,
@@ -246,6 +278,193 @@ pub fn trap_from_json(bytes: &[u8]) -> Result<SnmpTrap, String> {
             specific_trap: h.specific_trap,
         }),
     })
+}
+
+/// Varbinds in the fixture notation; errors name `<field>[i]`.
+fn varbinds_from_json(
+    list: Vec<serde_json::Map<String, Value>>,
+    field: &str,
+) -> Result<Vec<Varbind>, String> {
+    let mut varbinds = Vec::with_capacity(list.len());
+    for (i, mut vb) in list.into_iter().enumerate() {
+        let at = |e: &dyn std::fmt::Display| format!("{field}[{i}]: {e}");
+        let Some(Value::String(oid)) = vb.remove("oid") else {
+            return Err(at(&"needs a text `oid`"));
+        };
+        let value: FixtureValue = serde_json::from_value(Value::Object(vb)).map_err(|e| at(&e))?;
+        let value = value.into_snmp().map_err(|e| at(&e))?;
+        varbinds.push(Varbind { oid, value });
+    }
+    Ok(varbinds)
+}
+
+/// A poll fixture: the [`PollResult`] of a declarative poll as JSON.
+///
+/// ```json
+/// {"target": {"id": "7", "name": "core-sw-1", "address": "192.0.2.10", "config": {"exclude": "^Null"}},
+///  "started_at": "2026-01-02T03:04:05Z",
+///  "fetched": [
+///    {"name": "ifOperStatus", "snmp": [{"oid": "1.3.6.1.2.1.2.2.1.8.1", "type": "integer", "value": 1}]},
+///    {"name": "status", "http": {"status": 200, "headers": {"content-type": "application/json"}, "json": {"status": "ok"}}},
+///    {"name": "df", "ssh": {"command": "df -P", "exit_status": 0, "stdout": "...", "stderr": ""}},
+///    {"name": "loadavg", "error": "unreachable: timed out"}]}
+/// ```
+///
+/// `target` needs `id`, `name` and `address`; `config` is an object (default `{}`), handed to
+/// the addon as its JSON text. `started_at` is RFC 3339 text or milliseconds since the epoch.
+/// Each entry of `fetched` has the fetch's `name` and exactly one of: `snmp`, varbinds as in
+/// [`trap_from_json`]; `http`, `{status, headers, json | body}` where `headers` is an object
+/// (default none) and the body is `json` (any JSON value, sent as its text) or `body` (text),
+/// empty without either; `ssh`, `{command, exit_status, stdout, stderr}` with `exit_status` 0
+/// and the outputs "" by default; `error`, the text of a fetch the host could not complete.
+/// The SDK's `testing::poll_json` reads the same format. Errors name the field
+/// (`fetched[0].snmp[2]: invalid type: string "1", expected i32`).
+pub fn poll_from_json(bytes: &[u8]) -> Result<PollResult, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Poll {
+        target: PollTarget,
+        started_at: Value,
+        fetched: Vec<PollFetched>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PollTarget {
+        id: String,
+        name: String,
+        address: String,
+        #[serde(default)]
+        config: serde_json::Map<String, Value>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PollFetched {
+        name: String,
+        snmp: Option<Vec<serde_json::Map<String, Value>>>,
+        http: Option<Http>,
+        ssh: Option<Ssh>,
+        error: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Http {
+        status: u16,
+        #[serde(default)]
+        headers: std::collections::BTreeMap<String, String>,
+        json: Option<Value>,
+        body: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Ssh {
+        command: String,
+        #[serde(default)]
+        exit_status: i32,
+        #[serde(default)]
+        stdout: String,
+        #[serde(default)]
+        stderr: String,
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let p: Poll = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
+    let started_at = match &p.started_at {
+        Value::Number(n) if n.is_i64() => n.as_i64().unwrap_or_default(),
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map_err(|e| format!("started_at: `{s}` is not an RFC 3339 time: {e}"))?
+            .timestamp_millis(),
+        other => {
+            return Err(format!(
+                "started_at: {other} is neither RFC 3339 text nor milliseconds since the epoch"
+            ));
+        }
+    };
+    let mut fetched = Vec::with_capacity(p.fetched.len());
+    for (i, f) in p.fetched.into_iter().enumerate() {
+        let at = |e: &dyn std::fmt::Display| format!("fetched[{i}]: {e}");
+        let outcome = match (f.snmp, f.http, f.ssh, f.error) {
+            (Some(list), None, None, None) => Ok(FetchedData::Snmp(varbinds_from_json(
+                list,
+                &format!("fetched[{i}].snmp"),
+            )?)),
+            (None, Some(h), None, None) => Ok(FetchedData::Http(HttpResponse {
+                status: h.status,
+                headers: h.headers.into_iter().collect(),
+                body: match (h.json, h.body) {
+                    (Some(json), None) => json.to_string().into_bytes(),
+                    (None, body) => body.unwrap_or_default().into_bytes(),
+                    (Some(_), Some(_)) => return Err(at(&"http: has both `json` and `body`")),
+                },
+            })),
+            (None, None, Some(s), None) => Ok(FetchedData::Ssh(SshOutput {
+                command: s.command,
+                exit_status: s.exit_status,
+                stdout: s.stdout.into_bytes(),
+                stderr: s.stderr.into_bytes(),
+            })),
+            (None, None, None, Some(error)) => Err(error),
+            _ => return Err(at(&"needs exactly one of `snmp`, `http`, `ssh` or `error`")),
+        };
+        fetched.push(Fetched {
+            name: f.name,
+            outcome,
+        });
+    }
+    Ok(PollResult {
+        target: Target {
+            id: p.target.id,
+            name: p.target.name,
+            address: p.target.address,
+            config: Value::Object(p.target.config).to_string(),
+        },
+        started_at,
+        fetched,
+    })
+}
+
+/// A poll fixture must be one the host could produce for this addon: the manifest polls
+/// declaratively, and each fetch is one it lists, with data of the kind it names. A fetch the
+/// manifest lists may be left out, to show how the addon copes (the host never does that).
+fn check_poll_fixture(manifest: &Manifest, poll: &PollResult) -> Result<(), String> {
+    let spec = manifest
+        .poll
+        .as_ref()
+        .filter(|p| p.mode == PollMode::Declarative);
+    let Some(spec) = spec else {
+        return Err("a poll fixture, but the manifest has no declarative `poll`".into());
+    };
+    for (i, f) in poll.fetched.iter().enumerate() {
+        let Some(fetch) = spec.fetch.iter().find(|s| s.name() == f.name) else {
+            return Err(format!(
+                "fetched[{i}].name: `{}` is not in the manifest's poll.fetch",
+                f.name
+            ));
+        };
+        if poll.fetched[..i].iter().any(|g| g.name == f.name) {
+            return Err(format!("fetched[{i}].name: `{}` is listed twice", f.name));
+        }
+        let kind = |method| match method {
+            Method::SnmpPoll => "snmp",
+            Method::ApiPoll => "http",
+            _ => "ssh",
+        };
+        let given = match &f.outcome {
+            Err(_) => continue,
+            Ok(FetchedData::Snmp(_)) => Method::SnmpPoll,
+            Ok(FetchedData::Http(_)) => Method::ApiPoll,
+            Ok(FetchedData::Ssh(_)) => Method::SshPoll,
+        };
+        if given != fetch.method() {
+            return Err(format!(
+                "fetched[{i}].{}: the manifest's fetch `{}` gives {} data",
+                kind(given),
+                f.name,
+                kind(fetch.method())
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A varbind value in a trap fixture: `"type"` names the variant, the rest are its fields. The
@@ -463,6 +682,220 @@ mod tests {
         for (json, want) in cases {
             let err = trap_from_json(json.as_bytes()).unwrap_err();
             assert!(err.starts_with(want), "want {want:?}, got {err:?}");
+        }
+    }
+
+    const POLL: &str = r#"{"target": {"id": "7", "name": "core-sw-1", "address": "192.0.2.10",
+            "config": {"path": "/health"}},
+        "started_at": "2026-01-02T03:04:05Z",
+        "fetched": [
+            {"name": "oper", "snmp": [
+                {"oid": "1.3.6.1.2.1.2.2.1.8.1", "type": "integer", "value": 1},
+                {"oid": "1.3.6.1.2.1.2.2.1.2.1", "type": "octet-string", "value": "eth0"}
+            ]},
+            {"name": "status", "http": {"status": 503, "headers": {"content-type": "application/json"},
+                                        "json": {"status": "down"}}},
+            {"name": "text", "http": {"status": 200, "body": "ok"}},
+            {"name": "df", "ssh": {"command": "df -P", "exit_status": 1, "stderr": "df: /x"}},
+            {"name": "gone", "error": "unreachable: timed out"}
+        ]}"#;
+
+    #[test]
+    fn poll_fixture_becomes_a_raw_poll_result() {
+        let p = poll_from_json(POLL.as_bytes()).unwrap();
+        assert_eq!(
+            p.target,
+            Target {
+                id: "7".into(),
+                name: "core-sw-1".into(),
+                address: "192.0.2.10".into(),
+                config: r#"{"path":"/health"}"#.into(),
+            }
+        );
+        assert_eq!(p.started_at, 1_767_323_045_000);
+        let outcomes: Vec<_> = p.fetched.into_iter().map(|f| (f.name, f.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [
+                (
+                    "oper".to_owned(),
+                    Ok(FetchedData::Snmp(vec![
+                        Varbind {
+                            oid: "1.3.6.1.2.1.2.2.1.8.1".into(),
+                            value: SnmpValue::Integer(1)
+                        },
+                        Varbind {
+                            oid: "1.3.6.1.2.1.2.2.1.2.1".into(),
+                            value: SnmpValue::OctetString(b"eth0".to_vec())
+                        },
+                    ]))
+                ),
+                (
+                    "status".to_owned(),
+                    Ok(FetchedData::Http(HttpResponse {
+                        status: 503,
+                        headers: vec![("content-type".into(), "application/json".into())],
+                        body: br#"{"status":"down"}"#.to_vec(),
+                    }))
+                ),
+                (
+                    "text".to_owned(),
+                    Ok(FetchedData::Http(HttpResponse {
+                        status: 200,
+                        headers: vec![],
+                        body: b"ok".to_vec(),
+                    }))
+                ),
+                (
+                    "df".to_owned(),
+                    Ok(FetchedData::Ssh(SshOutput {
+                        command: "df -P".into(),
+                        exit_status: 1,
+                        stdout: vec![],
+                        stderr: b"df: /x".to_vec(),
+                    }))
+                ),
+                ("gone".to_owned(), Err("unreachable: timed out".to_owned())),
+            ]
+        );
+        // Millis, and the defaults.
+        let p = poll_from_json(
+            br#"{"target": {"id": "1", "name": "", "address": "a"}, "started_at": 5, "fetched": []}"#,
+        )
+        .unwrap();
+        assert_eq!((p.started_at, p.target.config.as_str()), (5, "{}"));
+    }
+
+    #[test]
+    fn bad_poll_fixtures_name_the_field() {
+        let cases = [
+            (
+                POLL.replace(r#""value": 1}"#, r#""value": "1"}"#),
+                "fetched[0].snmp[0]: invalid type: string \"1\"",
+            ),
+            (
+                POLL.replace(r#""value": "eth0""#, r#""hex": "0""#),
+                "fetched[0].snmp[1]: hex `0`",
+            ),
+            (
+                POLL.replace(r#""status": 503"#, r#""status": 70000"#),
+                "fetched[1].http.status: invalid value",
+            ),
+            (
+                POLL.replace(r#""body": "ok""#, r#""body": "ok", "json": 1"#),
+                "fetched[2]: http: has both `json` and `body`",
+            ),
+            (
+                POLL.replace(r#""exit_status": 1"#, r#""exit": 1"#),
+                "fetched[3].ssh.exit: unknown field `exit`",
+            ),
+            (
+                POLL.replace(
+                    r#""error": "unreachable: timed out""#,
+                    r#""error": "x", "ssh": {"command": "c"}"#,
+                ),
+                "fetched[4]: needs exactly one of",
+            ),
+            (
+                POLL.replace(
+                    r#"{"name": "gone", "error": "unreachable: timed out"}"#,
+                    r#"{"name": "gone"}"#,
+                ),
+                "fetched[4]: needs exactly one of",
+            ),
+            (
+                POLL.replace("2026-01-02T03:04:05Z", "yesterday"),
+                "started_at: `yesterday` is not an RFC 3339 time",
+            ),
+            (
+                POLL.replace(r#""2026-01-02T03:04:05Z""#, "1.5"),
+                "started_at: 1.5 is neither",
+            ),
+            (
+                POLL.replace(r#""config": {"path": "/health"}"#, r#""config": "{}""#),
+                "target.config: invalid type: string",
+            ),
+            (
+                POLL.replace(r#""address": "192.0.2.10","#, ""),
+                "target: missing field `address`",
+            ),
+        ];
+        for (json, want) in cases {
+            let err = poll_from_json(json.as_bytes()).unwrap_err();
+            assert!(err.starts_with(want), "want {want:?}, got {err:?}");
+        }
+    }
+
+    #[test]
+    fn poll_fixtures_must_fit_the_manifest() {
+        let manifest = |methods: Value, fetch: Value| {
+            let m = json!({
+                "id": "x", "name": "x", "version": "0.1.0",
+                "world": "opsconductor:addon/addon@0.2.0",
+                "methods": methods,
+                "poll": { "fetch": fetch },
+            });
+            Manifest::from_json(m.to_string().as_bytes()).unwrap()
+        };
+        let all = manifest(
+            json!(["snmp_poll", "api_poll", "ssh_poll"]),
+            json!([
+                { "name": "oper", "kind": "snmp_walk", "oid": "1.3.6.1.2.1.2.2.1.8" },
+                { "name": "status", "kind": "http", "path": "/{path}" },
+                { "name": "text", "kind": "http", "path": "/" },
+                { "name": "df", "kind": "ssh", "command": "df -P" },
+                { "name": "gone", "kind": "snmp_get", "oids": ["1.3.6.1.2.1.1.3.0"] },
+            ]),
+        );
+        let poll = poll_from_json(POLL.as_bytes()).unwrap();
+        check_poll_fixture(&all, &poll).unwrap();
+
+        let mut swapped = poll.clone();
+        swapped.fetched.swap(0, 1);
+        swapped.fetched[0].name = "oper".into();
+        swapped.fetched[1].name = "status".into();
+        let mut twice = poll.clone();
+        twice.fetched[2].name = "status".into();
+        let cases = [
+            (
+                manifest(
+                    json!(["snmp_poll"]),
+                    json!([{ "name": "oper", "kind": "snmp_walk", "oid": "1.3.6" }]),
+                ),
+                poll.clone(),
+                "fetched[1].name: `status` is not in the manifest's poll.fetch",
+            ),
+            (
+                all.clone(),
+                swapped,
+                "fetched[0].http: the manifest's fetch `oper` gives snmp data",
+            ),
+            (
+                all.clone(),
+                twice,
+                "fetched[2].name: `status` is listed twice",
+            ),
+        ];
+        for (manifest, poll, want) in cases {
+            let err = check_poll_fixture(&manifest, &poll).unwrap_err();
+            assert_eq!(err, want);
+        }
+        let mut webhook_only = all;
+        webhook_only.poll = None;
+        let err = check_poll_fixture(&webhook_only, &poll).unwrap_err();
+        assert!(err.contains("no declarative `poll`"), "{err}");
+    }
+
+    #[test]
+    fn input_kinds_by_longest_suffix() {
+        let cases = [
+            ("a.input.poll.json", Some(("a", InputKind::Poll))),
+            ("a.input.trap.json", Some(("a", InputKind::Trap))),
+            ("a.input.json", Some(("a", InputKind::Webhook))),
+            ("a.expected.json", None),
+        ];
+        for (file, want) in cases {
+            assert_eq!(InputKind::of(file), want, "{file}");
         }
     }
 }
