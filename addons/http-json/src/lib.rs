@@ -1,8 +1,8 @@
 //! A JSON health or status endpoint, polled over HTTP: the answer's status code, a status field
 //! and numeric thresholds become alerts that clear themselves when the next poll is fine.
 //!
-//! The manifest fetches `GET /{path}` from the target (the target config's `path`, written
-//! without the leading `/`). Each poll reports, for the target as device:
+//! The manifest fetches `GET /{path}` from the target (the target config's `path`, with or
+//! without its leading `/`: the host does not let `//` turn a path into a host). Each poll reports, for the target as device:
 //!
 //! - `httpStatus` (major) when the status code is not 2xx, field `status`; cleared by a 2xx;
 //! - `invalidResponse` (warning) when a 2xx body is not JSON or has no status field, field
@@ -162,13 +162,10 @@ fn config(c: &TargetConfig) -> Result<Config> {
     let bad = |key: &str, message: &str| {
         AddonError::invalid_input(format!("target config `{key}`: {message}"))
     };
+    // Kept without its leading `/`, as `{path}` in the manifest's `/{path}`: the host drops
+    // the doubled slash of a value that has one, so both spellings fetch the same path.
     let path: String = c.req("path")?;
-    if path.starts_with('/') || path.trim().is_empty() {
-        return Err(bad(
-            "path",
-            "must be a path without the leading `/`, e.g. `health`",
-        ));
-    }
+    let path = path.trim().trim_start_matches('/').to_owned();
     let status_pointer = c.get_or("status_pointer", "/status".to_owned())?;
     if !(status_pointer.is_empty() || status_pointer.starts_with('/')) {
         return Err(bad(
@@ -349,10 +346,6 @@ mod tests {
         let cases = [
             (r#"{}"#, "target config `path` is required"),
             (
-                r#"{"path": "/health"}"#,
-                "target config `path`: must be a path without",
-            ),
-            (
                 r#"{"path": 3}"#,
                 "target config `path`: invalid type: integer `3`",
             ),
@@ -392,6 +385,14 @@ mod tests {
 
     fn config_of(json: &str) -> Result<Config> {
         config(&TargetConfig::parse(json)?)
+    }
+
+    #[test]
+    fn path_with_or_without_its_slash() {
+        for path in ["health", "/health", " /health "] {
+            let c = config_of(&format!(r#"{{"path": "{path}"}}"#)).unwrap();
+            assert_eq!(c.path, "health");
+        }
     }
 
     #[test]
