@@ -19,7 +19,7 @@ pub mod sandbox;
 pub mod scheduler;
 pub mod server;
 pub mod snmp;
-pub mod target;
 pub mod store;
+pub mod target;
 pub mod testing;
 pub mod writer;
