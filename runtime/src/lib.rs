@@ -6,6 +6,7 @@ pub mod alert;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod engine;
 pub mod event;
 pub mod fixtures;
