@@ -1,5 +1,5 @@
 //! The `opsconductor` command line: `serve`, and commands for addons, SNMP trap credentials,
-//! poll targets and poll credentials.
+//! poll targets, poll credentials, users, and authentication (signing key, API keys).
 
 use std::path::PathBuf;
 
@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::api::targets::CredentialInput;
+use crate::auth::{Actor, Auth, Role, Secret};
 use crate::config::Config;
 use crate::registry::{install_bundle, set_enabled};
 use crate::server::{Core, Server};
@@ -50,6 +51,12 @@ pub enum Command {
     /// Manages the credentials targets poll with.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Manages the users who sign in to the API.
+    #[command(subcommand)]
+    User(AccountCommand),
+    /// Manages the token signing key and API keys.
+    #[command(subcommand)]
+    Auth(AuthCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +164,8 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
         Command::Snmp(cmd) => snmp_command(cmd, &config).await,
         Command::Target(cmd) => target_command(cmd, &config).await,
         Command::Credential(cmd) => credential_command(cmd, &config).await,
+        Command::User(cmd) => account_command(cmd, &config).await,
+        Command::Auth(cmd) => auth_command(cmd, &config).await,
         Command::Addon(cmd) => {
             let core = Core::open(&config).await?;
             match cmd {
@@ -840,6 +849,255 @@ async fn credential_command(cmd: CredentialCommand, config: &Config) -> anyhow::
                 other => other.into(),
             })?;
             println!("credential `{name}` removed");
+        }
+    }
+    Ok(())
+}
+
+/// `user` commands. (Not `UserCommand`: that is `snmp user`.)
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Adds a user who signs in with a password. Without --password-env, a password is
+    /// generated and printed: the password alone on stdout, once (it is not stored).
+    Add {
+        /// Lowercased; letters, digits, `.`, `_`, `@`, `-`.
+        name: String,
+        /// admin, operator, viewer or service.
+        #[arg(long)]
+        role: Role,
+        /// The name of an environment variable holding the password (at least 12 characters),
+        /// which keeps it out of shell history and `ps`.
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+    },
+    /// Lists users: role, status, last login (never passwords).
+    List,
+    /// Disables a user and ends all their sessions.
+    Disable { name: String },
+    /// Enables a disabled user.
+    Enable { name: String },
+    /// Sets a user's password and ends all their sessions. Without --password-env, a password
+    /// is generated and printed alone on stdout, once.
+    SetPassword {
+        name: String,
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+    },
+    /// Changes a user's role (effective at their next request).
+    SetRole {
+        name: String,
+        /// admin, operator, viewer or service.
+        #[arg(long)]
+        role: Role,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Replaces the access-token signing key. Tokens signed by the old key stay valid until
+    /// they expire; running servers sign with the new key within a minute.
+    RotateKey,
+    /// Manages API keys for integrations.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Creates an API key and prints it alone on stdout, once: only its hash is stored.
+    Create {
+        name: String,
+        /// admin, operator, viewer or service.
+        #[arg(long)]
+        role: Role,
+        /// Expires after this many days (default: never).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_days: Option<u32>,
+    },
+    /// Lists API keys: name, role, the key's first characters, status, last use.
+    List,
+    /// Revokes an API key: requests with it are refused from now on.
+    Revoke { name: String },
+}
+
+/// The password in the environment variable `var` (named by `--password-env`).
+fn password_from_env(var: &str) -> anyhow::Result<Secret> {
+    match std::env::var(var) {
+        Ok(password) => Ok(Secret::new(password)),
+        Err(std::env::VarError::NotPresent) => {
+            anyhow::bail!("environment variable {var} (named by --password-env) is not set")
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            anyhow::bail!("environment variable {var} (named by --password-env) is not UTF-8")
+        }
+    }
+}
+
+/// Prints a secret generated for someone alone on stdout (so that `$(…)` captures exactly
+/// it), with `note` on stderr for whoever reads the terminal; `what` names the secret.
+fn print_secret_once(note: &str, what: &str, secret: &Secret) {
+    eprintln!("{note}; {what} is printed below, once: it cannot be shown again");
+    println!("{}", secret.expose());
+}
+
+fn time_text(at: Option<chrono::DateTime<chrono::Utc>>, none: &str) -> String {
+    at.map_or_else(
+        || none.to_owned(),
+        |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+async fn auth_service(config: &Config) -> anyhow::Result<Auth> {
+    let store = crate::store::Store::connect(&config.database_url).await?;
+    Ok(Auth::new(store, config.auth()).await?)
+}
+
+async fn account_command(cmd: AccountCommand, config: &Config) -> anyhow::Result<()> {
+    let auth = auth_service(config).await?;
+    let by = Actor::cli();
+    match cmd {
+        AccountCommand::Add {
+            name,
+            role,
+            password_env,
+        } => {
+            let password = password_env.as_deref().map(password_from_env).transpose()?;
+            let (user, generated) = auth
+                .create_user(&name, role, password.as_ref(), &by)
+                .await?;
+            let note = format!("user `{}` added with role {}", user.username, user.role);
+            match generated {
+                Some(password) => print_secret_once(&note, "its password", &password),
+                None => println!("{note}"),
+            }
+        }
+        AccountCommand::List => {
+            let rows: Vec<[String; 5]> = auth
+                .users()
+                .await?
+                .into_iter()
+                .map(|u| {
+                    [
+                        u.username,
+                        u.role.to_string(),
+                        if u.disabled { "disabled" } else { "enabled" }.to_owned(),
+                        u.source,
+                        time_text(u.last_login_at, "never"),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("no users");
+            } else {
+                print_table(
+                    ["USERNAME", "ROLE", "STATUS", "SOURCE", "LAST LOGIN"],
+                    &rows,
+                );
+            }
+        }
+        AccountCommand::Disable { name } => {
+            let user = auth.set_user_disabled(&name, true, &by).await?;
+            println!("user `{}` disabled; its sessions are ended", user.username);
+        }
+        AccountCommand::Enable { name } => {
+            let user = auth.set_user_disabled(&name, false, &by).await?;
+            println!("user `{}` enabled", user.username);
+        }
+        AccountCommand::SetPassword { name, password_env } => {
+            let password = password_env.as_deref().map(password_from_env).transpose()?;
+            let note = format!(
+                "password of `{}` set; its sessions are ended",
+                name.to_lowercase()
+            );
+            match auth.set_password(&name, password.as_ref(), &by).await? {
+                Some(generated) => print_secret_once(&note, "the new password", &generated),
+                None => println!("{note}"),
+            }
+        }
+        AccountCommand::SetRole { name, role } => {
+            let user = auth.set_user_role(&name, role, &by).await?;
+            println!("user `{}` now has role {}", user.username, user.role);
+        }
+    }
+    Ok(())
+}
+
+async fn auth_command(cmd: AuthCommand, config: &Config) -> anyhow::Result<()> {
+    let auth = auth_service(config).await?;
+    let by = Actor::cli();
+    match cmd {
+        AuthCommand::RotateKey => {
+            let kid = auth.rotate_signing_key(&by).await?;
+            println!(
+                "signing key rotated: new key {kid}; tokens signed by the previous key stay valid \
+                 until they expire ({} minutes at most)",
+                auth.access_token_ttl().num_minutes()
+            );
+        }
+        AuthCommand::ApiKey(ApiKeyCommand::Create {
+            name,
+            role,
+            expires_days,
+        }) => {
+            let expires_at = expires_days
+                .map(|days| chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
+            let (info, key) = auth.create_api_key(&name, role, expires_at, &by).await?;
+            let note = format!(
+                "API key `{}` created with role {}, {}",
+                info.name,
+                info.role,
+                match info.expires_at {
+                    Some(at) => format!("expiring {}", time_text(Some(at), "")),
+                    None => "never expiring".to_owned(),
+                }
+            );
+            print_secret_once(&note, "the key", &key);
+        }
+        AuthCommand::ApiKey(ApiKeyCommand::List) => {
+            let now = chrono::Utc::now();
+            let rows: Vec<[String; 7]> = auth
+                .api_keys()
+                .await?
+                .into_iter()
+                .map(|k| {
+                    let status = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else if k.expires_at.is_some_and(|at| at <= now) {
+                        "expired"
+                    } else {
+                        "active"
+                    };
+                    [
+                        k.name,
+                        k.role.to_string(),
+                        format!("{}…", k.prefix),
+                        status.to_owned(),
+                        k.created_by,
+                        time_text(k.expires_at, "never"),
+                        time_text(k.last_used_at, "never"),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("no API keys");
+            } else {
+                print_table(
+                    [
+                        "NAME",
+                        "ROLE",
+                        "KEY",
+                        "STATUS",
+                        "CREATED BY",
+                        "EXPIRES",
+                        "LAST USED",
+                    ],
+                    &rows,
+                );
+            }
+        }
+        AuthCommand::ApiKey(ApiKeyCommand::Revoke { name }) => {
+            let info = auth.revoke_api_key_named(&name, &by).await?;
+            println!("API key `{}` ({}…) revoked", info.name, info.prefix);
         }
     }
     Ok(())

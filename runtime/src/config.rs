@@ -50,6 +50,14 @@ pub struct Config {
     pub scheduler_tick_ms: u64,
     /// Resolved alerts older than this are deleted by the retention job (0 keeps them forever).
     pub retention_days: u32,
+    /// The key that signs access tokens: standard base64 of at least 32 bytes (e.g. `openssl
+    /// rand -base64 32`), the same on every node. When absent, a key is generated and stored in
+    /// the database on first start, and `opsconductor auth rotate-key` replaces it.
+    pub jwt_signing_key: Option<crate::auth::Secret>,
+    /// How long an access token is valid (1 to 1440).
+    pub access_token_minutes: u32,
+    /// How long a refresh token is valid; each refresh issues a new one (1 to 365).
+    pub refresh_token_days: u32,
 }
 
 impl Default for Config {
@@ -73,6 +81,9 @@ impl Default for Config {
             poll_lease_seconds: 30,
             scheduler_tick_ms: 1_000,
             retention_days: 30,
+            jwt_signing_key: None,
+            access_token_minutes: 15,
+            refresh_token_days: 30,
         }
     }
 }
@@ -93,7 +104,8 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, then `path` (or `opsconductor.toml` in the working directory when it exists),
     /// then the environment: `OPSCONDUCTOR_LISTEN`, `OPSCONDUCTOR_TRAP_LISTEN` (`off` disables),
-    /// `DATABASE_URL`, `OPSCONDUCTOR_DATA_DIR`, `OPSCONDUCTOR_LOG`.
+    /// `DATABASE_URL`, `OPSCONDUCTOR_DATA_DIR`, `OPSCONDUCTOR_LOG`,
+    /// `OPSCONDUCTOR_JWT_SIGNING_KEY`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let file = match path {
             Some(p) => Some(p.to_owned()),
@@ -140,6 +152,9 @@ impl Config {
         }
         if let Some(v) = var("OPSCONDUCTOR_LOG") {
             self.log = v;
+        }
+        if let Some(v) = var("OPSCONDUCTOR_JWT_SIGNING_KEY") {
+            self.jwt_signing_key = Some(crate::auth::Secret::new(v));
         }
         if let Some(v) = var("OPSCONDUCTOR_NODE_ID") {
             self.node_id = Some(v);
@@ -205,6 +220,15 @@ impl Config {
         }
     }
 
+    /// Token lifetimes and the signing key, for [`crate::auth::Auth::new`] (which checks them).
+    pub fn auth(&self) -> crate::auth::AuthConfig {
+        crate::auth::AuthConfig {
+            signing_key: self.jwt_signing_key.clone(),
+            access_token_ttl: chrono::Duration::minutes(i64::from(self.access_token_minutes)),
+            refresh_token_ttl: chrono::Duration::days(i64::from(self.refresh_token_days)),
+        }
+    }
+
     pub fn compiled_cache_dir(&self) -> PathBuf {
         self.data_dir.join("compiled")
     }
@@ -228,6 +252,27 @@ mod tests {
         assert_eq!(c.database_url, "postgres://x@127.0.0.1/y");
         assert_eq!(c.log, "debug");
         assert_eq!(c.trap_listen, None);
+    }
+
+    #[test]
+    fn auth_settings_and_a_signing_key_that_never_shows() {
+        let c: Config = toml::from_str(
+            "jwt_signing_key = \"c2VjcmV0LWZyb20tdGhlLWZpbGU=\"\naccess_token_minutes = 5",
+        )
+        .unwrap();
+        let auth = c.auth();
+        assert_eq!(auth.access_token_ttl, chrono::Duration::minutes(5));
+        assert_eq!(auth.refresh_token_ttl, chrono::Duration::days(30));
+        assert_eq!(
+            auth.signing_key.as_ref().map(|k| k.expose()),
+            Some("c2VjcmV0LWZyb20tdGhlLWZpbGU=")
+        );
+        assert!(!format!("{c:?}").contains("c2VjcmV0"), "{c:?}");
+        let mut c = Config::default();
+        assert!(c.auth().signing_key.is_none());
+        c.apply_env(|n| (n == "OPSCONDUCTOR_JWT_SIGNING_KEY").then(|| "from-env".into()))
+            .unwrap();
+        assert_eq!(c.auth().signing_key.unwrap().expose(), "from-env");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod directory;

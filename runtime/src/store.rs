@@ -57,6 +57,7 @@ macro_rules! with_pool {
 
 mod addons;
 mod alerts;
+mod auth;
 mod schedule;
 mod snmp;
 mod targets;
@@ -67,6 +68,10 @@ pub use addons::{
     AddonRecord, AddonRow, STATE_MAX_KEY_BYTES, STATE_MAX_KEYS, STATE_MAX_VALUE_BYTES,
 };
 pub use alerts::{LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
+pub use auth::{
+    ApiKeyInfo, AuditEntry, AuditFilter, AuditOutcome, AuditRecord, NewApiKey, NewSession,
+    RefreshOutcome, SessionAuth, SessionFilter, SessionInfo, User, UserCredentials,
+};
 pub use schedule::{ClaimedPoll, PinnedHostKey, PollRecord};
 pub use snmp::{SnmpCommunity, SnmpUserRecord};
 pub use targets::TargetFilter;

@@ -536,3 +536,254 @@ fn targets_and_credentials() {
         assert!(!printed.contains(secret), "`{secret}` printed: {printed}");
     }
 }
+
+/// Runs the binary and returns (stdout, stderr) of a command that must succeed.
+fn ok_both(output: Output) -> (String, String) {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (ok(output), stderr)
+}
+
+fn fails_with(output: Output, message: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        stderr.contains(message),
+        "expected `{message}` in: {stderr}"
+    );
+}
+
+#[test]
+fn users_api_keys_and_signing_keys() {
+    use opsconductor::auth::{Auth, AuthConfig, AuthError, ClientInfo, Role, TokenRejection};
+    use opsconductor::store::{AuditFilter, Store};
+
+    let data = tempfile::tempdir().unwrap();
+    let printed = std::cell::RefCell::new(String::new());
+    let run = |args: &[&str]| {
+        let out = ok(opsconductor(data.path(), args));
+        printed.borrow_mut().push_str(&out);
+        out
+    };
+
+    // Without --password-env, the generated password is all that stdout holds.
+    let (password, note) = ok_both(opsconductor(
+        data.path(),
+        &["user", "add", "Alice", "--role", "operator"],
+    ));
+    let alice_password = password.trim().to_owned();
+    assert_eq!(alice_password.len(), 27, "{password:?}");
+    assert!(
+        note.contains("user `alice` added with role operator; its password is printed below"),
+        "{note}"
+    );
+    let chosen = "bob's long passphrase";
+    let out = ok(opsconductor_with_env(
+        data.path(),
+        &[
+            "user",
+            "add",
+            "bob",
+            "--role",
+            "viewer",
+            "--password-env",
+            "BOB_PW",
+        ],
+        &[("BOB_PW", chosen)],
+    ));
+    assert_eq!(out.trim(), "user `bob` added with role viewer");
+    printed.borrow_mut().push_str(&out);
+
+    fails_with(
+        opsconductor(
+            data.path(),
+            &[
+                "user",
+                "add",
+                "carol",
+                "--role",
+                "viewer",
+                "--password-env",
+                "UNSET_PW",
+            ],
+        ),
+        "environment variable UNSET_PW (named by --password-env) is not set",
+    );
+    fails_with(
+        opsconductor_with_env(
+            data.path(),
+            &[
+                "user",
+                "add",
+                "carol",
+                "--role",
+                "viewer",
+                "--password-env",
+                "PW",
+            ],
+            &[("PW", "short")],
+        ),
+        "password must be at least 12 characters long",
+    );
+    fails_with(
+        opsconductor(data.path(), &["user", "add", "carol", "--role", "root"]),
+        "unknown role `root`",
+    );
+    fails_with(
+        opsconductor(data.path(), &["user", "add", "alice", "--role", "viewer"]),
+        "a user named `alice` already exists",
+    );
+
+    let list = run(&["user", "list"]);
+    assert!(list.starts_with("USERNAME"), "{list}");
+    let line = |list: &str, name: &str| {
+        list.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} not listed: {list}"))
+            .to_owned()
+    };
+    for cell in ["operator", "enabled", "local", "never"] {
+        assert!(line(&list, "alice").contains(cell), "{cell}: {list}");
+    }
+    run(&["user", "disable", "bob"]);
+    assert!(line(&run(&["user", "list"]), "bob").contains("disabled"));
+    run(&["user", "enable", "bob"]);
+    assert!(run(&["user", "set-role", "bob", "--role", "admin"]).contains("now has role admin"));
+    fails_with(
+        opsconductor(data.path(), &["user", "disable", "nobody"]),
+        "no user named `nobody`",
+    );
+    // A new password, generated; the old one stops working.
+    let (new_password, _) = ok_both(opsconductor(
+        data.path(),
+        &["user", "set-password", "alice"],
+    ));
+    let new_password = new_password.trim().to_owned();
+    assert_ne!(new_password, alice_password);
+
+    // API keys: the key alone on stdout, once; listings show its first characters only.
+    let (key, note) = ok_both(opsconductor(
+        data.path(),
+        &[
+            "auth",
+            "api-key",
+            "create",
+            "ci-bot",
+            "--role",
+            "service",
+            "--expires-days",
+            "30",
+        ],
+    ));
+    let key = key.trim().to_owned();
+    assert!(key.starts_with("oc_") && key.len() == 46, "{key}");
+    assert!(
+        note.contains("API key `ci-bot` created with role service, expiring"),
+        "{note}"
+    );
+    let keys = run(&["auth", "api-key", "list"]);
+    let ci = line(&keys, "ci-bot");
+    for cell in [
+        "service",
+        &format!("{}…", &key[..11]),
+        "active",
+        "cli",
+        "never",
+    ] {
+        assert!(ci.contains(cell), "{cell}: {keys}");
+    }
+    fails_with(
+        opsconductor(
+            data.path(),
+            &["auth", "api-key", "create", "ci-bot", "--role", "viewer"],
+        ),
+        "an API key named `ci-bot` already exists",
+    );
+
+    let rotated = run(&["auth", "rotate-key"]);
+    assert!(
+        rotated.starts_with("signing key rotated: new key "),
+        "{rotated}"
+    );
+
+    // What the commands stored works through the library, as a server will use it.
+    let url = format!("sqlite://{}", data.path().join("oc.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = Store::connect(&url).await.unwrap();
+        let auth = Auth::new(store.clone(), AuthConfig::default())
+            .await
+            .unwrap();
+        let client = ClientInfo::default();
+        let pair = auth
+            .login_password("alice", &new_password, &client)
+            .await
+            .unwrap();
+        assert_eq!(pair.principal.role, Role::Operator);
+        assert!(matches!(
+            auth.login_password("alice", &alice_password, &client).await,
+            Err(AuthError::InvalidCredentials)
+        ));
+        let bob = auth.login_password("bob", chosen, &client).await.unwrap();
+        assert_eq!(bob.principal.role, Role::Admin);
+        let principal = auth.verify(&key).await.unwrap();
+        assert_eq!(
+            (principal.actor.as_str(), principal.role),
+            ("key:ci-bot", Role::Service)
+        );
+
+        // Revoked from the command line, refused at once.
+        let out = ok(opsconductor(
+            data.path(),
+            &["auth", "api-key", "revoke", "ci-bot"],
+        ));
+        assert!(out.contains("API key `ci-bot`"), "{out}");
+        assert!(matches!(
+            auth.verify(&key).await,
+            Err(AuthError::Rejected(TokenRejection::ApiKeyRevoked))
+        ));
+
+        // Every change is in the audit log, done by the command line.
+        let actions: Vec<(String, String)> = store
+            .audit_log(&AuditFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .rev()
+            .filter(|e| e.actor.starts_with("cli"))
+            .map(|e| (e.action, e.target.unwrap_or_default()))
+            .collect();
+        let expected = [
+            ("user.create", "user:alice"),
+            ("user.create", "user:bob"),
+            ("user.disable", "user:bob"),
+            ("user.enable", "user:bob"),
+            ("user.set_role", "user:bob"),
+            ("user.set_password", "user:alice"),
+            ("api_key.create", "key:ci-bot"),
+        ];
+        for (i, (action, target)) in expected.iter().enumerate() {
+            assert_eq!(
+                (actions[i].0.as_str(), actions[i].1.as_str()),
+                (*action, *target),
+                "{actions:?}"
+            );
+        }
+        assert!(actions[7].0 == "signing_key.rotate", "{actions:?}");
+        assert_eq!(
+            actions[8],
+            ("api_key.revoke".to_owned(), "key:ci-bot".to_owned())
+        );
+        store.close().await;
+    });
+    let keys = run(&["auth", "api-key", "list"]);
+    assert!(line(&keys, "ci-bot").contains("revoked"), "{keys}");
+    fails_with(
+        opsconductor(data.path(), &["auth", "api-key", "revoke", "ci-bot"]),
+        "no API key named `ci-bot` to revoke",
+    );
+
+    // Nothing printed on stdout, other than the one-time secrets, holds a secret.
+    let printed = printed.borrow();
+    for secret in [chosen, &alice_password, &new_password, &key] {
+        assert!(!printed.contains(secret), "`{secret}` printed: {printed}");
+    }
+}

@@ -1105,3 +1105,4 @@ async fn postgres_deadlock_is_transient() {
 
 mod schedule;
 mod targets;
+mod auth;
