@@ -337,9 +337,11 @@ mod tests {
         );
     }
 
+    type Edit = fn(&mut LdapConfig);
+
     #[test]
     fn bad_configurations_are_named() {
-        let cases: Vec<(&str, fn(&mut LdapConfig))> = vec![
+        let cases: Vec<(&str, Edit)> = vec![
             ("url", |c| c.url = "http://x".into()),
             ("bind_dn", |c| c.bind_dn = Some("cn=x".into())),
             ("user_filter", |c| c.user_filter = "(uid=alice)".into()),
