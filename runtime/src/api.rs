@@ -8,16 +8,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tracing::{error, warn};
 
-use crate::alert::{AlertFilter, AlertStatus, Severity, StoredAlert};
 use crate::inbound::trap::{TrapListenerView, UnhandledTrap};
 use crate::inbound::webhook::{self, WebhookCounters};
 use crate::registry::{IngestStats, Registry};
@@ -25,6 +24,8 @@ use crate::sandbox::CallStats;
 use crate::store::Store;
 use crate::writer::AlertWriter;
 
+pub mod alerts;
+pub mod silences;
 pub mod targets;
 
 /// Shared by every handler; cheap to clone.
@@ -41,8 +42,27 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/api/v1/alerts", get(list_alerts))
-        .route("/api/v1/alerts/{id}", get(get_alert))
+        .route("/api/v1/alerts", get(alerts::list_alerts))
+        .route("/api/v1/alerts/bulk", post(alerts::bulk))
+        .route("/api/v1/alerts/{id}", get(alerts::get_alert))
+        .route("/api/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
+        .route(
+            "/api/v1/alerts/{id}/unacknowledge",
+            post(alerts::unacknowledge),
+        )
+        .route("/api/v1/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/api/v1/alerts/{id}/notes", post(alerts::add_note))
+        .route("/api/v1/alerts/{id}/history", get(alerts::history))
+        .route(
+            "/api/v1/silences",
+            get(silences::list_silences).post(silences::create_silence),
+        )
+        .route(
+            "/api/v1/silences/{id}",
+            get(silences::get_silence)
+                .put(silences::update_silence)
+                .delete(silences::delete_silence),
+        )
         .route("/api/v1/addons", get(list_addons))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/traps/unhandled", get(unhandled_traps))
@@ -209,81 +229,8 @@ async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Query of `GET /api/v1/alerts`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertQuery {
-    pub status: Option<String>,
-    pub severity: Option<String>,
-    pub addon: Option<String>,
-    pub device: Option<String>,
-    /// Page size, 1..=1000 (default 50).
-    pub limit: Option<u32>,
-    /// Keyset cursor: the `next_before` of the previous page.
-    pub before: Option<i64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct AlertPage {
-    pub items: Vec<StoredAlert>,
-    /// Pass as `before` to get the next (older) page; absent on the last page.
-    pub next_before: Option<i64>,
-}
-
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 1000;
-
-async fn list_alerts(
-    State(state): State<AppState>,
-    query: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<AlertPage>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    let status = q
-        .status
-        .map(|s| s.parse::<AlertStatus>())
-        .transpose()
-        .map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?;
-    let severity = q
-        .severity
-        .map(|s| s.parse::<Severity>())
-        .transpose()
-        .map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
-    let filter = AlertFilter {
-        status,
-        severity,
-        addon_id: q.addon,
-        device: q.device,
-        before_id: q.before,
-        limit,
-    };
-    let items = state.store.list_alerts(&filter).await?;
-    let next_before = (items.len() == limit as usize)
-        .then(|| items.last().map(|a| a.id))
-        .flatten();
-    Ok(Json(AlertPage { items, next_before }))
-}
-
-async fn get_alert(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<StoredAlert>, ApiError> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_id", format!("alert id `{id}` is not a number")))?;
-    state
-        .store
-        .get_alert(id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no alert with id {id}")))
-}
 
 /// One installed addon, as `GET /api/v1/addons` shows it.
 #[derive(Debug, Serialize)]

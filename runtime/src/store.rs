@@ -59,6 +59,7 @@ mod addons;
 mod alerts;
 mod auth;
 mod schedule;
+mod silences;
 mod snmp;
 mod targets;
 #[cfg(test)]
@@ -67,12 +68,16 @@ mod tests;
 pub use addons::{
     AddonRecord, AddonRow, STATE_MAX_KEY_BYTES, STATE_MAX_KEYS, STATE_MAX_VALUE_BYTES,
 };
-pub use alerts::{LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
+pub use alerts::{
+    AlertChange, AlertEvent, AlertEventKind, AlertOp, AlertSearch, HistoryPage, LIST_LIMIT_DEFAULT,
+    LIST_LIMIT_MAX, MAX_NOTE_LEN, check_note,
+};
 pub use auth::{
     ApiKeyInfo, AuditEntry, AuditFilter, AuditOutcome, AuditRecord, NewApiKey, NewSession,
     RefreshOutcome, SessionAuth, SessionFilter, SessionInfo, User, UserCredentials,
 };
 pub use schedule::{ClaimedPoll, PinnedHostKey, PollRecord};
+pub use silences::SilenceFilter;
 pub use snmp::{SnmpCommunity, SnmpUserRecord};
 pub use targets::TargetFilter;
 

@@ -1,16 +1,23 @@
 //! The batching alert writer: one task owns the write path, gathers the actions of many
 //! concurrent events and applies them in one transaction. Callers wait for the commit, so
 //! "accepted" always means "durably stored".
+//!
+//! The writer also decides, per batch, which raises a silence covers ([`SilenceCache`]): from
+//! the silences it holds in memory, refreshed when their generation in the store moves, so that
+//! suppression costs no query per event.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::alert::{ActionOutcome, AlertAction};
-use crate::store::Store;
+use crate::engine::{self, Silence};
+use crate::store::{Store, StoreError};
 
 /// Tuning for the writer.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +78,7 @@ struct WriteJob {
 pub struct AlertWriter {
     jobs: mpsc::Sender<WriteJob>,
     counters: Arc<WriterCounters>,
+    silences: Arc<SilenceCache>,
 }
 
 impl AlertWriter {
@@ -78,8 +86,24 @@ impl AlertWriter {
     pub fn spawn(store: Store, config: WriterConfig) -> (AlertWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let counters = Arc::new(WriterCounters::default());
-        let task = tokio::spawn(run(store, rx, config, counters.clone()));
-        (AlertWriter { jobs: tx, counters }, task)
+        let silences = Arc::new(SilenceCache::new(store.clone()));
+        let task = tokio::spawn(run(store, rx, config, counters.clone(), silences.clone()));
+        tokio::spawn(watch_silences(silences.clone(), tx.downgrade()));
+        (
+            AlertWriter {
+                jobs: tx,
+                counters,
+                silences,
+            },
+            task,
+        )
+    }
+
+    /// The silences this writer matches raises against. Whoever changes silences in this
+    /// process reloads them here at once; changes made elsewhere arrive within
+    /// [`SILENCE_POLL`].
+    pub fn silences(&self) -> &SilenceCache {
+        &self.silences
     }
 
     pub fn stats(&self) -> WriterStats {
@@ -113,7 +137,10 @@ async fn run(
     mut rx: mpsc::Receiver<WriteJob>,
     config: WriterConfig,
     counters: Arc<WriterCounters>,
+    silences: Arc<SilenceCache>,
 ) {
+    // Before the first batch, so that no alert raised under a silence slips through at start.
+    silences.reload_logged().await;
     let mut batch: Vec<WriteJob> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut size = first.actions.len();
@@ -129,20 +156,27 @@ async fn run(
                 Err(_) => break,
             }
         }
-        write_batch(&store, &mut batch, &counters).await;
+        write_batch(&store, &mut batch, &counters, &silences).await;
     }
 }
 
-async fn write_batch(store: &Store, batch: &mut Vec<WriteJob>, counters: &WriterCounters) {
+async fn write_batch(
+    store: &Store,
+    batch: &mut Vec<WriteJob>,
+    counters: &WriterCounters,
+    silences: &SilenceCache,
+) {
     let all: Vec<AlertAction> = batch
         .iter()
         .flat_map(|j| j.actions.iter().cloned())
         .collect();
+    // Which silence, if any, covers each raise; decided from memory, once per batch.
+    let silenced = silences.silencing(&all);
     let started = std::time::Instant::now();
     counters.transactions.fetch_add(1, Ordering::Relaxed);
     // The store retries transient failures (a busy SQLite file, a PostgreSQL deadlock) itself;
     // what reaches here is a real failure of this batch.
-    match store.apply_batch(&all).await {
+    match store.apply_batch_silenced(&all, &silenced).await {
         Ok(outcomes) => {
             debug!(jobs = batch.len(), actions = all.len(), elapsed = ?started.elapsed(), "batch committed");
             counters
@@ -163,7 +197,8 @@ async fn write_batch(store: &Store, batch: &mut Vec<WriteJob>, counters: &Writer
             for job in batch.drain(..) {
                 counters.transactions.fetch_add(1, Ordering::Relaxed);
                 counters.jobs.fetch_add(1, Ordering::Relaxed);
-                let result = store.apply_batch(&job.actions).await;
+                let silenced = silences.silencing(&job.actions);
+                let result = store.apply_batch_silenced(&job.actions, &silenced).await;
                 match &result {
                     Ok(_) => counters
                         .actions
@@ -186,6 +221,113 @@ async fn write_batch(store: &Store, batch: &mut Vec<WriteJob>, counters: &Writer
                 let _ = job.reply.send(Err(WriteError::Store(error.to_string())));
             }
         }
+    }
+}
+
+/// How often the writer checks whether silences changed elsewhere (another node, the CLI).
+/// Changes made through this process's API take effect at once (they reload the cache), so this
+/// only bounds how late another node's change is seen; the check reads one setting.
+pub const SILENCE_POLL: Duration = Duration::from_secs(1);
+
+/// The silences not yet ended, as of the last reload, with the store generation they reflect.
+#[derive(Default)]
+struct LoadedSilences {
+    generation: i64,
+    silences: Vec<Silence>,
+}
+
+/// The silences the writer matches raises against, held in memory and swapped whole on reload,
+/// so that matching never waits for a query or a lock. A silence that ends simply stops being
+/// in force (the engine compares times); only creations, changes and deletions need a reload.
+pub struct SilenceCache {
+    store: Store,
+    current: ArcSwap<LoadedSilences>,
+    /// Serialises reloads, so that an older read never replaces a newer one.
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl SilenceCache {
+    fn new(store: Store) -> SilenceCache {
+        SilenceCache {
+            store,
+            current: ArcSwap::from_pointee(LoadedSilences {
+                generation: -1,
+                silences: Vec::new(),
+            }),
+            reload_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Reads the silences not yet ended from the store and swaps them in.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let _guard = self.reload_lock.lock().await;
+        // The generation first: a change committed between the two reads is then in the list
+        // and also moves the generation past what is recorded, which costs one extra reload
+        // rather than a missed change.
+        let generation = self.store.silences_generation().await?;
+        let silences = self.store.silences_ending_after(chrono::Utc::now()).await?;
+        let changed = self.current.load().generation != generation;
+        if changed {
+            info!(generation, silences = silences.len(), "silences loaded");
+        }
+        self.current.store(Arc::new(LoadedSilences {
+            generation,
+            silences,
+        }));
+        Ok(())
+    }
+
+    /// [`SilenceCache::reload`], logging a failure: the previous silences stay in use and the
+    /// next check retries.
+    pub async fn reload_logged(&self) {
+        if let Err(error) = self.reload().await {
+            warn!(%error, "silences not reloaded; matching against the previous ones");
+        }
+    }
+
+    /// Reloads if the store's silence generation moved since the last reload.
+    async fn reload_if_changed(&self) {
+        match self.store.silences_generation().await {
+            Ok(generation) if generation != self.current.load().generation => {
+                self.reload_logged().await;
+            }
+            Ok(_) => {}
+            Err(error) => warn!(%error, "cannot read the silence generation"),
+        }
+    }
+
+    /// The silences held now, oldest first.
+    pub fn current(&self) -> Vec<Silence> {
+        self.current.load().silences.clone()
+    }
+
+    /// For each action, the silence that covers it: a raise at its receipt time, by the engine's
+    /// rules; never a clear.
+    pub fn silencing(&self, actions: &[AlertAction]) -> Vec<Option<i64>> {
+        let loaded = self.current.load();
+        actions
+            .iter()
+            .map(|action| match action {
+                AlertAction::Raise(alert) if !loaded.silences.is_empty() => {
+                    engine::silencing(alert, &loaded.silences, alert.received_at)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Reloads the writer's silences whenever their generation moves, until the writer's last
+/// handle is gone.
+async fn watch_silences(silences: Arc<SilenceCache>, writer: mpsc::WeakSender<WriteJob>) {
+    let mut ticker = tokio::time::interval(SILENCE_POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if writer.strong_count() == 0 {
+            return;
+        }
+        silences.reload_if_changed().await;
     }
 }
 
@@ -257,10 +399,19 @@ mod tests {
             max_batch_actions,
             queue_capacity: 1,
         };
-        run(store.clone(), rx, config, counters.clone()).await;
+        let silences = Arc::new(SilenceCache::new(store.clone()));
+        run(
+            store.clone(),
+            rx,
+            config,
+            counters.clone(),
+            silences.clone(),
+        )
+        .await;
         let writer = AlertWriter {
             jobs: mpsc::channel(1).0,
             counters,
+            silences,
         };
         let mut results = Vec::new();
         for a in answers {
@@ -319,5 +470,57 @@ mod tests {
         ));
         assert_eq!((stats.jobs, stats.failed_jobs, stats.actions), (3, 1, 3));
         assert_eq!(stats.transactions, 4, "one failed batch, then one per job");
+    }
+
+    #[tokio::test]
+    async fn raises_under_a_silence_are_written_suppressed_in_batches_and_retries() {
+        use crate::alert::AlertStatus;
+        use crate::engine::{SilenceMatchers, SilenceSpec};
+
+        let (_dir, store) = store_with_addon().await;
+        let now = Utc::now();
+        let silence = store
+            .create_silence(
+                SilenceSpec {
+                    matchers: SilenceMatchers {
+                        addon: Some("a".into()),
+                        ..SilenceMatchers::default()
+                    },
+                    starts_at: now - chrono::Duration::minutes(1),
+                    ends_at: now + chrono::Duration::hours(1),
+                    recurrence: None,
+                    comment: "test".into(),
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        let status = async |outcome: &ActionOutcome| {
+            let ActionOutcome::Created { alert_id } = outcome else {
+                panic!("expected a created alert, got {outcome:?}");
+            };
+            store.get_alert(*alert_id).await.unwrap().unwrap().status
+        };
+        // One batch that commits, then one that fails and is retried job by job: both paths
+        // match against the silences the writer loaded when it started.
+        let (results, _) = run_queued(&store, vec![vec![raise("a", "x")]], 100).await;
+        assert_eq!(
+            status(&results[0].as_ref().unwrap()[0]).await,
+            AlertStatus::Suppressed
+        );
+        let jobs = vec![vec![raise("a", "y")], vec![raise("ghost", "z")]];
+        let (results, stats) = run_queued(&store, jobs, 100).await;
+        assert_eq!(stats.transactions, 3, "one failed batch, then one per job");
+        assert_eq!(
+            status(&results[0].as_ref().unwrap()[0]).await,
+            AlertStatus::Suppressed
+        );
+
+        store.delete_silence(silence.id).await.unwrap();
+        let (results, _) = run_queued(&store, vec![vec![raise("a", "w")]], 100).await;
+        assert_eq!(
+            status(&results[0].as_ref().unwrap()[0]).await,
+            AlertStatus::Active
+        );
     }
 }

@@ -1105,4 +1105,6 @@ async fn postgres_deadlock_is_transient() {
 
 mod schedule;
 mod targets;
+mod alert_actions;
+mod silences;
 mod auth;
