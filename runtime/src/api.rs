@@ -1,7 +1,7 @@
 //! The HTTP surface: `app()` builds the router (REST API under `/api/v1`, webhooks under
-//! `/webhooks`, `/health`); `AppState` is what every handler shares. One error type,
-//! [`ApiError`], shapes every failure as `{"error": {"code", "message"}}` and never carries
-//! database or internal text to clients.
+//! `/webhooks`, `/health`, the event WebSocket `/ws`); `AppState` is what every handler shares.
+//! One error type, [`ApiError`], shapes every failure as `{"error": {"code", "message"}}` and
+//! never carries database or internal text to clients.
 //!
 //! Authentication arrives in a later issue as one layer over this router; handlers do not
 //! check anything themselves, so it slots in without touching them.
@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tracing::{error, warn};
 
+use crate::events::EventBus;
 use crate::inbound::trap::{TrapListenerView, UnhandledTrap};
 use crate::inbound::webhook::{self, WebhookCounters};
 use crate::registry::{IngestStats, Registry};
@@ -37,6 +38,8 @@ pub struct AppState {
     pub webhook_counters: Arc<WebhookCounters>,
     /// The trap listener's counters and unhandled traps (all zero when it is not running).
     pub traps: TrapListenerView,
+    /// Live events for the WebSocket at `/ws`.
+    pub events: EventBus,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -95,6 +98,7 @@ pub fn app(state: AppState) -> Router {
                 .delete(targets::delete_credential),
         )
         .route("/webhooks/{*path}", post(webhook::receive))
+        .route("/ws", get(crate::ws::handler))
         .layer(middleware::from_fn(log_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -295,6 +299,8 @@ struct Stats {
     webhooks: webhook::WebhookStats,
     traps: crate::inbound::trap::TrapStats,
     writer: crate::writer::WriterStats,
+    /// The event bus and its WebSocket clients, on this node.
+    events: crate::events::BusStats,
     alerts_by_status: std::collections::BTreeMap<&'static str, i64>,
 }
 
@@ -304,6 +310,7 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
         webhooks: state.webhook_counters.snapshot(),
         traps: state.traps.counters.snapshot(),
         writer: state.writer.stats(),
+        events: state.events.stats(),
         alerts_by_status: by_status
             .into_iter()
             .map(|(s, n)| (s.as_str(), n))

@@ -1,5 +1,6 @@
-//! Wiring: opens the store, the sandbox and the registry, starts the writer and the registry
-//! watcher, and serves HTTP on an already-bound listener until told to stop.
+//! Wiring: opens the store, the sandbox and the registry, starts the event bus, the writer,
+//! the registry watcher and the event sources, and serves HTTP on an already-bound listener
+//! until told to stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use tracing::info;
 
 use crate::api::{AppState, app};
 use crate::config::Config;
+use crate::events::sources::{self, StatusSources};
+use crate::events::{BusConfig, EventBus};
 use crate::inbound::trap::{self, TrapListenerView};
 use crate::inbound::webhook::WebhookCounters;
 use crate::registry::{Registry, RegistryError};
@@ -34,6 +37,11 @@ pub enum StartError {
     #[error(transparent)]
     Credentials(#[from] trap::credentials::CredentialError),
 }
+
+/// Committed batches waiting for the event publisher before further ones are dropped (and
+/// reported to clients as missed events). The publisher renders a batch with one store read, so
+/// it only falls this far behind when the store is much slower than the writer's commits.
+const EVENT_PUBLISHER_QUEUE: usize = 4_096;
 
 /// The store and sandbox, as both the server and the CLI's addon commands need them.
 pub struct Core {
@@ -81,16 +89,31 @@ impl Server {
         let core = Core::open(config).await?;
         let registry = Arc::new(Registry::new(core.store.clone(), core.sandbox.clone()));
         registry.reload().await?;
-        let (writer, writer_task) = AlertWriter::spawn(core.store.clone(), config.writer());
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let poll = Duration::from_millis(config.registry_poll_ms.max(50));
-        let mut watchers = vec![tokio::spawn(
-            registry.clone().watch(poll, shutdown_rx.clone()),
-        )];
         let store_err = |source| StartError::Store {
             url: redact_url(&config.database_url),
             source,
         };
+        // The bus before the writer, which reports every committed batch to it.
+        let (events, event_tasks) = EventBus::start(
+            core.store.clone(),
+            BusConfig {
+                node: config.scheduler_config().node_id,
+                client_queue: config.websocket.client_queue,
+                publisher_queue: EVENT_PUBLISHER_QUEUE,
+                heartbeat: config.websocket.heartbeat(),
+            },
+            shutdown_rx.clone(),
+        )
+        .await
+        .map_err(store_err)?;
+        let (writer, writer_task) =
+            AlertWriter::spawn_publishing(core.store.clone(), config.writer(), events.clone());
+        let poll = Duration::from_millis(config.registry_poll_ms.max(50));
+        let mut watchers = vec![tokio::spawn(
+            registry.clone().watch(poll, shutdown_rx.clone()),
+        )];
+        watchers.extend(event_tasks);
 
         let trap_view = TrapListenerView::default();
         let trap_addr = traps.as_ref().map(UdpSocket::local_addr).transpose()?;
@@ -139,12 +162,33 @@ impl Server {
             watchers.push(tokio::spawn(scheduler.run(shutdown_rx.clone())));
         }
 
+        let webhook_counters = Arc::new(WebhookCounters::default());
+        watchers.push(sources::spawn_status(
+            events.clone(),
+            StatusSources {
+                writer: writer.clone(),
+                webhooks: webhook_counters.clone(),
+                traps: trap_view.clone(),
+                registry: registry.clone(),
+            },
+            config.websocket.status_interval(),
+            shutdown_rx.clone(),
+        ));
+        watchers.push(sources::spawn_addon_watch(
+            events.clone(),
+            registry.clone(),
+            core.store.clone(),
+            poll,
+            shutdown_rx.clone(),
+        ));
+
         let state = AppState {
             store: core.store,
             registry,
             writer,
-            webhook_counters: Arc::new(WebhookCounters::default()),
+            webhook_counters,
             traps: trap_view,
+            events,
         };
         let addr = listener.local_addr()?;
         let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

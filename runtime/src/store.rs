@@ -58,6 +58,7 @@ macro_rules! with_pool {
 mod addons;
 mod alerts;
 mod auth;
+mod events;
 mod schedule;
 mod silences;
 mod snmp;
@@ -76,6 +77,7 @@ pub use auth::{
     ApiKeyInfo, AuditEntry, AuditFilter, AuditOutcome, AuditRecord, NewApiKey, NewSession,
     RefreshOutcome, SessionAuth, SessionFilter, SessionInfo, User, UserCredentials,
 };
+pub use events::{EVENTS_CHANNEL, EventListener};
 pub use schedule::{ClaimedPoll, PinnedHostKey, PollRecord};
 pub use silences::SilenceFilter;
 pub use snmp::{SnmpCommunity, SnmpUserRecord};

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::alert::{ActionOutcome, AlertAction};
 use crate::engine::{self, Silence};
+use crate::events::EventBus;
 use crate::store::{Store, StoreError};
 
 /// Tuning for the writer.
@@ -84,10 +85,35 @@ pub struct AlertWriter {
 impl AlertWriter {
     /// Starts the writer task. It ends once every handle is dropped and the queue is drained.
     pub fn spawn(store: Store, config: WriterConfig) -> (AlertWriter, tokio::task::JoinHandle<()>) {
+        Self::start(store, config, None)
+    }
+
+    /// Like [`AlertWriter::spawn`], reporting what every committed batch did to `events`
+    /// (without ever waiting for it).
+    pub fn spawn_publishing(
+        store: Store,
+        config: WriterConfig,
+        events: EventBus,
+    ) -> (AlertWriter, tokio::task::JoinHandle<()>) {
+        Self::start(store, config, Some(events))
+    }
+
+    fn start(
+        store: Store,
+        config: WriterConfig,
+        events: Option<EventBus>,
+    ) -> (AlertWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let counters = Arc::new(WriterCounters::default());
         let silences = Arc::new(SilenceCache::new(store.clone()));
-        let task = tokio::spawn(run(store, rx, config, counters.clone(), silences.clone()));
+        let task = tokio::spawn(run(
+            store,
+            rx,
+            config,
+            counters.clone(),
+            silences.clone(),
+            events,
+        ));
         tokio::spawn(watch_silences(silences.clone(), tx.downgrade()));
         (
             AlertWriter {
@@ -104,6 +130,16 @@ impl AlertWriter {
     /// [`SILENCE_POLL`].
     pub fn silences(&self) -> &SilenceCache {
         &self.silences
+    }
+
+    /// Write requests waiting for the writer task now.
+    pub fn queue_depth(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
+    }
+
+    /// How many write requests may wait before callers are held up.
+    pub fn queue_capacity(&self) -> usize {
+        self.jobs.max_capacity()
     }
 
     pub fn stats(&self) -> WriterStats {
@@ -138,6 +174,7 @@ async fn run(
     config: WriterConfig,
     counters: Arc<WriterCounters>,
     silences: Arc<SilenceCache>,
+    events: Option<EventBus>,
 ) {
     // Before the first batch, so that no alert raised under a silence slips through at start.
     silences.reload_logged().await;
@@ -156,7 +193,7 @@ async fn run(
                 Err(_) => break,
             }
         }
-        write_batch(&store, &mut batch, &counters, &silences).await;
+        write_batch(&store, &mut batch, &counters, &silences, events.as_ref()).await;
     }
 }
 
@@ -165,6 +202,7 @@ async fn write_batch(
     batch: &mut Vec<WriteJob>,
     counters: &WriterCounters,
     silences: &SilenceCache,
+    events: Option<&EventBus>,
 ) {
     let all: Vec<AlertAction> = batch
         .iter()
@@ -179,6 +217,9 @@ async fn write_batch(
     match store.apply_batch_silenced(&all, &silenced).await {
         Ok(outcomes) => {
             debug!(jobs = batch.len(), actions = all.len(), elapsed = ?started.elapsed(), "batch committed");
+            if let Some(events) = events {
+                events.alerts_changed(&outcomes);
+            }
             counters
                 .jobs
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -208,6 +249,9 @@ async fn write_batch(
                         counters.failed_jobs.fetch_add(1, Ordering::Relaxed)
                     }
                 };
+                if let (Some(events), Ok(outcomes)) = (events, &result) {
+                    events.alerts_changed(outcomes);
+                }
                 let _ = job
                     .reply
                     .send(result.map_err(|e| WriteError::Store(e.to_string())));
@@ -406,6 +450,7 @@ mod tests {
             config,
             counters.clone(),
             silences.clone(),
+            None,
         )
         .await;
         let writer = AlertWriter {

@@ -116,6 +116,30 @@ impl TestRuntime {
         }
         prepare(&core.store).await;
         drop(core);
+        Self::serve(config, dir, postgres).await
+    }
+
+    /// Starts another runtime on this one's database — with PostgreSQL, a second node of the
+    /// same cluster — with a data directory and a node name of its own; `configure` adjusts its
+    /// configuration (a copy of this one's). Stop it before this one, which owns the database.
+    pub async fn start_peer(&self, configure: impl FnOnce(&mut Config)) -> TestRuntime {
+        static PEERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = PEERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config {
+            data_dir: dir.path().to_owned(),
+            node_id: Some(format!("peer-{n}")),
+            ..self.config.clone()
+        };
+        configure(&mut config);
+        Self::serve(config, dir, None).await
+    }
+
+    async fn serve(
+        config: Config,
+        dir: tempfile::TempDir,
+        postgres: Option<TestPostgres>,
+    ) -> TestRuntime {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let traps = opsconductor::inbound::trap::bind_socket("127.0.0.1:0".parse().unwrap())
             .expect("trap socket binds");

@@ -1,0 +1,736 @@
+//! The real-time WebSocket at `/ws` end to end, with real clients (tokio-tungstenite, and a raw
+//! one that never answers pings) against real runtimes: filtered subscriptions receive exactly
+//! the matching events in order, a client that does not read is dropped without holding up
+//! ingest, silent clients are closed by the heartbeat, addon and node status arrive, and on
+//! PostgreSQL the clients of two nodes both see every event.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use opsconductor::registry::set_enabled;
+use opsconductor_tests::{Db, TestRuntime, both_databases, bundle, fixture};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Only a guard against a test hanging forever, never a measure of speed: every step is far
+/// quicker than this even on a loaded two-core machine.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+const ALERT_EVENTS: [&str; 3] = ["alert_created", "alert_updated", "alert_resolved"];
+
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    hello: Value,
+}
+
+async fn connect(rt: &TestRuntime) -> Client {
+    connect_url(&format!("ws://{}/ws", rt.server.addr())).await
+}
+
+async fn connect_url(url: &str) -> Client {
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connects");
+    let mut client = Client {
+        ws,
+        hello: Value::Null,
+    };
+    client.hello = client.next().await;
+    assert_eq!(client.hello["type"], "hello", "{}", client.hello);
+    client
+}
+
+impl Client {
+    async fn send(&mut self, message: Value) {
+        self.ws
+            .send(Message::text(message.to_string()))
+            .await
+            .expect("message sent");
+    }
+
+    /// The next JSON message; WebSocket pings are answered by the library and skipped.
+    async fn next(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("a message arrives")
+                .expect("the connection is open")
+                .expect("the connection is readable");
+            match message {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, events: &[&str], filter: Value) -> Value {
+        self.send(json!({"type": "subscribe", "events": events, "filter": filter}))
+            .await;
+        let answer = self.next().await;
+        assert_eq!(answer["type"], "subscribed", "{answer}");
+        answer
+    }
+
+    /// The next `n` events as (type, alert id).
+    async fn alert_events(&mut self, n: usize) -> Vec<(String, i64)> {
+        let mut got = Vec::new();
+        for _ in 0..n {
+            let event = self.next().await;
+            got.push((
+                event["type"].as_str().expect("type").to_owned(),
+                event["alert"]["id"]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("not an alert event: {event}")),
+            ));
+        }
+        got
+    }
+}
+
+/// One Alertmanager alert entry; its labels identify it.
+fn am_alert(name: &str, severity: &str, host: &str, status: &str) -> Value {
+    json!({
+        "status": status,
+        "labels": {"alertname": name, "severity": severity, "instance": format!("{host}:9100"), "job": "node"},
+        "annotations": {"summary": format!("{name} on {host}")},
+        "startsAt": "2024-05-14T09:12:45.123Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+    })
+}
+
+fn am_payload(alerts: &[Value]) -> Vec<u8> {
+    let mut body: Value = serde_json::from_slice(&fixture("alertmanager", "firing")).unwrap();
+    body["alerts"] = Value::Array(alerts.to_vec());
+    serde_json::to_vec(&body).unwrap()
+}
+
+fn with_status(alert: &Value, status: &str) -> Value {
+    let mut alert = alert.clone();
+    alert["status"] = status.into();
+    alert
+}
+
+/// Posts a webhook and returns the ids of its outcomes that name an alert.
+async fn post(rt: &TestRuntime, path: &str, body: Vec<u8>) -> Vec<i64> {
+    let (status, answer) = rt.post_webhook(path, body).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["alert_id"].as_i64())
+        .collect()
+}
+
+fn ev(kind: &str, id: i64) -> (String, i64) {
+    (kind.to_owned(), id)
+}
+
+async fn filtered_subscription_gets_exactly_its_events(db: Db) {
+    let rt = TestRuntime::start(db, &[bundle("alertmanager"), bundle("grafana")]).await;
+    let mut critical = connect(&rt).await;
+    assert_eq!(critical.hello["protocol"], 1);
+    assert_eq!(critical.hello["auth"], "disabled");
+    let answer = critical
+        .subscribe(
+            &ALERT_EVENTS,
+            json!({"severity": "critical", "addon": ["alertmanager"]}),
+        )
+        .await;
+    let filter = json!({"severity": ["critical"], "addon": ["alertmanager"]});
+    assert_eq!(
+        answer["subscriptions"],
+        json!({"alert_created": filter, "alert_updated": filter, "alert_resolved": filter})
+    );
+    let mut everything = connect(&rt).await;
+    everything.subscribe(&["alert_created"], json!({})).await;
+
+    let disk = am_alert("DiskFull", "critical", "10.0.0.1", "firing");
+    let cpu = am_alert("CpuHigh", "warning", "10.0.0.2", "firing");
+    let down = am_alert("NodeDown", "critical", "10.0.0.3", "firing");
+    let ids = post(
+        &rt,
+        "alertmanager",
+        am_payload(&[disk.clone(), cpu.clone(), down.clone()]),
+    )
+    .await;
+    let [disk_id, cpu_id, down_id] = ids[..] else {
+        panic!("{ids:?}")
+    };
+    let first = critical.next().await;
+    assert_eq!(first["type"], "alert_created");
+    assert_eq!(first["node"], critical.hello["node"]);
+    let alert = &first["alert"];
+    assert_eq!(alert["id"], disk_id);
+    assert_eq!(alert["addon_id"], "alertmanager");
+    assert_eq!(alert["alert_type"], "DiskFull");
+    assert_eq!(alert["severity"], "critical");
+    assert_eq!(alert["status"], "active");
+    assert_eq!(alert["device_ip"], "10.0.0.1");
+    assert_eq!(alert["title"], "DiskFull on 10.0.0.1");
+    assert_eq!(alert["occurrence_count"], 1);
+    assert!(alert["last_seen_at"].is_string(), "{first}");
+    assert!(
+        alert.get("message").is_none(),
+        "events stay compact: {first}"
+    );
+    let second = critical.next().await;
+    assert_eq!(
+        (&second["type"], &second["alert"]["id"]),
+        (&json!("alert_created"), &json!(down_id))
+    );
+    assert!(
+        second["seq"].as_u64() > first["seq"].as_u64(),
+        "{first} {second}"
+    );
+    assert_eq!(
+        everything.alert_events(3).await,
+        [
+            ev("alert_created", disk_id),
+            ev("alert_created", cpu_id),
+            ev("alert_created", down_id)
+        ]
+    );
+
+    post(&rt, "alertmanager", am_payload(std::slice::from_ref(&disk))).await;
+    let updated = critical.next().await;
+    assert_eq!(updated["type"], "alert_updated");
+    assert_eq!(updated["alert"]["id"], disk_id);
+    assert_eq!(updated["alert"]["occurrence_count"], 2);
+
+    // A critical alert of another addon, and a warning of this one: not for `critical`.
+    let mut grafana: Value = serde_json::from_slice(&fixture("grafana", "firing")).unwrap();
+    for alert in grafana["alerts"].as_array_mut().unwrap() {
+        alert["labels"]["severity"] = "critical".into();
+    }
+    let grafana_ids = post(&rt, "grafana", serde_json::to_vec(&grafana).unwrap()).await;
+    assert!(!grafana_ids.is_empty());
+    post(
+        &rt,
+        "alertmanager",
+        am_payload(&[with_status(&cpu, "resolved")]),
+    )
+    .await;
+    post(
+        &rt,
+        "alertmanager",
+        am_payload(&[with_status(&disk, "resolved")]),
+    )
+    .await;
+    // Events arrive in order, so the next one being this proves the others were filtered out.
+    let resolved = critical.next().await;
+    assert_eq!(resolved["type"], "alert_resolved", "{resolved}");
+    assert_eq!(resolved["alert"]["id"], disk_id);
+    assert_eq!(resolved["alert"]["status"], "resolved");
+    assert_eq!(resolved["alert"]["device_ip"], "10.0.0.1");
+    assert_eq!(
+        everything.alert_events(grafana_ids.len()).await,
+        grafana_ids
+            .iter()
+            .map(|id| ev("alert_created", *id))
+            .collect::<Vec<_>>()
+    );
+
+    // Unsubscribed types stop; the rest go on.
+    critical
+        .send(json!({"type": "unsubscribe", "events": ["alert_created", "alert_updated"], "id": "u1"}))
+        .await;
+    let answer = critical.next().await;
+    assert_eq!(
+        answer,
+        json!({"type": "unsubscribed", "id": "u1", "subscriptions": {"alert_resolved": filter}})
+    );
+    let reopened = post(&rt, "alertmanager", am_payload(std::slice::from_ref(&disk))).await;
+    post(&rt, "alertmanager", am_payload(std::slice::from_ref(&down))).await;
+    post(
+        &rt,
+        "alertmanager",
+        am_payload(&[with_status(&down, "resolved")]),
+    )
+    .await;
+    assert_eq!(
+        critical.alert_events(1).await,
+        [ev("alert_resolved", down_id)]
+    );
+    assert_eq!(
+        everything.alert_events(1).await,
+        [ev("alert_created", reopened[0])]
+    );
+    assert_ne!(reopened[0], disk_id, "a recurrence is a new alert");
+    rt.stop().await;
+}
+both_databases!(
+    filtered_subscription_e2e,
+    filtered_subscription_gets_exactly_its_events
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_is_reserved_and_mistakes_are_named() {
+    let rt = TestRuntime::start(Db::Sqlite, &[bundle("alertmanager")]).await;
+
+    // A token in the query is not refused (nothing is protected yet) but answered honestly.
+    let mut client = connect_url(&format!("ws://{}/ws?token=abc", rt.server.addr())).await;
+    let answer = client.next().await;
+    assert_eq!(
+        answer,
+        json!({"type": "error", "code": "auth_not_enabled", "message": "authentication is not enabled yet"})
+    );
+    client
+        .send(json!({"type": "auth", "token": "eyJ.secret", "id": 1}))
+        .await;
+    let answer = client.next().await;
+    assert_eq!(answer["code"], "auth_not_enabled");
+    assert_eq!(answer["id"], 1);
+    assert!(!answer.to_string().contains("secret"));
+
+    client
+        .send(json!({"type": "subscribe", "events": ["alert_created"], "filter": {"severity": "hot"}}))
+        .await;
+    let answer = client.next().await;
+    assert_eq!(answer["code"], "bad_message", "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.contains("filter.severity") && message.contains("hot"),
+        "{message}"
+    );
+    client
+        .ws
+        .send(Message::binary(vec![1, 2, 3]))
+        .await
+        .unwrap();
+    assert_eq!(client.next().await["code"], "bad_message");
+    client.send(json!({"type": "ping", "id": "p"})).await;
+    assert_eq!(client.next().await, json!({"type": "pong", "id": "p"}));
+
+    // Not a WebSocket request, and an unknown query parameter: the API's error shape.
+    let (status, body) = rt.get_json("/ws").await;
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert_eq!(body["error"]["code"], "websocket_required", "{body}");
+    let (status, body) = rt.get_json("/ws?severity=critical").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_query", "{body}");
+    rt.stop().await;
+}
+
+/// Opens a WebSocket over a socket with a tiny receive buffer, so that a client that never
+/// reads fills up quickly, as a stuck dashboard on a slow link would.
+async fn connect_stuck(rt: &TestRuntime) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(rt.server.addr()).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(
+        format!("ws://{}/ws", rt.server.addr()),
+        MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .expect("websocket connects");
+    let mut client = Client {
+        ws,
+        hello: Value::Null,
+    };
+    client.hello = client.next().await;
+    client
+}
+
+/// Posts `count` distinct firing alerts (10 per webhook, 16 senders at once) numbered from
+/// `first`.
+async fn ingest(rt: &std::sync::Arc<TestRuntime>, first: usize, count: usize) {
+    let per_request = 10;
+    let requests: Vec<usize> = (first..first + count).step_by(per_request).collect();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(requests));
+    let mut senders = Vec::new();
+    for _ in 0..16 {
+        let (rt, queue) = (rt.clone(), queue.clone());
+        senders.push(tokio::spawn(async move {
+            loop {
+                let Some(start) = queue.lock().unwrap().pop() else {
+                    return;
+                };
+                let alerts: Vec<Value> = (start..start + per_request)
+                    .map(|i| am_alert(&format!("Load{i}"), "major", "10.1.0.1", "firing"))
+                    .collect();
+                let ids = post(&rt, "alertmanager", am_payload(&alerts)).await;
+                assert_eq!(ids.len(), per_request);
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+}
+
+/// Reads alert events until it has `n`, checking that they come in order; returns their ids.
+async fn read_alert_events(client: &mut Client, n: usize, last_seq: &mut u64) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(n);
+    while ids.len() < n {
+        let event = client.next().await;
+        assert_eq!(event["type"], "alert_created", "{event}");
+        let seq = event["seq"].as_u64().unwrap();
+        assert!(seq > *last_seq, "out of order: {seq} after {last_seq}");
+        *last_seq = seq;
+        ids.push(event["alert"]["id"].as_i64().unwrap());
+    }
+    ids
+}
+
+async fn stuck_client_is_dropped_and_ingest_goes_on(db: Db) {
+    const ROUND: usize = 10_000;
+    let rt = std::sync::Arc::new(
+        TestRuntime::start_configured(
+            db,
+            &[bundle("alertmanager")],
+            |config| config.websocket.client_queue = 1_024,
+            async |_| {},
+        )
+        .await,
+    );
+    let bus = rt.server.state().events.clone();
+    let mut good = connect(&rt).await;
+    good.subscribe(&["alert_created"], json!({})).await;
+    let mut last_seq = 0;
+
+    // For comparison, a round with only the good client.
+    let started = Instant::now();
+    let reader = tokio::spawn(async move {
+        let ids = read_alert_events(&mut good, ROUND, &mut last_seq).await;
+        (good, ids, last_seq)
+    });
+    ingest(&rt, 0, ROUND).await;
+    let alone = started.elapsed();
+    let (mut good, ids, mut last_seq) = reader.await.unwrap();
+    assert_eq!(ids.len(), ROUND);
+
+    let mut stuck = connect_stuck(&rt).await;
+    stuck.subscribe(&["alert_created"], json!({})).await;
+    // From here on the stuck client never reads until it has been dropped. Ingest goes on in
+    // rounds until the server has dropped it: how many events the kernel's socket buffers
+    // absorb first is up to the kernel.
+    let mut sent = ROUND;
+    let mut timings = Vec::new();
+    while bus.stats().clients_lagged == 0 {
+        assert!(
+            sent < 20 * ROUND,
+            "a client that never reads was not dropped after {sent} events"
+        );
+        let started = Instant::now();
+        let reader = tokio::spawn(async move {
+            let ids = read_alert_events(&mut good, ROUND, &mut last_seq).await;
+            (good, ids, last_seq)
+        });
+        ingest(&rt, sent, ROUND).await;
+        timings.push(started.elapsed());
+        let (client, ids, seq) = reader.await.unwrap();
+        (good, last_seq) = (client, seq);
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ROUND, "the good client got every event once");
+        sent += ROUND;
+    }
+    eprintln!(
+        "{db:?}: {ROUND} events with one reading client: {alone:?}; with a stuck client too: {timings:?}"
+    );
+    assert_eq!(bus.stats().clients_lagged, 1);
+
+    // The stuck client finds what its buffers held, then `lagged` or a close: never everything.
+    let mut events = 0;
+    let mut ending = None;
+    while ending.is_none() {
+        match tokio::time::timeout(PATIENCE, stuck.ws.next())
+            .await
+            .expect("the dropped client's stream ends")
+        {
+            Some(Ok(Message::Text(text))) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                match message["type"].as_str() {
+                    Some("alert_created") => events += 1,
+                    Some("lagged") => {
+                        assert!(message["missed"].as_u64() > Some(0), "{message}");
+                        ending = Some(format!("lagged: {message}"));
+                    }
+                    _ => panic!("unexpected {message}"),
+                }
+            }
+            Some(Ok(Message::Close(frame))) => ending = Some(format!("close: {frame:?}")),
+            Some(Ok(_)) => {}
+            Some(Err(error)) => ending = Some(format!("error: {error}")),
+            None => ending = Some("end of stream".into()),
+        }
+    }
+    assert!(events < sent - ROUND, "{events} of {sent} events");
+    eprintln!(
+        "the stuck client read {events} events, then {}",
+        ending.unwrap()
+    );
+
+    // The good client is still served.
+    let ids = post(
+        &rt,
+        "alertmanager",
+        am_payload(&[am_alert("After", "major", "10.1.0.9", "firing")]),
+    )
+    .await;
+    assert_eq!(read_alert_events(&mut good, 1, &mut last_seq).await, ids);
+    let rt = std::sync::Arc::into_inner(rt).expect("senders done");
+    rt.stop().await;
+}
+both_databases!(stuck_client_e2e, stuck_client_is_dropped_and_ingest_goes_on);
+
+/// A WebSocket client written by hand on a plain socket: it never answers pings (nor reads
+/// until told to), and returns the frames the server sent as (opcode, payload).
+struct RawClient {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl RawClient {
+    async fn connect(rt: &TestRuntime) -> RawClient {
+        let mut stream = TcpStream::connect(rt.server.addr()).await.unwrap();
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            rt.server.addr()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buffer = Vec::new();
+        let end = loop {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed during the handshake");
+            buffer.extend_from_slice(&chunk[..n]);
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        RawClient {
+            stream,
+            buffer: buffer[end..].to_vec(),
+        }
+    }
+
+    /// Everything the server sends until it closes the connection.
+    async fn frames_until_closed(mut self) -> Vec<(u8, Vec<u8>)> {
+        tokio::time::timeout(PATIENCE, self.stream.read_to_end(&mut self.buffer))
+            .await
+            .expect("the server closes the connection")
+            .ok();
+        let (mut frames, mut at, b) = (Vec::new(), 0, &self.buffer);
+        while at + 2 <= b.len() {
+            let opcode = b[at] & 0x0f;
+            let (len, header) = match b[at + 1] & 0x7f {
+                126 => (u16::from_be_bytes([b[at + 2], b[at + 3]]) as usize, 4),
+                127 => (
+                    u64::from_be_bytes(b[at + 2..at + 10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                n => (n as usize, 2),
+            };
+            let start = at + header;
+            if start + len > b.len() {
+                break;
+            }
+            frames.push((opcode, b[start..start + len].to_vec()));
+            at = start + len;
+        }
+        frames
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_keeps_answering_clients_and_closes_silent_ones() {
+    let rt = TestRuntime::start_configured(
+        Db::Sqlite,
+        &[bundle("alertmanager")],
+        // Long enough that a client that answers is never late on a loaded machine.
+        |config| config.websocket.heartbeat_ms = 1_000,
+        async |_| {},
+    )
+    .await;
+    let silent = RawClient::connect(&rt).await;
+    let mut answering = connect(&rt).await;
+    assert_eq!(answering.hello["heartbeat_ms"], 1_000);
+    // The library answers pings while the client reads; keep it reading meanwhile.
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let keeper = tokio::spawn(async move {
+        let mut pings = 0;
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return (answering, pings),
+                frame = answering.ws.next() => match frame {
+                    Some(Ok(Message::Ping(_))) => pings += 1,
+                    other => panic!("unexpected {other:?}"),
+                },
+            }
+        }
+    });
+
+    // The silent client is closed with 4002 after pings it never answered.
+    let frames = silent.frames_until_closed().await;
+    let opcodes: Vec<u8> = frames.iter().map(|(op, _)| *op).collect();
+    assert_eq!(opcodes.first(), Some(&0x1), "hello first: {opcodes:?}");
+    assert!(opcodes.contains(&0x9), "pinged: {opcodes:?}");
+    let close = frames
+        .iter()
+        .find(|(op, _)| *op == 0x8)
+        .unwrap_or_else(|| panic!("no close frame: {opcodes:?}"));
+    assert_eq!(
+        u16::from_be_bytes([close.1[0], close.1[1]]),
+        opsconductor::ws::CLOSE_NO_PONG
+    );
+    assert_eq!(rt.server.state().events.stats().clients_timed_out, 1);
+
+    // The client that answered outlived it, and is still served.
+    stop.send(()).unwrap();
+    let (mut answering, pings) = keeper.await.unwrap();
+    assert!(pings >= 1, "{pings} pings");
+    answering.send(json!({"type": "ping"})).await;
+    assert_eq!(answering.next().await, json!({"type": "pong"}));
+    assert_eq!(rt.server.state().events.stats().clients, 1);
+    rt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addon_and_node_status_arrive() {
+    let rt = TestRuntime::start_configured(
+        Db::Sqlite,
+        &[bundle("alertmanager"), bundle("grafana")],
+        |config| config.websocket.status_interval_ms = 200,
+        async |_| {},
+    )
+    .await;
+    let store = rt.server.state().store.clone();
+    let mut client = connect(&rt).await;
+    client
+        .subscribe(&["addon_status"], json!({"addon": "grafana"}))
+        .await;
+
+    set_enabled(&store, "alertmanager", false).await.unwrap();
+    set_enabled(&store, "grafana", false).await.unwrap();
+    let event = client.next().await;
+    assert_eq!(event["type"], "addon_status");
+    assert_eq!(
+        event["addon"],
+        json!({"id": "grafana", "status": "disabled"})
+    );
+    set_enabled(&store, "grafana", true).await.unwrap();
+    let event = client.next().await;
+    assert_eq!(event["addon"]["id"], "grafana");
+    assert_eq!(event["addon"]["status"], "loaded");
+    assert!(event["addon"]["version"].is_string(), "{event}");
+
+    // A node's status: the latest at once on subscribing, then periodically, with what the
+    // node's writer has done.
+    post(&rt, "grafana", fixture("grafana", "firing")).await;
+    client.subscribe(&["system_status"], json!({})).await;
+    let mut status = client.next().await;
+    while status["status"]["writer"]["actions"] == 0 {
+        status = client.next().await;
+        assert_eq!(status["type"], "system_status", "{status}");
+    }
+    let body = &status["status"];
+    assert_eq!(status["node"], client.hello["node"]);
+    for field in [
+        "writer_queue",
+        "writer_queue_capacity",
+        "webhooks",
+        "traps",
+        "addons_loaded",
+    ] {
+        assert!(body.get(field).is_some(), "{field} missing: {status}");
+    }
+    assert_eq!(body["events"]["clients"], 1, "{status}");
+    rt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_deliver_every_event_to_clients_of_both() {
+    let first = TestRuntime::start(Db::Postgres, &[bundle("alertmanager")]).await;
+    let second = first.start_peer(|_| {}).await;
+    let mut on_first = connect(&first).await;
+    let mut on_second = connect(&second).await;
+    assert_ne!(on_first.hello["node"], on_second.hello["node"]);
+    for client in [&mut on_first, &mut on_second] {
+        client
+            .subscribe(
+                &["alert_created", "alert_resolved"],
+                json!({"severity": "critical"}),
+            )
+            .await;
+    }
+
+    // Alerts raised and resolved through either node, alternately; warnings filtered out.
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let (rt, other) = if i % 2 == 0 {
+            (&first, &second)
+        } else {
+            (&second, &first)
+        };
+        let alert = am_alert(&format!("Node{i}"), "critical", "10.2.0.1", "firing");
+        let noise = am_alert(&format!("Noise{i}"), "warning", "10.2.0.1", "firing");
+        let ids = post(rt, "alertmanager", am_payload(&[alert.clone(), noise])).await;
+        expected.push((
+            ev("alert_created", ids[0]),
+            rt.server.state().events.node().to_owned(),
+        ));
+        let ids = post(
+            other,
+            "alertmanager",
+            am_payload(&[with_status(&alert, "resolved")]),
+        )
+        .await;
+        expected.push((
+            ev("alert_resolved", ids[0]),
+            other.server.state().events.node().to_owned(),
+        ));
+    }
+
+    for client in [&mut on_first, &mut on_second] {
+        let mut got = Vec::new();
+        let mut last_seq: BTreeMap<String, u64> = BTreeMap::new();
+        for _ in 0..expected.len() {
+            let event = client.next().await;
+            let node = event["node"].as_str().unwrap().to_owned();
+            let seq = event["seq"].as_u64().unwrap();
+            // Each node's events arrive in the order they happened there.
+            let last = last_seq.insert(node.clone(), seq).unwrap_or(0);
+            assert!(seq > last, "{node}: {seq} after {last}");
+            got.push((
+                ev(
+                    event["type"].as_str().unwrap(),
+                    event["alert"]["id"].as_i64().unwrap(),
+                ),
+                node,
+            ));
+        }
+        // Across nodes the interleaving may differ; the events themselves may not.
+        let (mut got_sorted, mut want_sorted) = (got.clone(), expected.clone());
+        got_sorted.sort();
+        want_sorted.sort();
+        assert_eq!(
+            got_sorted, want_sorted,
+            "client of {}",
+            client.hello["node"]
+        );
+    }
+    // Nothing twice (a node ignores its own notifications): a last event is the next one.
+    let ids = post(
+        &first,
+        "alertmanager",
+        am_payload(&[am_alert("Last", "critical", "10.2.0.2", "firing")]),
+    )
+    .await;
+    for client in [&mut on_first, &mut on_second] {
+        assert_eq!(client.alert_events(1).await, [ev("alert_created", ids[0])]);
+    }
+    let stats = second.server.state().events.stats();
+    assert!(stats.notifications_received > 0, "{stats:?}");
+    assert_eq!(stats.gaps, 0, "{stats:?}");
+    second.stop().await;
+    first.stop().await;
+}
