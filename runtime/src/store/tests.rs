@@ -1103,9 +1103,8 @@ async fn postgres_deadlock_is_transient() {
     .await;
 }
 
-mod alert_actions;
-mod auth;
-mod events;
 mod schedule;
-mod silences;
 mod targets;
+mod alert_actions;
+mod silences;
+mod auth;
