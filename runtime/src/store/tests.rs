@@ -1103,8 +1103,9 @@ async fn postgres_deadlock_is_transient() {
     .await;
 }
 
-mod schedule;
-mod targets;
 mod alert_actions;
-mod silences;
 mod auth;
+mod events;
+mod schedule;
+mod silences;
+mod targets;
