@@ -15,8 +15,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
+use super::alerts::{invalid, parse_body};
 use super::{ApiError, AppState};
 use crate::snmp::UsmError;
 use crate::snmp::{AuthProtocol, PrivProtocol, UsmUser};
@@ -251,45 +251,6 @@ fn refused(e: StoreError, not_found: impl FnOnce() -> String) -> ApiError {
         StoreError::Invalid(m) => invalid(m),
         other => other.into(),
     }
-}
-
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
-}
-
-/// Parses a JSON body: 400 when it is not JSON, 422 naming the field when it is JSON of the
-/// wrong shape. `what` starts the message ("target", "credential").
-fn parse_body<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let mut path = e.path().to_string();
-        let inner = e.into_inner();
-        // The path of an unknown field ends in that field, which the message names already:
-        // report it at its parent ("target: unknown field `port`").
-        if inner.to_string().starts_with("unknown field") {
-            path = path
-                .rsplit_once('.')
-                .map_or("", |(parent, _)| parent)
-                .to_owned();
-        }
-        // Fields of an internally tagged enum (the credential kinds) have no path of their own.
-        if path.is_empty() || path == "?" {
-            path = ".".to_owned();
-        }
-        (path, inner)
-    });
-    let parsed = parsed.and_then(|v| de.end().map(|()| v).map_err(|e| (".".to_owned(), e)));
-    parsed.map_err(|(path, e)| {
-        if e.is_data() {
-            if path == "." {
-                invalid(format!("{what}: {e}"))
-            } else {
-                invalid(format!("{what} field `{path}`: {e}"))
-            }
-        } else {
-            ApiError::bad_request("bad_body", format!("{what} body is not valid JSON: {e}"))
-        }
-    })
 }
 
 fn parse_id(id: &str) -> Result<i64, ApiError> {
