@@ -322,36 +322,19 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         const OP: &str = "expiring stale alerts";
-        let now = ts(now);
         let n = with_pool!(self, write, |pool| {
-            let mut tx = begin_write(pool).await.context(OP)?;
-            let n = sqlx::query(
+            sqlx::query(
                 "UPDATE alerts SET status = 'resolved', resolved_at = $3, \
                      resolved_by = 'system:expiry', updated_at = $3 \
                  WHERE addon_id = $1 AND status <> 'resolved' AND last_seen_at < $2",
             )
             .bind(addon_id)
             .bind(ts(not_seen_since))
-            .bind(now)
-            .execute(&mut *tx)
+            .bind(ts(now))
+            .execute(pool)
             .await
             .context(OP)?
-            .rows_affected();
-            // The alerts' history, in the same transaction: exactly the rows resolved above
-            // (this addon, this job, this instant).
-            sqlx::query(
-                "INSERT INTO alert_events (alert_id, at, kind, actor, details) \
-                 SELECT id, $2, 'resolved', 'system:expiry', '{\"reason\":\"expired\"}' \
-                 FROM alerts \
-                 WHERE addon_id = $1 AND resolved_by = 'system:expiry' AND resolved_at = $2",
-            )
-            .bind(addon_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .context(OP)?;
-            tx.commit().await.context(OP)?;
-            n
+            .rows_affected()
         });
         Ok(n)
     }
