@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tracing::{error, warn};
 
+use crate::auth::Auth;
 use crate::events::EventBus;
 use crate::inbound::trap::{TrapListenerView, UnhandledTrap};
 use crate::inbound::webhook::{self, WebhookCounters};
@@ -40,6 +41,8 @@ pub struct AppState {
     pub traps: TrapListenerView,
     /// Live events for the WebSocket at `/ws`.
     pub events: EventBus,
+    /// Who callers are: bearer verification, logins, sessions, API keys.
+    pub auth: Auth,
 }
 
 pub fn app(state: AppState) -> Router {

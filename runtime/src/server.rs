@@ -36,6 +36,8 @@ pub enum StartError {
     EngineId(#[from] trap::engine::EngineIdError),
     #[error(transparent)]
     Credentials(#[from] trap::credentials::CredentialError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 /// Committed batches waiting for the event publisher before further ones are dropped (and
@@ -89,6 +91,7 @@ impl Server {
         let core = Core::open(config).await?;
         let registry = Arc::new(Registry::new(core.store.clone(), core.sandbox.clone()));
         registry.reload().await?;
+        let auth = crate::auth::Auth::new(core.store.clone(), config.auth()).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let store_err = |source| StartError::Store {
             url: redact_url(&config.database_url),
@@ -189,6 +192,7 @@ impl Server {
             webhook_counters,
             traps: trap_view,
             events,
+            auth,
         };
         let addr = listener.local_addr()?;
         let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

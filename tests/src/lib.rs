@@ -54,7 +54,11 @@ pub enum Db {
 pub struct TestRuntime {
     pub server: Server,
     pub config: Config,
+    /// Sends every request with [`TestRuntime::admin_key`]; build another client to test
+    /// other credentials (or none).
     pub http: reqwest::Client,
+    /// An administrator's API key (`test-admin`), made for the test at start.
+    pub admin_key: String,
     _dir: tempfile::TempDir,
     postgres: Option<TestPostgres>,
 }
@@ -146,15 +150,25 @@ impl TestRuntime {
         let server = Server::start(&config, listener, Some(traps))
             .await
             .expect("server starts");
+        static KEYS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = KEYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (_, key) = server
+            .state()
+            .auth
+            .create_api_key(
+                &format!("test-admin-{n}"),
+                opsconductor::auth::Role::Admin,
+                None,
+                &opsconductor::auth::Actor::system(),
+            )
+            .await
+            .expect("the test's admin API key is created");
+        let admin_key = key.expose().to_owned();
         TestRuntime {
             server,
             config,
-            // Bounded, so that a request the runtime never answers fails the test instead of
-            // hanging it.
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(60))
-                .build()
-                .unwrap(),
+            http: client_with_bearer(Some(&admin_key)),
+            admin_key,
             _dir: dir,
             postgres,
         }
@@ -257,6 +271,24 @@ impl TestRuntime {
             pg.drop().await;
         }
     }
+}
+
+/// An HTTP client that sends `Authorization: Bearer {bearer}` with every request (none when
+/// `None`). Bounded, so that a request the runtime never answers fails the test instead of
+/// hanging it.
+pub fn client_with_bearer(bearer: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(bearer) = bearer {
+        let mut value: reqwest::header::HeaderValue =
+            format!("Bearer {bearer}").parse().expect("bearer header");
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// Declares one test per database: `both_databases!(name, async_fn)` makes `name::sqlite`
