@@ -3,21 +3,23 @@
 //! One error type, [`ApiError`], shapes every failure as `{"error": {"code", "message"}}` and
 //! never carries database or internal text to clients.
 //!
-//! Authentication arrives in a later issue as one layer over this router; handlers do not
-//! check anything themselves, so it slots in without touching them.
+//! Every route is declared once, in [`routes`], with who may call it ([`Access`]) and how it is
+//! audited ([`Audit`]); [`guard`] enforces both as one layer, so handlers never check roles.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::handler::Handler;
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde::Serialize;
 use tracing::{error, warn};
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Permission};
 use crate::events::EventBus;
 use crate::inbound::trap::{TrapListenerView, UnhandledTrap};
 use crate::inbound::webhook::{self, WebhookCounters};
@@ -26,9 +28,17 @@ use crate::sandbox::CallStats;
 use crate::store::Store;
 use crate::writer::AlertWriter;
 
+pub mod addons;
 pub mod alerts;
+pub mod auth;
+pub mod guard;
+pub mod limits;
+pub mod openapi;
 pub mod silences;
+pub mod system;
 pub mod targets;
+
+pub use guard::{AuditDetail, Caller};
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -43,65 +53,551 @@ pub struct AppState {
     pub events: EventBus,
     /// Who callers are: bearer verification, logins, sessions, API keys.
     pub auth: Auth,
+    /// Login and request rate limits and the API's IP allowlist.
+    pub limits: Arc<limits::Limits>,
+    /// Optional directory login, tried when a password login finds no local user.
+    pub ldap: Option<Arc<crate::directory::LdapConfig>>,
+}
+
+/// Who may call a route. Every route has exactly one, in [`routes`], and the guard layer
+/// ([`guard::authorize`]) enforces it before the handler runs: handlers never check roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health and readiness probes, login and refresh, the OpenAPI document.
+    Public,
+    /// Webhook senders, authenticated per addon by the token or HMAC signature its settings
+    /// ask for (`inbound::webhook_auth`), never by user credentials.
+    Webhook,
+    /// The event WebSocket, which authenticates in its handler because a client may send its
+    /// token in the first message rather than at the upgrade.
+    Socket,
+    /// Any authenticated caller, whatever the role (their own sessions, logout).
+    Authenticated,
+    /// A caller whose role has this permission.
+    Requires(Permission),
+}
+
+/// How a route's calls reach the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audit {
+    /// A read, or a webhook (counted, not audited).
+    No,
+    /// A mutation: the guard writes an entry with this action after the handler answers, with
+    /// the handler's [`AuditDetail`] when it gives one.
+    As(&'static str),
+    /// The auth service audits these itself, in the transaction of the change.
+    ByService,
+}
+
+/// One route: method, path, who may call it and how it is audited. The router and the OpenAPI
+/// document are both built from [`routes`], so neither can miss one.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub audit: Audit,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    endpoint: MethodRouter<AppState>,
+}
+
+impl Route {
+    fn new<H, T>(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        audit: Audit,
+        summary: &'static str,
+        handler: H,
+    ) -> Route
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+        Route {
+            method,
+            path,
+            access,
+            audit,
+            summary,
+            endpoint: axum::routing::on(filter, handler),
+        }
+    }
+}
+
+fn get<H: Handler<T, AppState>, T: 'static>(
+    path: &'static str,
+    access: Access,
+    summary: &'static str,
+    handler: H,
+) -> Route {
+    Route::new(Method::GET, path, access, Audit::No, summary, handler)
+}
+
+fn post<H: Handler<T, AppState>, T: 'static>(
+    path: &'static str,
+    access: Access,
+    audit: Audit,
+    summary: &'static str,
+    handler: H,
+) -> Route {
+    Route::new(Method::POST, path, access, audit, summary, handler)
+}
+
+fn put<H: Handler<T, AppState>, T: 'static>(
+    path: &'static str,
+    access: Access,
+    audit: Audit,
+    summary: &'static str,
+    handler: H,
+) -> Route {
+    Route::new(Method::PUT, path, access, audit, summary, handler)
+}
+
+fn delete<H: Handler<T, AppState>, T: 'static>(
+    path: &'static str,
+    access: Access,
+    audit: Audit,
+    summary: &'static str,
+    handler: H,
+) -> Route {
+    Route::new(Method::DELETE, path, access, audit, summary, handler)
+}
+
+/// Every route the runtime serves. Adding one here is the only way to serve it, and the test
+/// `tests/tests/route_access.rs` fails until it has an entry for it too.
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    use Audit::{As, ByService};
+    use Permission::*;
+    vec![
+        // ---- probes and the API's own description ----
+        get(
+            "/health",
+            Public,
+            "Liveness: the process answers, and whether its database does",
+            health,
+        ),
+        get(
+            "/ready",
+            Public,
+            "Readiness: 200 only when the database answers",
+            system::ready,
+        ),
+        get(
+            "/api/v1/openapi.json",
+            Public,
+            "This API, as an OpenAPI 3 document",
+            openapi::document,
+        ),
+        // ---- authentication ----
+        post(
+            "/api/v1/auth/login",
+            Public,
+            ByService,
+            "Sign in with a username and password",
+            auth::login,
+        ),
+        post(
+            "/api/v1/auth/refresh",
+            Public,
+            ByService,
+            "Trade a refresh token for new tokens",
+            auth::refresh,
+        ),
+        post(
+            "/api/v1/auth/logout",
+            Authenticated,
+            ByService,
+            "End the caller's session",
+            auth::logout,
+        ),
+        get(
+            "/api/v1/auth/me",
+            Authenticated,
+            "Who the caller is",
+            auth::me,
+        ),
+        get(
+            "/api/v1/auth/sessions",
+            Authenticated,
+            "The caller's own sessions",
+            auth::own_sessions,
+        ),
+        delete(
+            "/api/v1/auth/sessions/{id}",
+            Authenticated,
+            ByService,
+            "End one of the caller's own sessions",
+            auth::revoke_own_session,
+        ),
+        get(
+            "/api/v1/sessions",
+            Requires(ManageSessions),
+            "Everyone's sessions",
+            auth::all_sessions,
+        ),
+        delete(
+            "/api/v1/sessions/{id}",
+            Requires(ManageSessions),
+            ByService,
+            "Revoke anyone's session",
+            auth::revoke_any_session,
+        ),
+        get(
+            "/api/v1/users",
+            Requires(ManageUsers),
+            "Users",
+            auth::list_users,
+        ),
+        post(
+            "/api/v1/users",
+            Requires(ManageUsers),
+            ByService,
+            "Create a user",
+            auth::create_user,
+        ),
+        get(
+            "/api/v1/users/{name}",
+            Requires(ManageUsers),
+            "One user",
+            auth::get_user,
+        ),
+        put(
+            "/api/v1/users/{name}",
+            Requires(ManageUsers),
+            ByService,
+            "Change a user's role, state or password",
+            auth::update_user,
+        ),
+        get(
+            "/api/v1/api-keys",
+            Requires(ManageApiKeys),
+            "API keys (never the keys themselves)",
+            auth::list_api_keys,
+        ),
+        post(
+            "/api/v1/api-keys",
+            Requires(ManageApiKeys),
+            ByService,
+            "Create an API key, shown once",
+            auth::create_api_key,
+        ),
+        delete(
+            "/api/v1/api-keys/{id}",
+            Requires(ManageApiKeys),
+            ByService,
+            "Revoke an API key",
+            auth::revoke_api_key,
+        ),
+        post(
+            "/api/v1/auth/signing-keys/rotate",
+            Requires(ManageSystem),
+            ByService,
+            "Rotate the token signing key",
+            auth::rotate_signing_key,
+        ),
+        get(
+            "/api/v1/audit",
+            Requires(ReadAudit),
+            "The audit log, newest first",
+            auth::audit_log,
+        ),
+        // ---- alerts ----
+        get(
+            "/api/v1/alerts",
+            Requires(Read),
+            "Alerts, filtered and paginated",
+            alerts::list_alerts,
+        ),
+        post(
+            "/api/v1/alerts/bulk",
+            Requires(ActOnAlerts),
+            As("alert.bulk"),
+            "One action on many alerts",
+            alerts::bulk,
+        ),
+        get(
+            "/api/v1/alerts/{id}",
+            Requires(Read),
+            "One alert",
+            alerts::get_alert,
+        ),
+        post(
+            "/api/v1/alerts/{id}/acknowledge",
+            Requires(ActOnAlerts),
+            As("alert.acknowledge"),
+            "Acknowledge an alert",
+            alerts::acknowledge,
+        ),
+        post(
+            "/api/v1/alerts/{id}/unacknowledge",
+            Requires(ActOnAlerts),
+            As("alert.unacknowledge"),
+            "Take back an acknowledgement",
+            alerts::unacknowledge,
+        ),
+        post(
+            "/api/v1/alerts/{id}/resolve",
+            Requires(ActOnAlerts),
+            As("alert.resolve"),
+            "Resolve an alert by hand",
+            alerts::resolve,
+        ),
+        post(
+            "/api/v1/alerts/{id}/notes",
+            Requires(ActOnAlerts),
+            As("alert.note"),
+            "Add a note to an alert",
+            alerts::add_note,
+        ),
+        get(
+            "/api/v1/alerts/{id}/history",
+            Requires(Read),
+            "An alert's occurrences, state changes and notes",
+            alerts::history,
+        ),
+        // ---- silences ----
+        get(
+            "/api/v1/silences",
+            Requires(Read),
+            "Silences (maintenance windows)",
+            silences::list_silences,
+        ),
+        post(
+            "/api/v1/silences",
+            Requires(ActOnAlerts),
+            As("silence.create"),
+            "Create a silence",
+            silences::create_silence,
+        ),
+        get(
+            "/api/v1/silences/{id}",
+            Requires(Read),
+            "One silence",
+            silences::get_silence,
+        ),
+        put(
+            "/api/v1/silences/{id}",
+            Requires(ActOnAlerts),
+            As("silence.update"),
+            "Change a silence",
+            silences::update_silence,
+        ),
+        delete(
+            "/api/v1/silences/{id}",
+            Requires(ActOnAlerts),
+            As("silence.delete"),
+            "Delete a silence",
+            silences::delete_silence,
+        ),
+        // ---- addons ----
+        get(
+            "/api/v1/addons",
+            Requires(Read),
+            "Installed addons with their counters",
+            list_addons,
+        ),
+        get(
+            "/api/v1/addons/{id}",
+            Requires(Read),
+            "One installed addon with its manifest",
+            addons::get_addon,
+        ),
+        post(
+            "/api/v1/addons/{id}/enable",
+            Requires(ConfigureAddons),
+            As("addon.enable"),
+            "Enable an addon on every node",
+            addons::enable_addon,
+        ),
+        post(
+            "/api/v1/addons/{id}/disable",
+            Requires(ConfigureAddons),
+            As("addon.disable"),
+            "Disable an addon on every node",
+            addons::disable_addon,
+        ),
+        get(
+            "/api/v1/addons/{id}/settings",
+            Requires(Read),
+            "An addon's settings (webhook authentication, allowed networks), secrets shown as \"set\"",
+            addons::get_addon_settings,
+        ),
+        put(
+            "/api/v1/addons/{id}/settings",
+            Requires(ConfigureAddons),
+            As("addon.settings"),
+            "Replace an addon's settings",
+            addons::put_addon_settings,
+        ),
+        // ---- targets, credentials, host keys ----
+        get(
+            "/api/v1/targets",
+            Requires(Read),
+            "Poll targets",
+            targets::list_targets,
+        ),
+        post(
+            "/api/v1/targets",
+            Requires(ManageTargets),
+            As("target.create"),
+            "Create a poll target",
+            targets::create_target,
+        ),
+        get(
+            "/api/v1/targets/{id}",
+            Requires(Read),
+            "One poll target",
+            targets::get_target,
+        ),
+        put(
+            "/api/v1/targets/{id}",
+            Requires(ManageTargets),
+            As("target.update"),
+            "Change a poll target",
+            targets::update_target,
+        ),
+        delete(
+            "/api/v1/targets/{id}",
+            Requires(ManageTargets),
+            As("target.delete"),
+            "Delete a poll target",
+            targets::delete_target,
+        ),
+        post(
+            "/api/v1/targets/{id}/enable",
+            Requires(ManageTargets),
+            As("target.enable"),
+            "Enable a poll target",
+            targets::enable_target,
+        ),
+        post(
+            "/api/v1/targets/{id}/disable",
+            Requires(ManageTargets),
+            As("target.disable"),
+            "Disable a poll target",
+            targets::disable_target,
+        ),
+        post(
+            "/api/v1/targets/{id}/poll",
+            Requires(ManageTargets),
+            As("target.poll"),
+            "Poll a target now",
+            targets::poll_target_now,
+        ),
+        get(
+            "/api/v1/ssh-host-keys",
+            Requires(Read),
+            "Pinned SSH host keys",
+            targets::list_ssh_host_keys,
+        ),
+        delete(
+            "/api/v1/ssh-host-keys/{endpoint}",
+            Requires(ManageTargets),
+            As("ssh_host_key.forget"),
+            "Forget a pinned SSH host key",
+            targets::forget_ssh_host_key,
+        ),
+        get(
+            "/api/v1/credentials",
+            Requires(Read),
+            "Poll credentials (public fields only)",
+            targets::list_credentials,
+        ),
+        get(
+            "/api/v1/credentials/{name}",
+            Requires(Read),
+            "One poll credential (public fields only)",
+            targets::get_credential,
+        ),
+        put(
+            "/api/v1/credentials/{name}",
+            Requires(ManageCredentials),
+            As("credential.set"),
+            "Create or replace a poll credential",
+            targets::put_credential,
+        ),
+        delete(
+            "/api/v1/credentials/{name}",
+            Requires(ManageCredentials),
+            As("credential.delete"),
+            "Delete a poll credential",
+            targets::delete_credential,
+        ),
+        // ---- the system ----
+        get(
+            "/api/v1/stats",
+            Requires(Read),
+            "Counters of ingest, writer, events and alerts",
+            stats,
+        ),
+        get(
+            "/api/v1/traps/unhandled",
+            Requires(Read),
+            "Recent traps no addon claims",
+            unhandled_traps,
+        ),
+        get(
+            "/api/v1/system/version",
+            Requires(Read),
+            "Version, WIT versions and database kind",
+            system::version,
+        ),
+        get(
+            "/api/v1/system/settings",
+            Requires(Read),
+            "Runtime settings kept in the database",
+            system::list_settings,
+        ),
+        put(
+            "/api/v1/system/settings/{key}",
+            Requires(ManageSystem),
+            As("setting.set"),
+            "Set a runtime setting",
+            system::put_setting,
+        ),
+        delete(
+            "/api/v1/system/settings/{key}",
+            Requires(ManageSystem),
+            As("setting.delete"),
+            "Remove a runtime setting",
+            system::delete_setting,
+        ),
+        // ---- event sources ----
+        post(
+            "/webhooks/{*path}",
+            Webhook,
+            Audit::No,
+            "Deliver an event to the addon that claims the path",
+            webhook::receive,
+        ),
+        get(
+            "/ws",
+            Socket,
+            "The real-time event WebSocket",
+            crate::ws::handler,
+        ),
+    ]
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/api/v1/alerts", get(alerts::list_alerts))
-        .route("/api/v1/alerts/bulk", post(alerts::bulk))
-        .route("/api/v1/alerts/{id}", get(alerts::get_alert))
-        .route("/api/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
-        .route(
-            "/api/v1/alerts/{id}/unacknowledge",
-            post(alerts::unacknowledge),
-        )
-        .route("/api/v1/alerts/{id}/resolve", post(alerts::resolve))
-        .route("/api/v1/alerts/{id}/notes", post(alerts::add_note))
-        .route("/api/v1/alerts/{id}/history", get(alerts::history))
-        .route(
-            "/api/v1/silences",
-            get(silences::list_silences).post(silences::create_silence),
-        )
-        .route(
-            "/api/v1/silences/{id}",
-            get(silences::get_silence)
-                .put(silences::update_silence)
-                .delete(silences::delete_silence),
-        )
-        .route("/api/v1/addons", get(list_addons))
-        .route("/api/v1/stats", get(stats))
-        .route("/api/v1/traps/unhandled", get(unhandled_traps))
-        .route(
-            "/api/v1/targets",
-            get(targets::list_targets).post(targets::create_target),
-        )
-        .route(
-            "/api/v1/targets/{id}",
-            get(targets::get_target)
-                .put(targets::update_target)
-                .delete(targets::delete_target),
-        )
-        .route("/api/v1/targets/{id}/enable", post(targets::enable_target))
-        .route(
-            "/api/v1/targets/{id}/disable",
-            post(targets::disable_target),
-        )
-        .route("/api/v1/targets/{id}/poll", post(targets::poll_target_now))
-        .route("/api/v1/ssh-host-keys", get(targets::list_ssh_host_keys))
-        .route(
-            "/api/v1/ssh-host-keys/{endpoint}",
-            delete(targets::forget_ssh_host_key),
-        )
-        .route("/api/v1/credentials", get(targets::list_credentials))
-        .route(
-            "/api/v1/credentials/{name}",
-            get(targets::get_credential)
-                .put(targets::put_credential)
-                .delete(targets::delete_credential),
-        )
-        .route("/webhooks/{*path}", post(webhook::receive))
-        .route("/ws", get(crate::ws::handler))
+    let mut router = Router::new();
+    for route in routes() {
+        let guard = guard::Guard {
+            state: state.clone(),
+            access: route.access,
+            audit: route.audit,
+        };
+        // `route_layer`: the guard runs only when this route matched, so an unknown path is a
+        // plain 404 and a known one never reaches its handler unguarded.
+        let endpoint = route
+            .endpoint
+            .route_layer(middleware::from_fn_with_state(guard, guard::authorize));
+        router = router.route(route.path, endpoint);
+    }
+    router
         .layer(middleware::from_fn(log_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -195,6 +195,9 @@ pub enum AuthError {
     KeyFromConfig,
     #[error("invalid auth configuration: {0}")]
     Config(String),
+    /// A service the operation needs (the directory) does not answer; the message says which.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(StoreError),
     #[error("{0}")]

@@ -123,6 +123,28 @@ pub enum AddonCommand {
     Enable { id: String },
     /// Disables an addon; running servers stop routing to it within seconds.
     Disable { id: String },
+    /// Shows an addon's settings (a secret shows as "set").
+    Settings { id: String },
+    /// Sets how an addon's webhook authenticates senders and which networks may post; running
+    /// servers apply it within seconds.
+    WebhookAuth {
+        id: String,
+        /// none, token (X-OpsConductor-Token or Authorization: Bearer) or hmac
+        /// (X-OpsConductor-Timestamp and X-OpsConductor-Signature: sha256=HMAC of "{timestamp}."
+        /// and the body).
+        #[arg(long, value_parser = ["none", "token", "hmac"])]
+        mode: String,
+        /// The environment variable holding the secret. Without it, token and hmac get a
+        /// random secret, printed once.
+        #[arg(long, value_name = "VAR")]
+        secret_env: Option<String>,
+        /// A network allowed to post, e.g. 10.0.0.0/8 (repeatable). None: any address.
+        #[arg(long = "allow", value_name = "CIDR")]
+        allow: Vec<String>,
+        /// hmac: how far the timestamp may be from the server's clock (default 300).
+        #[arg(long)]
+        tolerance_seconds: Option<u32>,
+    },
 }
 
 impl Cli {
@@ -205,10 +227,93 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                     set_enabled(&core.store, &id, false).await?;
                     println!("disabled {id}");
                 }
+                AddonCommand::Settings { id } => {
+                    use crate::inbound::webhook_auth::AddonSettings;
+                    if core.store.addon(&id).await?.is_none() {
+                        anyhow::bail!("no addon `{id}` is installed");
+                    }
+                    let settings = match core.store.addon_settings(&id).await? {
+                        None => AddonSettings::default(),
+                        Some(stored) => AddonSettings::from_stored(&stored).map_err(|e| {
+                            anyhow::anyhow!(
+                                "addon `{id}` has stored settings that cannot be used (field \
+                                 `{}`), so its webhooks are refused; set them again",
+                                e.field
+                            )
+                        })?,
+                    };
+                    println!("{:#}", settings.public());
+                }
+                AddonCommand::WebhookAuth {
+                    id,
+                    mode,
+                    secret_env,
+                    allow,
+                    tolerance_seconds,
+                } => {
+                    webhook_auth_command(
+                        &core.store,
+                        &id,
+                        &mode,
+                        secret_env,
+                        allow,
+                        tolerance_seconds,
+                    )
+                    .await?;
+                }
             }
             Ok(())
         }
     }
+}
+
+/// `opsconductor addon webhook-auth`: the same settings document and checks as
+/// `PUT /api/v1/addons/{id}/settings`, built from flags.
+async fn webhook_auth_command(
+    store: &crate::store::Store,
+    id: &str,
+    mode: &str,
+    secret_env: Option<String>,
+    allow: Vec<String>,
+    tolerance_seconds: Option<u32>,
+) -> anyhow::Result<()> {
+    use crate::inbound::webhook_auth::AddonSettings;
+    if store.addon(id).await?.is_none() {
+        anyhow::bail!("no addon `{id}` is installed");
+    }
+    let needs_secret = mode != "none";
+    let (secret, generated) = match secret_env {
+        Some(var) => {
+            let value = std::env::var(&var)
+                .with_context(|| format!("cannot read the secret from ${var}"))?;
+            (Some(value), false)
+        }
+        None if needs_secret => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            (Some(hex::encode(bytes)), true)
+        }
+        None => (None, false),
+    };
+    let mut auth = serde_json::json!({ "mode": mode });
+    if let Some(secret) = &secret {
+        auth["secret"] = secret.as_str().into();
+    }
+    if let Some(t) = tolerance_seconds {
+        auth["tolerance_seconds"] = t.into();
+    }
+    let document = serde_json::json!({ "webhook": { "auth": auth, "allow_cidrs": allow } });
+    let settings =
+        AddonSettings::from_stored(&document).map_err(|e| anyhow::anyhow!("addon settings {e}"))?;
+    store
+        .set_addon_settings(id, &settings.stored())
+        .await
+        .with_context(|| format!("cannot store the settings of addon `{id}`"))?;
+    println!("{:#}", settings.public());
+    if generated && let Some(secret) = secret {
+        println!("secret (shown once; give it to the sender now): {secret}");
+    }
+    Ok(())
 }
 
 async fn snmp_command(cmd: SnmpCommand, config: &Config) -> anyhow::Result<()> {

@@ -60,6 +60,10 @@ pub struct Config {
     pub access_token_minutes: u32,
     /// How long a refresh token is valid; each refresh issues a new one (1 to 365).
     pub refresh_token_days: u32,
+    /// Login and API rate limits and the API's IP allowlist (`[limits]`).
+    pub limits: crate::api::limits::LimitsConfig,
+    /// Optional directory login (`[ldap]`).
+    pub ldap: Option<crate::directory::LdapConfig>,
 }
 
 impl Default for Config {
@@ -87,6 +91,8 @@ impl Default for Config {
             jwt_signing_key: None,
             access_token_minutes: 15,
             refresh_token_days: 30,
+            limits: crate::api::limits::LimitsConfig::default(),
+            ldap: None,
         }
     }
 }

@@ -3,3 +3,4 @@
 
 pub mod trap;
 pub mod webhook;
+pub mod webhook_auth;

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
 
 use crate::engine::AlertRules;
+use crate::inbound::webhook_auth::WebhookAuth;
 use crate::manifest::{Manifest, ManifestError, Method, parse_oid};
 use crate::sandbox::{AddonComponent, CallStats, Sandbox, SandboxError};
 use crate::store::{AddonRecord, Store, StoreError};
@@ -111,6 +112,10 @@ pub struct LoadedAddon {
     pub rules: AlertRules,
     pub component: AddonComponent,
     pub counters: IngestCounters,
+    /// The webhook authentication and allow list of the addon's settings, parsed at load so
+    /// that a request costs no database read. Swapped in place when only the settings change,
+    /// so the addon keeps its warm instances and counters.
+    pub webhook_auth: ArcSwap<WebhookAuth>,
 }
 
 impl LoadedAddon {
@@ -118,9 +123,33 @@ impl LoadedAddon {
         &self.manifest.id
     }
 
+    /// Takes the addon's stored settings (`None`: it has none) if they changed since the last
+    /// load.
+    fn refresh_webhook_auth(&self, stored: Option<&serde_json::Value>) {
+        let current = self.webhook_auth.load();
+        if current.source() != stored {
+            self.webhook_auth
+                .store(Arc::new(webhook_auth(self.id(), stored, Some(&current))));
+        }
+    }
+
     pub fn call_stats(&self) -> CallStats {
         self.component.stats()
     }
+}
+
+/// An addon's webhook settings as the registry keeps them. Settings that cannot be used (only
+/// a hand-edited database has them: the API and the CLI validate before they write) are logged
+/// and refuse every request, rather than leave the webhook open.
+fn webhook_auth(
+    id: &str,
+    stored: Option<&serde_json::Value>,
+    previous: Option<&WebhookAuth>,
+) -> WebhookAuth {
+    WebhookAuth::replacing(stored, previous).unwrap_or_else(|error| {
+        error!(addon = %id, %error, "addon settings are unusable; its webhooks are refused (503) until they are fixed");
+        WebhookAuth::unusable(stored.cloned())
+    })
 }
 
 /// One immutable view of the enabled addons and their lookup indexes.
@@ -181,9 +210,10 @@ impl Registry {
         all
     }
 
-    /// Loads the enabled addons from the database and swaps the index. Addons whose wasm and
-    /// manifest did not change keep their warm instances and counters. An addon that fails to
-    /// load is logged and left out; the others still load.
+    /// Loads the enabled addons, with their settings, from the database and swaps the index.
+    /// Addons whose wasm and manifest did not change keep their warm instances and counters
+    /// (and take their settings if those changed). An addon that fails to load is logged and
+    /// left out; the others still load.
     pub async fn reload(&self) -> Result<(), RegistryError> {
         let _guard = self.reload_lock.lock().await;
         let generation = self.store.addons_generation().await?;
@@ -193,10 +223,12 @@ impl Registry {
             ..Index::default()
         };
 
+        let mut settings = self.store.all_addon_settings().await?;
         for row in self.store.list_addons().await? {
             if !row.enabled {
                 continue;
             }
+            let stored = settings.remove(&row.id);
             let manifest: Manifest = match serde_json::from_value(row.manifest.clone())
                 .map_err(|e| ManifestError::Schema {
                     field: ".".into(),
@@ -216,8 +248,11 @@ impl Registry {
                 .filter(|a| a.wasm_sha256 == row.wasm_sha256 && a.manifest == manifest)
                 .cloned();
             let addon = match reusable {
-                Some(addon) => addon,
-                None => match self.load_one(manifest, &row.wasm_sha256).await {
+                Some(addon) => {
+                    addon.refresh_webhook_auth(stored.as_ref());
+                    addon
+                }
+                None => match self.load_one(manifest, &row.wasm_sha256, stored).await {
                     Ok(addon) => Arc::new(addon),
                     Err(error) => {
                         error!(addon = %row.id, %error, "addon failed to load; left disabled in this process");
@@ -239,6 +274,7 @@ impl Registry {
         &self,
         manifest: Manifest,
         wasm_sha256: &str,
+        settings: Option<serde_json::Value>,
     ) -> Result<LoadedAddon, RegistryError> {
         let wasm = self
             .store
@@ -258,14 +294,19 @@ impl Registry {
         Ok(LoadedAddon {
             rules: AlertRules::new(&manifest.id, &manifest.alerts),
             wasm_sha256: wasm_sha256.to_owned(),
+            webhook_auth: ArcSwap::from_pointee(webhook_auth(
+                &manifest.id,
+                settings.as_ref(),
+                None,
+            )),
             manifest,
             component,
             counters: IngestCounters::default(),
         })
     }
 
-    /// Reloads whenever the database's addon generation moves (an install, enable or disable
-    /// from the CLI or another node), checking every `interval`.
+    /// Reloads whenever the database's addon generation moves (an install, enable, disable or
+    /// settings change from the CLI or another node), checking every `interval`.
     pub async fn watch(
         self: Arc<Self>,
         interval: Duration,

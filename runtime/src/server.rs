@@ -92,6 +92,12 @@ impl Server {
         let registry = Arc::new(Registry::new(core.store.clone(), core.sandbox.clone()));
         registry.reload().await?;
         let auth = crate::auth::Auth::new(core.store.clone(), config.auth()).await?;
+        if let Some(ldap) = &config.ldap {
+            ldap.validate()
+                .map_err(|e| crate::auth::AuthError::Config(format!("[ldap]: {e}")))?;
+        }
+        bootstrap_admin(&auth).await?;
+        let limits = Arc::new(crate::api::limits::Limits::new(&config.limits));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let store_err = |source| StartError::Store {
             url: redact_url(&config.database_url),
@@ -193,7 +199,13 @@ impl Server {
             traps: trap_view,
             events,
             auth,
+            limits: limits.clone(),
+            ldap: config.ldap.clone().map(Arc::new),
         };
+        watchers.push(tokio::spawn(forget_idle_limits(
+            limits,
+            shutdown_rx.clone(),
+        )));
         let addr = listener.local_addr()?;
         let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let mut stop = shutdown_rx;
@@ -242,6 +254,39 @@ impl Server {
         // and its queue is empty, so every accepted event is committed before we return.
         let _ = self.writer_task.await;
         served
+    }
+}
+
+/// On the first start (no user at all), creates the administrator `admin` with a generated
+/// password and prints it once to standard error — not to the log, which may be shipped
+/// elsewhere. Set a password of your own with `opsconductor user set-password admin`.
+async fn bootstrap_admin(auth: &crate::auth::Auth) -> Result<(), crate::auth::AuthError> {
+    if let Some(password) = auth.bootstrap_admin().await? {
+        info!(
+            user = crate::auth::BOOTSTRAP_ADMIN,
+            "first start: administrator created"
+        );
+        eprintln!(
+            "\n  First start: created the administrator `{}` with the one-time password\n\n      {}\n\n  It is shown only this once. Sign in and change it (opsconductor user set-password {}).\n",
+            crate::auth::BOOTSTRAP_ADMIN,
+            password.expose(),
+            crate::auth::BOOTSTRAP_ADMIN,
+        );
+    }
+    Ok(())
+}
+
+/// Every minute, lets the rate limiters forget callers that have been quiet long enough.
+async fn forget_idle_limits(
+    limits: Arc<crate::api::limits::Limits>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = every.tick() => limits.forget_idle(),
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

@@ -74,8 +74,8 @@ pub use alerts::{
     LIST_LIMIT_MAX, MAX_NOTE_LEN, check_note,
 };
 pub use auth::{
-    ApiKeyInfo, AuditEntry, AuditFilter, AuditOutcome, AuditRecord, NewApiKey, NewSession,
-    RefreshOutcome, SessionAuth, SessionFilter, SessionInfo, User, UserCredentials,
+    ApiKeyInfo, AuditEntry, AuditFilter, AuditOutcome, AuditRecord, DIRECTORY_SOURCE, NewApiKey,
+    NewSession, RefreshOutcome, SessionAuth, SessionFilter, SessionInfo, User, UserCredentials,
 };
 pub use events::{EVENTS_CHANNEL, EventListener};
 pub use schedule::{ClaimedPoll, PinnedHostKey, PollRecord};
@@ -391,6 +391,29 @@ impl Store {
                 StoreError::Corrupt(format!("setting `{key}` is `{value}`, not an integer"))
             }),
         }
+    }
+
+    /// Every setting with its last change, by key.
+    pub async fn list_settings(&self) -> Result<Vec<(String, String, DateTime<Utc>)>, StoreError> {
+        with_pool!(self, read, |pool| {
+            sqlx::query_as("SELECT key, value, updated_at FROM system_settings ORDER BY key")
+                .fetch_all(pool)
+                .await
+                .context("listing settings")
+        })
+    }
+
+    /// Removes a setting; false when there was none.
+    pub async fn delete_setting(&self, key: &str) -> Result<bool, StoreError> {
+        let deleted = with_pool!(self, write, |pool| {
+            sqlx::query("DELETE FROM system_settings WHERE key = $1")
+                .bind(key)
+                .execute(pool)
+                .await
+                .context("deleting a setting")?
+                .rows_affected()
+        });
+        Ok(deleted > 0)
     }
 
     /// Sets a setting, creating or replacing it.

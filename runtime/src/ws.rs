@@ -4,8 +4,38 @@
 //! Protocol (JSON text frames; every message has a `type`):
 //!
 //! - On connect the server says `{"type": "hello", "protocol": 1, "node", "event_types",
-//!   "heartbeat_ms", "client_queue", "auth": "disabled"}`. Nothing is delivered until the client
-//!   subscribes.
+//!   "heartbeat_ms", "client_queue", "reverify_ms", "auth"}`, where `auth` is
+//!   `"authenticated"` when the upgrade request carried credentials (`principal` is then
+//!   included) and `"required"` when it did not (an `auth` message is expected within
+//!   `auth_timeout_ms`, also included). Nothing is delivered until the client subscribes.
+//! - Authentication. A client authenticates with an access token (JWT) or an API key, the
+//!   bearer values the REST API takes, in one of three ways:
+//!   - `Authorization: Bearer <token>` on the upgrade request;
+//!   - a `token` query parameter (`/ws?token=...`), for browsers, which cannot set headers on
+//!     a WebSocket (proxies may log URLs: prefer the header or the message where possible);
+//!   - the first message, `{"type": "auth", "token": "..."}`, when the upgrade carried none.
+//!
+//!   Credentials on the upgrade request are checked before upgrading: a bad one is refused
+//!   with 401 (`{"error": {"code": "unauthorized", "message": <why>}}` and `WWW-Authenticate:
+//!   Bearer`), a principal without the `read` permission with 403 (`forbidden`), a header and
+//!   a query token together with 400 (`ambiguous_credentials`). Without credentials the
+//!   upgrade is accepted and the client has `auth_timeout_ms` to send an `auth` message; until
+//!   it does, every other message is answered with the error `auth_required` and nothing is
+//!   delivered. An `auth` message is answered with `{"type": "authenticated", "principal":
+//!   {"actor", "role"}}`, or, when refused, with `{"type": "error", "code": "unauthorized",
+//!   "message": <why>}` followed by close code 4401 (code `forbidden` and close 4403 for a
+//!   principal without `read`). No `auth` message in time: error `auth_timeout`, close 4401.
+//!   Tokens are never echoed nor logged, and are held in memory only.
+//! - While the connection lasts, its credentials are checked again every `reverify_ms`: once
+//!   they are refused — the session revoked or expired, the user disabled, the API key revoked
+//!   or expired, the access token expired — the client is sent `{"type": "error", "code":
+//!   "unauthorized", "message": <why>}` and closed with 4401. A client keeps its connection
+//!   past its access token's expiry by sending, before then, an `auth` message with a fresh
+//!   token (from a refresh) of the same user or API key; a token of anyone else is refused
+//!   with error `principal_changed` and close 4401 (a connection never changes hands: open a
+//!   new one). When the credentials cannot be checked at all (the database does not answer)
+//!   three times in a row, or when an `auth` message cannot be checked, the client is sent
+//!   error `internal` and closed with 1011.
 //! - `{"type": "subscribe", "events": ["alert_created", ...], "filter": {"severity": [...],
 //!   "addon": [...], "device": [...]}}` sets (replaces) the filter of each named event type;
 //!   each filter field is one value or a list (any of them matches), absent means any, and fields
@@ -18,11 +48,9 @@
 //!   `{"type": "unsubscribed", "subscriptions": {...}}`.
 //! - `{"type": "ping"}` is answered with `{"type": "pong"}`, for clients that cannot send
 //!   WebSocket pings.
-//! - `{"type": "auth", "token": "..."}` (and a `token` query parameter) are reserved for
-//!   authentication, which is not enabled yet: answered with an error, `auth_not_enabled`.
-//! - A client message may carry an `id`, echoed in its answer. A message that is not understood
-//!   is answered with `{"type": "error", "code", "message"}` naming what is wrong; the
-//!   connection stays open.
+//! - A client message may carry an `id`, echoed in its answer (and in an error closing the
+//!   connection because of it). A message that is not understood is answered with `{"type":
+//!   "error", "code", "message"}` naming what is wrong; the connection stays open.
 //! - Events: `{"type": "alert_created" | "alert_updated" | "alert_resolved" | "system_status" |
 //!   "addon_status", "node", "seq", "alert" | "status" | "addon": {...}}`.
 //! - A client that falls more than `client_queue` events behind (it reads too slowly) is sent
@@ -37,11 +65,13 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde::de::{self, IgnoredAny, IntoDeserializer};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -49,10 +79,11 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::alert::Severity;
 use crate::api::{ApiError, AppState};
+use crate::auth::{Auth, AuthError, Permission, Principal, Secret};
 use crate::events::{BusItem, Event, EventBus, EventType, stopped};
 
 /// The version of the protocol above, in `hello`.
@@ -62,6 +93,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const CLOSE_LAGGED: u16 = 4001;
 /// Close code: the client did not answer a heartbeat ping.
 pub const CLOSE_NO_PONG: u16 = 4002;
+/// Close code: the client did not authenticate in time, its credentials were refused (at once
+/// or when checked again), or it tried to change who it is.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// Close code: the client is authenticated but may not read events.
+pub const CLOSE_FORBIDDEN: u16 = 4403;
 
 /// Largest message a client may send; subscriptions are small.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -72,6 +108,12 @@ const MAX_FILTER_VALUE_BYTES: usize = 256;
 /// How long the goodbye (a `lagged` message, a close frame) may take; a client that is not
 /// reading never takes it, and is then simply disconnected.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one check of a client's credentials may take (a database read) before it counts
+/// as failed.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Re-checks of a connection's credentials that may fail in a row (the database unreachable,
+/// not the credentials refused) before the connection is closed with 1011.
+const MAX_REVERIFY_FAILURES: u32 = 3;
 
 /// The `[websocket]` section of the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -85,6 +127,11 @@ pub struct WebSocketConfig {
     pub heartbeat_ms: u64,
     /// How often each node publishes its `system_status`.
     pub status_interval_ms: u64,
+    /// How long a client that connected without credentials has to send its `auth` message.
+    pub auth_timeout_ms: u64,
+    /// How often a connection's credentials are checked again, so that a revoked session or
+    /// API key, or an expired access token, ends it.
+    pub reverify_ms: u64,
 }
 
 impl Default for WebSocketConfig {
@@ -93,6 +140,8 @@ impl Default for WebSocketConfig {
             client_queue: 4_096,
             heartbeat_ms: 30_000,
             status_interval_ms: 30_000,
+            auth_timeout_ms: 10_000,
+            reverify_ms: 5_000,
         }
     }
 }
@@ -105,19 +154,33 @@ impl WebSocketConfig {
     pub fn status_interval(&self) -> Duration {
         Duration::from_millis(self.status_interval_ms.max(100))
     }
+
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_millis(self.auth_timeout_ms.max(100))
+    }
+
+    pub fn reverify(&self) -> Duration {
+        Duration::from_millis(self.reverify_ms.max(50))
+    }
 }
 
 /// Query of `GET /ws`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WsQuery {
-    /// Reserved for authentication; its value is never kept.
-    token: Option<IgnoredAny>,
+    /// A bearer value (access token or API key), for clients that cannot set headers.
+    token: Option<Secret>,
 }
 
-/// `GET /ws`: upgrades to the event WebSocket.
+/// `GET /ws`: authenticates the credentials the request carries, if any, and upgrades to the
+/// event WebSocket.
+///
+/// The WebSocket's settings (`auth_timeout_ms`, `reverify_ms`) come from an
+/// `Extension<WebSocketConfig>` on the router; without one, the defaults apply.
 pub async fn handler(
     State(state): State<AppState>,
+    config: Option<Extension<WebSocketConfig>>,
+    headers: HeaderMap,
     query: Result<Query<WsQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -129,12 +192,131 @@ pub async fn handler(
             format!("/ws is a WebSocket endpoint: {}", e.body_text()),
         )
     })?;
-    let bus = state.events.clone();
-    let token_given = query.token.is_some();
+    let config = config.map(|Extension(c)| c).unwrap_or_default();
+    let bearer = match (bearer_header(&headers), query.token) {
+        (Err(refusal), _) => return Ok(unauthorized_response(refusal)),
+        (Ok(Some(_)), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "ambiguous_credentials",
+                "credentials given twice: send either the Authorization header or the token \
+                 query parameter",
+            ));
+        }
+        (Ok(header), query) => header.or(query),
+    };
+    let authenticated = match bearer {
+        None => None,
+        Some(bearer) => match verify(&state.auth, &bearer).await {
+            Ok(principal) if !principal.can(Permission::Read) => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    not_allowed(&principal),
+                ));
+            }
+            Ok(principal) => Some(Credentials { bearer, principal }),
+            Err(Verification::Refused(why)) => return Ok(unauthorized_response(why)),
+            Err(Verification::Unavailable(detail)) => return Err(ApiError::internal(detail)),
+        },
+    };
+    let client = ClientContext {
+        bus: state.events.clone(),
+        auth: state.auth.clone(),
+        auth_timeout: config.auth_timeout(),
+        reverify: config.reverify(),
+    };
     Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve(socket, bus, token_given)))
+        .on_upgrade(move |socket| serve(socket, client, authenticated)))
+}
+
+/// The bearer value of an `Authorization` header, if there is one; a header that is not
+/// `Bearer <value>` is refused (with the reason).
+fn bearer_header(headers: &HeaderMap) -> Result<Option<Secret>, String> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("more than one Authorization header".to_owned());
+    }
+    let malformed = || "the Authorization header must be `Bearer <token>`".to_owned();
+    let value = value.to_str().map_err(|_| malformed())?;
+    match value.trim().split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(Secret::new(token.trim())))
+        }
+        _ => Err(malformed()),
+    }
+}
+
+/// 401 with the API's error shape and `WWW-Authenticate: Bearer`.
+fn unauthorized_response(message: String) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        // As the API's guard challenges (`api/guard.rs`).
+        HeaderValue::from_static("Bearer realm=\"opsconductor\""),
+    );
+    response
+}
+
+fn not_allowed(principal: &Principal) -> String {
+    format!(
+        "{} (role {}) may not read events",
+        principal.actor, principal.role
+    )
+}
+
+/// A connection's verified credentials. The bearer stays in memory, to be checked again.
+struct Credentials {
+    bearer: Secret,
+    principal: Principal,
+}
+
+/// Why credentials were not verified.
+enum Verification {
+    /// Refused, and why (safe to tell the client: never the token itself).
+    Refused(String),
+    /// Could not be checked (the database); the detail is for the log only.
+    Unavailable(String),
+}
+
+async fn verify(auth: &Auth, bearer: &Secret) -> Result<Principal, Verification> {
+    match tokio::time::timeout(VERIFY_TIMEOUT, auth.verify(bearer.expose())).await {
+        Ok(Ok(principal)) => Ok(principal),
+        Ok(Err(AuthError::Rejected(why))) => Err(Verification::Refused(why.to_string())),
+        Ok(Err(other)) => Err(Verification::Unavailable(other.to_string())),
+        Err(_) => Err(Verification::Unavailable(format!(
+            "verifying credentials took longer than {VERIFY_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// Whether `next` is who `current` is: the same user (perhaps through another session) or the
+/// same API key.
+fn same_principal(current: &Principal, next: &Principal) -> bool {
+    match (current.user_id, current.api_key_id) {
+        (Some(user), _) => next.user_id == Some(user),
+        (None, Some(key)) => next.api_key_id == Some(key),
+        (None, None) => false,
+    }
+}
+
+fn principal_json(principal: &Principal) -> Value {
+    json!({"actor": principal.actor, "role": principal.role})
+}
+
+/// What a connection needs besides its socket.
+struct ClientContext {
+    bus: EventBus,
+    auth: Auth,
+    auth_timeout: Duration,
+    reverify: Duration,
 }
 
 /// Which events one client wants, per event type.
@@ -310,23 +492,28 @@ struct Ping {
     _id: Option<IgnoredAny>,
 }
 
-/// `{"type": "auth", "token": ...}`: the token is never kept (nor logged).
+/// `{"type": "auth", "token": ...}`: the token is never echoed nor logged.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Auth {
+struct AuthMessage {
     #[serde(rename = "type")]
     _type: IgnoredAny,
     #[serde(default, rename = "id")]
     _id: Option<IgnoredAny>,
-    #[serde(rename = "token")]
-    _token: IgnoredAny,
+    token: Secret,
 }
 
 enum ClientMessage {
+    /// `auth`, handled by the connection itself.
+    Auth(Secret),
+    /// Everything else, for [`Subscriptions::handle`] once the client is authenticated.
+    Request(Request),
+}
+
+enum Request {
     Subscribe(Subscribe),
     Unsubscribe(Unsubscribe),
     Ping,
-    Auth,
 }
 
 const CLIENT_TYPES: &str = "subscribe, unsubscribe, ping, auth";
@@ -346,6 +533,8 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 
 fn parse(value: Value) -> Result<ClientMessage, Refusal> {
     fn typed<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, Refusal> {
+        // serde's messages name fields and types, never string values, so a token in a
+        // malformed `auth` message is not echoed.
         serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
@@ -363,14 +552,31 @@ fn parse(value: Value) -> Result<ClientMessage, Refusal> {
         ));
     };
     match kind.as_str() {
-        Some("subscribe") => typed(value).map(ClientMessage::Subscribe),
-        Some("unsubscribe") => typed(value).map(ClientMessage::Unsubscribe),
-        Some("ping") => typed::<Ping>(value).map(|_| ClientMessage::Ping),
-        Some("auth") => typed::<Auth>(value).map(|_| ClientMessage::Auth),
+        Some("subscribe") => typed(value).map(|s| ClientMessage::Request(Request::Subscribe(s))),
+        Some("unsubscribe") => {
+            typed(value).map(|u| ClientMessage::Request(Request::Unsubscribe(u)))
+        }
+        Some("ping") => typed::<Ping>(value).map(|_| ClientMessage::Request(Request::Ping)),
+        Some("auth") => typed::<AuthMessage>(value).map(|m| ClientMessage::Auth(m.token)),
         _ => Err(refuse(
             "bad_message",
             format!("unknown message type {kind} (expected one of: {CLIENT_TYPES})"),
         )),
+    }
+}
+
+/// A client's text message, parsed, with its `id`; or the error answer to send back.
+fn read(message: &str) -> Result<(ClientMessage, Option<Value>), Message> {
+    let value: Value = serde_json::from_str(message).map_err(|e| {
+        error_message(
+            refuse("bad_message", format!("not a JSON message: {e}")),
+            &None,
+        )
+    })?;
+    let id = value.get("id").cloned();
+    match parse(value) {
+        Ok(message) => Ok((message, id)),
+        Err(refusal) => Err(error_message(refusal, &id)),
     }
 }
 
@@ -393,32 +599,11 @@ fn error_message(refusal: Refusal, id: &Option<Value>) -> Message {
     )
 }
 
-fn auth_not_enabled(id: &Option<Value>) -> Message {
-    error_message(
-        refuse("auth_not_enabled", "authentication is not enabled yet"),
-        id,
-    )
-}
-
 impl Subscriptions {
-    /// Handles one text message from the client; returns what to send back.
-    fn handle(&mut self, message: &str, bus: &EventBus) -> Vec<Message> {
-        let value: Value = match serde_json::from_str(message) {
-            Ok(v) => v,
-            Err(e) => {
-                return vec![error_message(
-                    refuse("bad_message", format!("not a JSON message: {e}")),
-                    &None,
-                )];
-            }
-        };
-        let id = value.get("id").cloned();
-        let message = match parse(value) {
-            Ok(m) => m,
-            Err(refusal) => return vec![error_message(refusal, &id)],
-        };
-        match message {
-            ClientMessage::Subscribe(s) => {
+    /// Handles one request of an authenticated client; returns what to send back.
+    fn handle(&mut self, request: Request, id: &Option<Value>, bus: &EventBus) -> Vec<Message> {
+        match request {
+            Request::Subscribe(s) => {
                 if s.events.is_empty() {
                     let all = EventType::ALL.map(EventType::as_str).join(", ");
                     return vec![error_message(
@@ -426,11 +611,11 @@ impl Subscriptions {
                             "bad_subscription",
                             format!("events must name at least one event type (of: {all})"),
                         ),
-                        &id,
+                        id,
                     )];
                 }
                 if let Some(problem) = s.events.iter().find_map(|t| s.filter.check(*t).err()) {
-                    return vec![error_message(refuse("bad_subscription", problem), &id)];
+                    return vec![error_message(refuse("bad_subscription", problem), id)];
                 }
                 let newly_status = self.by_type[EventType::SystemStatus.index()].is_none()
                     && s.events.contains(&EventType::SystemStatus);
@@ -439,7 +624,7 @@ impl Subscriptions {
                 }
                 let mut out = vec![answer(
                     json!({"type": "subscribed", "subscriptions": self.describe()}),
-                    &id,
+                    id,
                 )];
                 // A status dashboard has something to show at once instead of after the next
                 // period.
@@ -448,7 +633,7 @@ impl Subscriptions {
                 }
                 out
             }
-            ClientMessage::Unsubscribe(u) => {
+            Request::Unsubscribe(u) => {
                 match u.events.filter(|e| !e.is_empty()) {
                     Some(events) => {
                         for t in events {
@@ -459,17 +644,16 @@ impl Subscriptions {
                 }
                 vec![answer(
                     json!({"type": "unsubscribed", "subscriptions": self.describe()}),
-                    &id,
+                    id,
                 )]
             }
-            ClientMessage::Ping => vec![answer(json!({"type": "pong"}), &id)],
-            ClientMessage::Auth => vec![auth_not_enabled(&id)],
+            Request::Ping => vec![answer(json!({"type": "pong"}), id)],
         }
     }
 }
 
 /// Why a connection ends.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 enum End {
     Shutdown,
     /// The connection broke, or the client went away without a close frame.
@@ -481,6 +665,47 @@ enum End {
     Lagged {
         missed: Option<u64>,
     },
+    /// Closed over authentication: the client is told why (`error` with `code` and
+    /// `message`, echoing `id`), then closed with `close`.
+    Refused {
+        code: &'static str,
+        message: String,
+        id: Option<Value>,
+        close: u16,
+        reason: &'static str,
+    },
+}
+
+impl End {
+    fn unauthorized(message: String, id: &Option<Value>) -> End {
+        End::Refused {
+            code: "unauthorized",
+            message,
+            id: id.clone(),
+            close: CLOSE_UNAUTHORIZED,
+            reason: "unauthorized",
+        }
+    }
+
+    fn forbidden(principal: &Principal, id: &Option<Value>) -> End {
+        End::Refused {
+            code: "forbidden",
+            message: not_allowed(principal),
+            id: id.clone(),
+            close: CLOSE_FORBIDDEN,
+            reason: "forbidden",
+        }
+    }
+
+    fn unavailable(id: &Option<Value>) -> End {
+        End::Refused {
+            code: "internal",
+            message: "credentials cannot be checked now; reconnect later".to_owned(),
+            id: id.clone(),
+            close: axum::extract::ws::close_code::ERROR,
+            reason: "cannot check credentials",
+        }
+    }
 }
 
 /// The heartbeat: a ping every period; a client that has not answered one by the next is done.
@@ -541,7 +766,87 @@ impl Watch<'_> {
     }
 }
 
-async fn serve(socket: WebSocket, bus: EventBus, token_given: bool) {
+impl ClientContext {
+    /// Handles an `auth` message: authenticates the connection, or re-authenticates it as the
+    /// same principal with a new token. Returns the answer, or how the connection ends.
+    async fn authenticate(
+        &self,
+        credentials: &mut Option<Credentials>,
+        bearer: Secret,
+        id: &Option<Value>,
+    ) -> Result<Message, End> {
+        let principal = match verify(&self.auth, &bearer).await {
+            Ok(principal) => principal,
+            Err(Verification::Refused(why)) => return Err(End::unauthorized(why, id)),
+            Err(Verification::Unavailable(detail)) => {
+                warn!(error = %detail, "cannot verify a websocket client's credentials");
+                return Err(End::unavailable(id));
+            }
+        };
+        if let Some(current) = credentials.as_ref()
+            && !same_principal(&current.principal, &principal)
+        {
+            return Err(End::Refused {
+                code: "principal_changed",
+                message: format!(
+                    "this connection is {}'s and the token is {}'s; open a new connection to \
+                     change who is signed in",
+                    current.principal.actor, principal.actor
+                ),
+                id: id.clone(),
+                close: CLOSE_UNAUTHORIZED,
+                reason: "principal changed",
+            });
+        }
+        if !principal.can(Permission::Read) {
+            return Err(End::forbidden(&principal, id));
+        }
+        debug!(actor = %principal.actor, "websocket client authenticated");
+        let answer = answer(
+            json!({"type": "authenticated", "principal": principal_json(&principal)}),
+            id,
+        );
+        *credentials = Some(Credentials { bearer, principal });
+        Ok(answer)
+    }
+
+    /// Checks a connection's credentials again. A refusal ends the connection; so do
+    /// [`MAX_REVERIFY_FAILURES`] checks in a row that could not be made.
+    async fn reverify(&self, credentials: &mut Credentials, failures: &mut u32) -> Result<(), End> {
+        match verify(&self.auth, &credentials.bearer).await {
+            Ok(principal) => {
+                *failures = 0;
+                if !principal.can(Permission::Read) {
+                    return Err(End::forbidden(&principal, &None));
+                }
+                // The same bearer, so the same principal; its role may have changed.
+                credentials.principal = principal;
+                Ok(())
+            }
+            Err(Verification::Refused(why)) => {
+                debug!(actor = %credentials.principal.actor, reason = %why, "websocket client's credentials refused");
+                Err(End::unauthorized(why, &None))
+            }
+            Err(Verification::Unavailable(detail)) => {
+                *failures += 1;
+                warn!(
+                    actor = %credentials.principal.actor,
+                    failures = *failures,
+                    error = %detail,
+                    "cannot re-verify a websocket client's credentials"
+                );
+                if *failures >= MAX_REVERIFY_FAILURES {
+                    Err(End::unavailable(&None))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+async fn serve(socket: WebSocket, client: ClientContext, mut credentials: Option<Credentials>) {
+    let bus = &client.bus;
     let counted = bus.client_connected();
     let (mut sink, mut stream) = socket.split();
     // Subscribed to the bus from the start: nothing published after `subscribed` is answered
@@ -554,20 +859,34 @@ async fn serve(socket: WebSocket, bus: EventBus, token_given: bool) {
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heartbeat = Heartbeat::default();
     let mut subscriptions = Subscriptions::default();
+    let mut reverify = tokio::time::interval_at(Instant::now() + client.reverify, client.reverify);
+    reverify.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut reverify_failures = 0;
+    // Only watched until the client is authenticated.
+    let auth_deadline = tokio::time::sleep(client.auth_timeout);
+    tokio::pin!(auth_deadline);
 
-    let mut outbox: VecDeque<Message> = VecDeque::new();
-    outbox.push_back(text(json!({
+    let mut hello = json!({
         "type": "hello",
         "protocol": PROTOCOL_VERSION,
         "node": bus.node(),
         "event_types": EventType::ALL.map(EventType::as_str),
         "heartbeat_ms": heartbeat_every.as_millis() as u64,
         "client_queue": bus.client_queue(),
-        "auth": "disabled",
-    })));
-    if token_given {
-        outbox.push_back(auth_not_enabled(&None));
+        "reverify_ms": client.reverify.as_millis() as u64,
+    });
+    match &credentials {
+        Some(credentials) => {
+            hello["auth"] = "authenticated".into();
+            hello["principal"] = principal_json(&credentials.principal);
+        }
+        None => {
+            hello["auth"] = "required".into();
+            hello["auth_timeout_ms"] = (client.auth_timeout.as_millis() as u64).into();
+        }
     }
+    let mut outbox: VecDeque<Message> = VecDeque::new();
+    outbox.push_back(text(hello));
 
     let end = 'connection: loop {
         if heartbeat.due {
@@ -598,13 +917,55 @@ async fn serve(socket: WebSocket, bus: EventBus, token_given: bool) {
                     break end;
                 }
             }
+            _ = &mut auth_deadline, if credentials.is_none() => break End::Refused {
+                code: "auth_timeout",
+                message: format!(
+                    "no `auth` message within {} ms of connecting",
+                    client.auth_timeout.as_millis()
+                ),
+                id: None,
+                close: CLOSE_UNAUTHORIZED,
+                reason: "authentication timed out",
+            },
+            _ = reverify.tick(), if credentials.is_some() => {
+                if let Some(credentials) = credentials.as_mut()
+                    && let Err(end) = client.reverify(credentials, &mut reverify_failures).await
+                {
+                    break end;
+                }
+            }
             frame = stream.next() => match frame {
                 None | Some(Err(_)) => break End::Gone,
                 Some(Ok(Message::Close(_))) => break End::ClientClosed,
                 Some(Ok(Message::Pong(_))) => heartbeat.unanswered = false,
                 // The socket answers pings itself.
                 Some(Ok(Message::Ping(_))) => {}
-                Some(Ok(Message::Text(t))) => outbox.extend(subscriptions.handle(&t, &bus)),
+                Some(Ok(Message::Text(t))) => match read(&t) {
+                    Err(refusal) => outbox.push_back(refusal),
+                    Ok((ClientMessage::Auth(bearer), id)) => {
+                        match client.authenticate(&mut credentials, bearer, &id).await {
+                            Ok(answer) => {
+                                outbox.push_back(answer);
+                                // Just verified: the next check is a period from now.
+                                reverify.reset();
+                                reverify_failures = 0;
+                            }
+                            Err(end) => break end,
+                        }
+                    }
+                    Ok((ClientMessage::Request(_), id)) if credentials.is_none() => {
+                        outbox.push_back(error_message(
+                            refuse(
+                                "auth_required",
+                                "authenticate first: send {\"type\": \"auth\", \"token\": ...}",
+                            ),
+                            &id,
+                        ));
+                    }
+                    Ok((ClientMessage::Request(request), id)) => {
+                        outbox.extend(subscriptions.handle(request, &id, bus));
+                    }
+                },
                 Some(Ok(Message::Binary(_))) => outbox.push_back(error_message(
                     refuse("bad_message", "binary messages are not understood; send JSON text"),
                     &None,
@@ -641,9 +1002,20 @@ async fn serve(socket: WebSocket, bus: EventBus, token_given: bool) {
             axum::extract::ws::close_code::AWAY,
             "server stopping",
         )],
+        End::Refused {
+            code,
+            message,
+            id,
+            close: code_,
+            reason,
+        } => vec![
+            error_message(refuse(code, message.clone()), id),
+            close(*code_, reason),
+        ],
         End::ClientClosed | End::Gone => Vec::new(),
     };
-    debug!(?end, "websocket client done");
+    let actor = credentials.as_ref().map(|c| c.principal.actor.as_str());
+    debug!(?end, actor, "websocket client done");
     let farewell = async {
         for message in goodbye {
             sink.send(message).await?;
@@ -772,13 +1144,22 @@ mod tests {
         assert!(!filter(json!({"addon": "prtg"})).matches(&addon));
     }
 
-    fn handle(subs: &mut Subscriptions, bus: &EventBus, message: Value) -> Value {
-        let out = subs.handle(&message.to_string(), bus);
-        assert_eq!(out.len(), 1, "{out:?}");
-        match &out[0] {
+    fn json_of(message: &Message) -> Value {
+        match message {
             Message::Text(t) => serde_json::from_str(t).unwrap(),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// What an authenticated client is answered.
+    fn handle(subs: &mut Subscriptions, bus: &EventBus, message: Value) -> Value {
+        let out = match read(&message.to_string()) {
+            Ok((ClientMessage::Request(request), id)) => subs.handle(request, &id, bus),
+            Ok((ClientMessage::Auth(_), _)) => panic!("auth is the connection's: {message}"),
+            Err(refusal) => vec![refusal],
+        };
+        assert_eq!(out.len(), 1, "{out:?}");
+        json_of(&out[0])
     }
 
     async fn bus() -> (tempfile::TempDir, EventBus, watch::Sender<bool>) {
@@ -903,22 +1284,111 @@ mod tests {
             "a refused subscription changes nothing"
         );
 
-        let answer = handle(
-            &mut subs,
-            &bus,
-            json!({"type": "auth", "token": "secret-token", "id": "a1"}),
-        );
-        assert_eq!(
-            answer,
-            json!({"type": "error", "id": "a1", "code": "auth_not_enabled",
-                   "message": "authentication is not enabled yet"})
-        );
-        assert!(!answer.to_string().contains("secret-token"));
         assert_eq!(
             handle(&mut subs, &bus, json!({"type": "ping"})),
             json!({"type": "pong"})
         );
-        let answer = subs.handle("{not json", &bus);
-        assert!(matches!(&answer[..], [Message::Text(t)] if t.contains("not a JSON message")));
+        let answer = read("{not json").err().map(|m| json_of(&m)).unwrap();
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a JSON message")
+        );
+    }
+
+    #[test]
+    fn auth_messages_carry_their_token_and_refusals_never_echo_it() {
+        match read(r#"{"type": "auth", "token": "oc_secret-token", "id": "a1"}"#) {
+            Ok((ClientMessage::Auth(token), id)) => {
+                assert_eq!(token.expose(), "oc_secret-token");
+                assert_eq!(id, Some(json!("a1")));
+            }
+            _ => panic!("not an auth message"),
+        }
+        for bad in [
+            json!({"type": "auth"}),
+            json!({"type": "auth", "token": 5}),
+            json!({"type": "auth", "token": "oc_secret-token", "tokn": "oc_secret-token"}),
+            json!({"type": "auth", "token": ["oc_secret-token"]}),
+        ] {
+            let answer = json_of(&read(&bad.to_string()).err().unwrap());
+            assert_eq!(answer["code"], "bad_message", "{bad}: {answer}");
+            assert!(!answer.to_string().contains("secret"), "{bad}: {answer}");
+        }
+        let answer = json_of(
+            &read(r#"{"type": "auth", "token": "oc_secret-token""#)
+                .err()
+                .unwrap(),
+        );
+        assert!(!answer.to_string().contains("secret"), "{answer}");
+    }
+
+    #[test]
+    fn bearer_headers_are_parsed_and_malformed_ones_refused() {
+        let headers = |values: &[&str]| {
+            let mut map = HeaderMap::new();
+            for v in values {
+                map.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            }
+            map
+        };
+        let bearer = |values: &[&str]| {
+            bearer_header(&headers(values)).map(|b| b.map(|s| s.expose().to_owned()))
+        };
+        assert_eq!(bearer(&[]), Ok(None));
+        assert_eq!(bearer(&["Bearer oc_abc"]), Ok(Some("oc_abc".to_owned())));
+        assert_eq!(
+            bearer(&["bearer  eyJ.x.y "]),
+            Ok(Some("eyJ.x.y".to_owned()))
+        );
+        for bad in [
+            &["Basic dXNlcjpwYXNz"][..],
+            &["Bearer"],
+            &["Bearer "],
+            &["Bearer a", "Bearer b"],
+        ] {
+            let refusal = bearer(bad).unwrap_err();
+            assert!(!refusal.contains("dXNlcjpwYXNz"), "{refusal}");
+        }
+    }
+
+    #[test]
+    fn the_same_principal_is_the_same_user_or_key() {
+        let user = |id, session: &str| Principal {
+            actor: format!("user:u{id}"),
+            role: crate::auth::Role::Viewer,
+            user_id: Some(id),
+            api_key_id: None,
+            session_id: Some(session.to_owned()),
+        };
+        let key = |id| Principal {
+            actor: format!("key:k{id}"),
+            role: crate::auth::Role::Service,
+            user_id: None,
+            api_key_id: Some(id),
+            session_id: None,
+        };
+        assert!(
+            same_principal(&user(1, "a"), &user(1, "b")),
+            "another session of the user"
+        );
+        assert!(!same_principal(&user(1, "a"), &user(2, "a")));
+        assert!(same_principal(&key(1), &key(1)));
+        assert!(!same_principal(&key(1), &key(2)));
+        assert!(!same_principal(&key(1), &user(1, "a")));
+        assert!(!same_principal(&user(1, "a"), &key(1)));
+    }
+
+    #[test]
+    fn config_defaults_and_floors() {
+        let config = WebSocketConfig::default();
+        assert_eq!(config.auth_timeout(), Duration::from_secs(10));
+        assert_eq!(config.reverify(), Duration::from_secs(5));
+        let config: WebSocketConfig =
+            toml::from_str("auth_timeout_ms = 0\nreverify_ms = 1").unwrap();
+        assert_eq!(config.auth_timeout(), Duration::from_millis(100));
+        assert_eq!(config.reverify(), Duration::from_millis(50));
+        assert_eq!(config.client_queue, 4_096);
     }
 }

@@ -62,14 +62,26 @@ fn free_port() -> u16 {
 
 /// A minimal HTTP/1.1 exchange over a plain socket; returns status and body.
 fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    http_as(port, None, method, path, body)
+}
+
+/// [`http`] with `Authorization: Bearer {bearer}`.
+fn http_as(
+    port: u16,
+    bearer: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{}\r\n",
+        body.len(),
+        bearer.map_or_else(String::new, |b| format!("authorization: Bearer {b}\r\n"))
     );
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(body).unwrap();
@@ -120,6 +132,13 @@ fn install_list_toggle_and_serve() {
         "{err:?}"
     );
 
+    let key = ok(opsconductor(
+        data.path(),
+        &["auth", "api-key", "create", "cli-test", "--role", "viewer"],
+    ));
+    let key = key.trim().to_owned();
+    assert!(key.starts_with("oc_"), "the key alone on stdout: {key}");
+
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let server = Command::new(BIN)
@@ -134,7 +153,7 @@ fn install_list_toggle_and_serve() {
         .env("OPSCONDUCTOR_TRAP_LISTEN", "127.0.0.1:0")
         .current_dir(data.path())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(data.path().join("serve.stderr")).unwrap())
         .spawn()
         .unwrap();
     let _server = Serving(server);
@@ -149,6 +168,8 @@ fn install_list_toggle_and_serve() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"created\""), "{body}");
     let (status, body) = http(port, "GET", "/api/v1/alerts?status=active", b"");
+    assert_eq!(status, 401, "the API needs a credential: {body}");
+    let (status, body) = http_as(port, Some(&key), "GET", "/api/v1/alerts?status=active", b"");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"addon_id\":\"alertmanager\""), "{body}");
     // The disabled addon is not routed.
@@ -160,6 +181,23 @@ fn install_list_toggle_and_serve() {
         (200, true),
         "{body}"
     );
+
+    // The first start created `admin` and printed its one-time password to stderr, once.
+    let stderr = std::fs::read_to_string(data.path().join("serve.stderr")).unwrap();
+    assert_eq!(stderr.matches("First start").count(), 1, "{stderr}");
+    let password = stderr
+        .lines()
+        .find(|l| l.starts_with("      ") && !l.trim().is_empty())
+        .unwrap_or_else(|| panic!("no password line: {stderr}"))
+        .trim();
+    let login = format!(r#"{{"username": "admin", "password": "{password}"}}"#);
+    let (status, body) = http(port, "POST", "/api/v1/auth/login", login.as_bytes());
+    assert_eq!(status, 200, "{body}");
+    let token: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let (status, body) = http_as(port, Some(access), "GET", "/api/v1/auth/me", b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"role\":\"admin\""), "{body}");
 }
 
 #[test]

@@ -157,6 +157,7 @@ async fn two_nodes_share_polls_and_survive_a_kill() {
         .with_state(polls.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
+    let api_key;
     {
         let config = Config {
             database_url: pg.url.clone(),
@@ -187,11 +188,30 @@ async fn two_nodes_share_polls_and_survive_a_kill() {
                 .await
                 .expect("target created");
         }
+        let auth = opsconductor::auth::Auth::new(core.store.clone(), Default::default())
+            .await
+            .expect("auth starts");
+        let (_, key) = auth
+            .create_api_key(
+                "cluster-test",
+                opsconductor::auth::Role::Viewer,
+                None,
+                &opsconductor::auth::Actor::system(),
+            )
+            .await
+            .expect("API key created");
+        api_key = key.expose().to_owned();
         core.store.close().await;
     }
 
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {api_key}").parse().unwrap(),
+    );
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .default_headers(headers)
         .build()
         .unwrap();
     let mut a = Node::start("node-a", &pg.url, dir.path());

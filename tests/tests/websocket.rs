@@ -3,17 +3,27 @@
 //! the matching events in order, a client that does not read is dropped without holding up
 //! ingest, silent clients are closed by the heartbeat, addon and node status arrive, and on
 //! PostgreSQL the clients of two nodes both see every event.
+//!
+//! Authentication: credentials in the header, the query or the first message; bad ones refused
+//! before the upgrade (401) or by closing with 4401; a client that never authenticates closed
+//! after the timeout; a revoked session, a revoked API key and an expired access token end
+//! their sockets, unless a fresh token of the same principal was sent in time.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use opsconductor::auth::{AccessClaims, Actor, ClientInfo, KeyRing, Role, TokenPair};
 use opsconductor::registry::set_enabled;
+use opsconductor::ws::CLOSE_UNAUTHORIZED;
 use opsconductor_tests::{Db, TestRuntime, both_databases, bundle, fixture};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::header::{AUTHORIZATION, HeaderValue};
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Only a guard against a test hanging forever, never a measure of speed: every step is far
@@ -27,12 +37,38 @@ struct Client {
     hello: Value,
 }
 
-async fn connect(rt: &TestRuntime) -> Client {
-    connect_url(&format!("ws://{}/ws", rt.server.addr())).await
+fn ws_url(rt: &TestRuntime, query: &str) -> String {
+    format!("ws://{}/ws{query}", rt.server.addr())
 }
 
-async fn connect_url(url: &str) -> Client {
-    let (ws, _) = tokio_tungstenite::connect_async(url)
+/// The upgrade request to `url`, with `Authorization: Bearer {bearer}` when given.
+fn request(url: &str, bearer: Option<&str>) -> Request {
+    let mut request = url.into_client_request().expect("a WebSocket URL");
+    if let Some(bearer) = bearer {
+        request.headers_mut().insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {bearer}")).unwrap(),
+        );
+    }
+    request
+}
+
+/// Connects as the runtime's administrator (its API key in the `Authorization` header).
+async fn connect(rt: &TestRuntime) -> Client {
+    let client = connect_request(request(&ws_url(rt, ""), Some(&rt.admin_key))).await;
+    assert_eq!(client.hello["auth"], "authenticated", "{}", client.hello);
+    client
+}
+
+/// Connects without credentials: an `auth` message is expected.
+async fn connect_anonymous(rt: &TestRuntime) -> Client {
+    let client = connect_request(request(&ws_url(rt, ""), None)).await;
+    assert_eq!(client.hello["auth"], "required", "{}", client.hello);
+    client
+}
+
+async fn connect_request(request: Request) -> Client {
+    let (ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("websocket connects");
     let mut client = Client {
@@ -42,6 +78,27 @@ async fn connect_url(url: &str) -> Client {
     client.hello = client.next().await;
     assert_eq!(client.hello["type"], "hello", "{}", client.hello);
     client
+}
+
+/// An upgrade the server is expected to refuse: its HTTP status, `WWW-Authenticate` and JSON
+/// body.
+async fn refused_upgrade(request: Request) -> (u16, Option<String>, Value) {
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tungstenite::Error::Http(response)) => {
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = response
+                .body()
+                .as_deref()
+                .map(|b| serde_json::from_slice(b).expect("a JSON error body"))
+                .unwrap_or(Value::Null);
+            (response.status().as_u16(), challenge, body)
+        }
+        Err(other) => panic!("refused with {other}, not an HTTP answer"),
+        Ok(_) => panic!("the upgrade was accepted"),
+    }
 }
 
 impl Client {
@@ -64,6 +121,26 @@ impl Client {
                 Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// Every JSON message until the server closes the connection, and the close code.
+    async fn until_closed(&mut self) -> (Vec<Value>, Option<u16>) {
+        let mut messages = Vec::new();
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("the server closes the connection");
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    messages.push(serde_json::from_str(&text).expect("JSON"))
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return (messages, frame.map(|f| u16::from(f.code)));
+                }
+                Some(Ok(_)) => {}
+                None | Some(Err(_)) => return (messages, None),
             }
         }
     }
@@ -135,7 +212,15 @@ async fn filtered_subscription_gets_exactly_its_events(db: Db) {
     let rt = TestRuntime::start(db, &[bundle("alertmanager"), bundle("grafana")]).await;
     let mut critical = connect(&rt).await;
     assert_eq!(critical.hello["protocol"], 1);
-    assert_eq!(critical.hello["auth"], "disabled");
+    assert_eq!(critical.hello["auth"], "authenticated");
+    assert_eq!(critical.hello["principal"]["role"], "admin");
+    let actor = critical.hello["principal"]["actor"].as_str().unwrap();
+    assert!(actor.starts_with("key:test-admin"), "{actor}");
+    assert!(
+        !critical.hello.to_string().contains(&rt.admin_key),
+        "{}",
+        critical.hello
+    );
     let answer = critical
         .subscribe(
             &ALERT_EVENTS,
@@ -270,24 +355,16 @@ both_databases!(
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_is_reserved_and_mistakes_are_named() {
+async fn mistakes_are_named() {
     let rt = TestRuntime::start(Db::Sqlite, &[bundle("alertmanager")]).await;
 
-    // A token in the query is not refused (nothing is protected yet) but answered honestly.
-    let mut client = connect_url(&format!("ws://{}/ws?token=abc", rt.server.addr())).await;
-    let answer = client.next().await;
-    assert_eq!(
-        answer,
-        json!({"type": "error", "code": "auth_not_enabled", "message": "authentication is not enabled yet"})
-    );
-    client
-        .send(json!({"type": "auth", "token": "eyJ.secret", "id": 1}))
-        .await;
-    let answer = client.next().await;
-    assert_eq!(answer["code"], "auth_not_enabled");
-    assert_eq!(answer["id"], 1);
-    assert!(!answer.to_string().contains("secret"));
-
+    // Credentials in the query, as browsers send them.
+    let mut client = connect_request(request(
+        &ws_url(&rt, &format!("?token={}", rt.admin_key)),
+        None,
+    ))
+    .await;
+    assert_eq!(client.hello["auth"], "authenticated", "{}", client.hello);
     client
         .send(json!({"type": "subscribe", "events": ["alert_created"], "filter": {"severity": "hot"}}))
         .await;
@@ -314,6 +391,407 @@ async fn auth_is_reserved_and_mistakes_are_named() {
     let (status, body) = rt.get_json("/ws?severity=critical").await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "bad_query", "{body}");
+    // Credentials given twice.
+    let (status, _, body) = refused_upgrade(request(
+        &ws_url(&rt, &format!("?token={}", rt.admin_key)),
+        Some(&rt.admin_key),
+    ))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "ambiguous_credentials", "{body}");
+    rt.stop().await;
+}
+
+// ---- authentication ----
+
+/// A user with `role` signed in with a password: their session's tokens.
+async fn sign_in(rt: &TestRuntime, username: &str, role: Role) -> TokenPair {
+    let auth = &rt.server.state().auth;
+    let (_, password) = auth
+        .create_user(username, role, None, &Actor::system())
+        .await
+        .expect("user created");
+    let password = password.expect("a generated password");
+    auth.login_password(username, password.expose(), &ClientInfo::default())
+        .await
+        .expect("signed in")
+}
+
+/// An access token for `tokens`' session, signed by the runtime's own key, that expires
+/// `expires_in_secs` from now (negative: expired that long ago).
+async fn access_token(rt: &TestRuntime, tokens: &TokenPair, expires_in_secs: i64) -> String {
+    let keys = rt.server.state().store.signing_keys().await.unwrap();
+    let ring = KeyRing::new(keys, opsconductor::auth::CLOCK_LEEWAY).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let principal = &tokens.principal;
+    let claims = AccessClaims {
+        iss: opsconductor::auth::ISSUER.to_owned(),
+        sub: principal.user_id.unwrap().to_string(),
+        sid: principal.session_id.clone().unwrap(),
+        name: principal.actor.trim_start_matches("user:").to_owned(),
+        role: principal.role,
+        iat: now - 60,
+        exp: now + expires_in_secs,
+    };
+    ring.sign(&claims).expose().to_owned()
+}
+
+/// The `error` message and close code a connection ends with.
+async fn refusal(client: &mut Client) -> (Value, Option<u16>) {
+    let (messages, code) = client.until_closed().await;
+    let error = messages
+        .iter()
+        .find(|m| m["type"] == "error")
+        .cloned()
+        .unwrap_or_else(|| panic!("no error before the close: {messages:?}"));
+    (error, code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_at_the_upgrade_are_refused_with_401() {
+    let rt = TestRuntime::start(Db::Sqlite, &[]).await;
+    let vera = sign_in(&rt, "vera", Role::Viewer).await;
+    let expired = access_token(&rt, &vera, -3600).await;
+    let (_, revoked_key) = rt
+        .server
+        .state()
+        .auth
+        .create_api_key("dash", Role::Viewer, None, &Actor::system())
+        .await
+        .unwrap();
+    let revoked_key = revoked_key.expose().to_owned();
+    rt.server
+        .state()
+        .auth
+        .revoke_api_key_named("dash", &Actor::system())
+        .await
+        .unwrap();
+    let garbage_jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2VjcmV0LXNpZ25hdHVyZQ";
+    let unknown_key = format!("oc_{}", "A".repeat(43));
+
+    let cases: Vec<(Request, &str, &str)> = vec![
+        (
+            request(&ws_url(&rt, &format!("?token={unknown_key}")), None),
+            unknown_key.as_str(),
+            "the API key is not valid",
+        ),
+        (
+            request(&ws_url(&rt, "?token=nonsense"), None),
+            "nonsense",
+            "malformed",
+        ),
+        (
+            request(&ws_url(&rt, ""), Some(garbage_jwt)),
+            garbage_jwt,
+            "the token",
+        ),
+        (
+            request(&ws_url(&rt, ""), Some(&expired)),
+            expired.as_str(),
+            "the token has expired",
+        ),
+        (
+            request(&ws_url(&rt, &format!("?token={expired}")), None),
+            expired.as_str(),
+            "the token has expired",
+        ),
+        (
+            request(&ws_url(&rt, ""), Some(&revoked_key)),
+            revoked_key.as_str(),
+            "the API key has been revoked",
+        ),
+    ];
+    for (request, token, why) in cases {
+        let uri = request.uri().to_string();
+        let (status, challenge, body) = refused_upgrade(request).await;
+        assert_eq!(status, 401, "{uri}: {body}");
+        assert!(
+            challenge
+                .as_deref()
+                .is_some_and(|c| c.starts_with("Bearer")),
+            "{uri}: {challenge:?}"
+        );
+        assert_eq!(body["error"]["code"], "unauthorized", "{uri}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{uri}: {message}");
+        assert!(
+            !body.to_string().contains(token),
+            "{uri}: the token echoed: {body}"
+        );
+    }
+
+    // Not a bearer credential at all.
+    let mut basic = request(&ws_url(&rt, ""), None);
+    basic.headers_mut().insert(
+        AUTHORIZATION,
+        HeaderValue::from_static("Basic dmVyYTpodW50ZXIy"),
+    );
+    let (status, challenge, body) = refused_upgrade(basic).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(challenge.is_some());
+    assert!(!body.to_string().contains("dmVyYTpodW50ZXIy"), "{body}");
+
+    // The user's real access token is accepted, as the user.
+    let client = connect_request(request(&ws_url(&rt, ""), Some(vera.access_token.expose()))).await;
+    assert_eq!(
+        client.hello["principal"],
+        json!({"actor": "user:vera", "role": "viewer"})
+    );
+    assert_eq!(
+        rt.server.state().events.stats().clients,
+        1,
+        "refused upgrades never connected"
+    );
+    rt.stop().await;
+}
+
+async fn auth_message_authenticates_then_events_flow(db: Db) {
+    let rt = TestRuntime::start(db, &[bundle("alertmanager")]).await;
+    let mut client = connect_anonymous(&rt).await;
+    assert!(
+        client.hello["auth_timeout_ms"].as_u64() > Some(0),
+        "{}",
+        client.hello
+    );
+    assert!(client.hello.get("principal").is_none(), "{}", client.hello);
+
+    // Nothing but `auth` is served before it.
+    client
+        .send(json!({"type": "subscribe", "events": ["alert_created"], "id": 1}))
+        .await;
+    let answer = client.next().await;
+    assert_eq!(answer["code"], "auth_required", "{answer}");
+    assert_eq!(answer["id"], 1);
+    client.send(json!({"type": "ping"})).await;
+    assert_eq!(client.next().await["code"], "auth_required");
+    post(
+        &rt,
+        "alertmanager",
+        am_payload(&[am_alert("Before", "critical", "10.3.0.1", "firing")]),
+    )
+    .await;
+
+    client
+        .send(json!({"type": "auth", "token": rt.admin_key, "id": "a"}))
+        .await;
+    let answer = client.next().await;
+    assert_eq!(answer["type"], "authenticated", "{answer}");
+    assert_eq!(answer["id"], "a");
+    assert_eq!(answer["principal"]["role"], "admin");
+    assert!(
+        answer["principal"]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("key:test-admin"),
+        "{answer}"
+    );
+    assert!(!answer.to_string().contains(&rt.admin_key), "{answer}");
+
+    client.subscribe(&["alert_created"], json!({})).await;
+    let ids = post(
+        &rt,
+        "alertmanager",
+        am_payload(&[am_alert("After", "critical", "10.3.0.2", "firing")]),
+    )
+    .await;
+    assert_eq!(
+        client.alert_events(1).await,
+        [ev("alert_created", ids[0])],
+        "events flow once authenticated, and only those published since subscribing"
+    );
+    rt.stop().await;
+}
+both_databases!(
+    auth_message_e2e,
+    auth_message_authenticates_then_events_flow
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_auth_message_is_closed_with_4401_after_the_timeout() {
+    let rt = TestRuntime::start_configured(
+        Db::Sqlite,
+        &[],
+        |config| config.websocket.auth_timeout_ms = 300,
+        async |_| {},
+    )
+    .await;
+    let started = Instant::now();
+    let mut client = connect_anonymous(&rt).await;
+    let timeout = Duration::from_millis(client.hello["auth_timeout_ms"].as_u64().unwrap());
+    let (error, code) = refusal(&mut client).await;
+    assert!(
+        started.elapsed() >= timeout,
+        "closed early: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, Some(CLOSE_UNAUTHORIZED));
+    assert_eq!(error["code"], "auth_timeout", "{error}");
+    assert_eq!(rt.server.state().events.stats().clients, 0);
+    rt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_auth_messages_are_refused_and_closed_with_4401() {
+    let rt = TestRuntime::start(Db::Sqlite, &[]).await;
+    let vera = sign_in(&rt, "vera", Role::Viewer).await;
+    let expired = access_token(&rt, &vera, -3600).await;
+    let unknown_key = format!("oc_{}", "B".repeat(43));
+    for (token, why) in [
+        (unknown_key.as_str(), "the API key is not valid"),
+        ("eyJhbGciOiJIUzI1NiJ9.garbage.garbage", "the token"),
+        (expired.as_str(), "the token has expired"),
+        ("", "malformed"),
+    ] {
+        let mut client = connect_anonymous(&rt).await;
+        client
+            .send(json!({"type": "auth", "token": token, "id": 9}))
+            .await;
+        let (error, code) = refusal(&mut client).await;
+        assert_eq!(code, Some(CLOSE_UNAUTHORIZED), "{token}: {error}");
+        assert_eq!(error["code"], "unauthorized", "{error}");
+        assert_eq!(error["id"], 9, "{error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(why), "{token}: {message}");
+        if !token.is_empty() {
+            assert!(
+                !error.to_string().contains(token),
+                "the token echoed: {error}"
+            );
+        }
+    }
+    rt.stop().await;
+}
+
+async fn revoked_credentials_close_their_sockets(db: Db) {
+    let rt = TestRuntime::start_configured(
+        db,
+        &[],
+        |config| config.websocket.reverify_ms = 200,
+        async |_| {},
+    )
+    .await;
+    let auth = rt.server.state().auth.clone();
+    let vera = sign_in(&rt, "vera", Role::Viewer).await;
+    let (_, key) = auth
+        .create_api_key("wallboard", Role::Viewer, None, &Actor::system())
+        .await
+        .unwrap();
+    let mut user = connect_request(request(
+        &ws_url(&rt, &format!("?token={}", vera.access_token.expose())),
+        None,
+    ))
+    .await;
+    assert_eq!(user.hello["principal"]["actor"], "user:vera");
+    user.subscribe(&["alert_created"], json!({})).await;
+    let mut wallboard = connect_anonymous(&rt).await;
+    wallboard
+        .send(json!({"type": "auth", "token": key.expose()}))
+        .await;
+    assert_eq!(wallboard.next().await["type"], "authenticated");
+    let mut admin = connect(&rt).await;
+    let period = Duration::from_millis(user.hello["reverify_ms"].as_u64().unwrap());
+
+    // The session is revoked: its socket is closed within a few periods.
+    let session = vera.principal.session_id.clone().unwrap();
+    assert!(
+        auth.revoke_session(&session, &Actor::system())
+            .await
+            .unwrap()
+    );
+    let revoked_at = Instant::now();
+    let (error, code) = refusal(&mut user).await;
+    let took = revoked_at.elapsed();
+    assert_eq!(code, Some(CLOSE_UNAUTHORIZED), "{error}");
+    assert_eq!(
+        error,
+        json!({"type": "error", "code": "unauthorized", "message": "the session has been revoked"})
+    );
+    assert!(
+        took < 3 * period + Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+    eprintln!("{db:?}: a revoked session's socket closed after {took:?} (period {period:?})");
+
+    // So is a revoked API key's.
+    auth.revoke_api_key_named("wallboard", &Actor::system())
+        .await
+        .unwrap();
+    let (error, code) = refusal(&mut wallboard).await;
+    assert_eq!(code, Some(CLOSE_UNAUTHORIZED), "{error}");
+    assert_eq!(error["message"], "the API key has been revoked");
+
+    // Others are untouched.
+    admin.send(json!({"type": "ping"})).await;
+    assert_eq!(admin.next().await, json!({"type": "pong"}));
+    assert_eq!(rt.server.state().events.stats().clients, 1);
+    rt.stop().await;
+}
+both_databases!(revocation_e2e, revoked_credentials_close_their_sockets);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_token_ends_its_socket_unless_renewed_for_the_same_user() {
+    let rt = TestRuntime::start_configured(
+        Db::Sqlite,
+        &[],
+        |config| config.websocket.reverify_ms = 200,
+        async |_| {},
+    )
+    .await;
+    let vera = sign_in(&rt, "vera", Role::Viewer).await;
+    let otto = sign_in(&rt, "otto", Role::Operator).await;
+    // Valid for another 3 to 4 seconds, clock leeway included.
+    let leeway = opsconductor::auth::CLOCK_LEEWAY.num_seconds();
+    let expiring = access_token(&rt, &vera, 3 - leeway).await;
+
+    let mut kept = connect_request(request(&ws_url(&rt, ""), Some(&expiring))).await;
+    let mut lapsed = connect_request(request(&ws_url(&rt, ""), Some(&expiring))).await;
+    let mut switched = connect_request(request(&ws_url(&rt, ""), Some(&expiring))).await;
+    let period = Duration::from_millis(kept.hello["reverify_ms"].as_u64().unwrap());
+
+    // A fresh token of the same user, as a refresh gets it, renews the connection.
+    let fresh = rt
+        .server
+        .state()
+        .auth
+        .refresh(vera.refresh_token.expose(), &ClientInfo::default())
+        .await
+        .unwrap();
+    kept.send(json!({"type": "auth", "token": fresh.access_token.expose(), "id": "renew"}))
+        .await;
+    let answer = kept.next().await;
+    assert_eq!(
+        answer,
+        json!({"type": "authenticated", "id": "renew",
+               "principal": {"actor": "user:vera", "role": "viewer"}})
+    );
+    // Someone else's token does not: a connection does not change hands.
+    switched
+        .send(json!({"type": "auth", "token": otto.access_token.expose()}))
+        .await;
+    let (error, code) = refusal(&mut switched).await;
+    assert_eq!(code, Some(CLOSE_UNAUTHORIZED), "{error}");
+    assert_eq!(error["code"], "principal_changed", "{error}");
+    assert!(!error.to_string().contains(otto.access_token.expose()));
+    // Nor an administrator's API key.
+    let mut switched = connect_request(request(&ws_url(&rt, ""), Some(&expiring))).await;
+    switched
+        .send(json!({"type": "auth", "token": rt.admin_key}))
+        .await;
+    let (error, code) = refusal(&mut switched).await;
+    assert_eq!(code, Some(CLOSE_UNAUTHORIZED), "{error}");
+    assert_eq!(error["code"], "principal_changed", "{error}");
+
+    // The token that was not renewed expires, and its socket ends.
+    let (error, code) = refusal(&mut lapsed).await;
+    assert_eq!(code, Some(CLOSE_UNAUTHORIZED), "{error}");
+    assert_eq!(error["message"], "the token has expired", "{error}");
+    // The renewed one lives on, re-verified since with its fresh token.
+    tokio::time::sleep(2 * period).await;
+    kept.send(json!({"type": "ping"})).await;
+    assert_eq!(kept.next().await, json!({"type": "pong"}));
     rt.stop().await;
 }
 
@@ -324,7 +802,7 @@ async fn connect_stuck(rt: &TestRuntime) -> Client {
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(rt.server.addr()).await.unwrap();
     let (ws, _) = tokio_tungstenite::client_async(
-        format!("ws://{}/ws", rt.server.addr()),
+        request(&ws_url(rt, ""), Some(&rt.admin_key)),
         MaybeTlsStream::Plain(stream),
     )
     .await
@@ -491,8 +969,10 @@ impl RawClient {
         let mut stream = TcpStream::connect(rt.server.addr()).await.unwrap();
         let request = format!(
             "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            rt.server.addr()
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Authorization: Bearer {}\r\n\r\n",
+            rt.server.addr(),
+            rt.admin_key
         );
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut buffer = Vec::new();

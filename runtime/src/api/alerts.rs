@@ -27,20 +27,19 @@ pub const MAX_BULK_IDS: usize = 1000;
 /// Longest `q` (text search) of the alert list, in bytes.
 pub const MAX_QUERY_TEXT_LEN: usize = 256;
 
-/// Who is acting, as recorded in alert history and on silences. Authentication is not wired
-/// yet: every request acts as `api`. The auth layer will put the authenticated principal in the
-/// request's extensions, and this one function will read it from there.
-pub(crate) fn actor(_extensions: &Extensions) -> String {
-    "api".to_owned()
+/// Who is acting, as recorded in alert history and on silences: the caller the guard put in the
+/// request's extensions (`user:alice`, `key:ci-bot`).
+pub(crate) fn actor(extensions: &Extensions) -> String {
+    super::auth::actor_name(extensions)
 }
 
-pub(super) fn invalid(message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
 }
 
 /// Parses a JSON body: 400 when it is not JSON, 422 naming the field when it is JSON of the
 /// wrong shape. `what` starts the message ("silence", "bulk action").
-pub(super) fn parse_body<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let mut path = e.path().to_string();

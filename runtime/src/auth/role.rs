@@ -103,6 +103,23 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// The name in API answers and the OpenAPI document, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::ActOnAlerts => "act_on_alerts",
+            Permission::IngestEvents => "ingest_events",
+            Permission::ConfigureAddons => "configure_addons",
+            Permission::ManageTargets => "manage_targets",
+            Permission::ManageCredentials => "manage_credentials",
+            Permission::ManageUsers => "manage_users",
+            Permission::ManageApiKeys => "manage_api_keys",
+            Permission::ManageSessions => "manage_sessions",
+            Permission::ReadAudit => "read_audit",
+            Permission::ManageSystem => "manage_system",
+        }
+    }
+
     pub const ALL: [Permission; 11] = [
         Permission::Read,
         Permission::ActOnAlerts,
@@ -150,6 +167,16 @@ mod tests {
             for (role, expected) in Role::ALL.into_iter().zip(allowed) {
                 assert_eq!(role.allows(permission), expected, "{role} {permission:?}");
             }
+        }
+    }
+
+    #[test]
+    fn permission_names_are_their_serialization() {
+        for permission in Permission::ALL {
+            assert_eq!(
+                serde_json::to_string(&permission).unwrap(),
+                format!("\"{}\"", permission.as_str())
+            );
         }
     }
 

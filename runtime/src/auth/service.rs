@@ -15,9 +15,10 @@ use super::{
     API_KEY_PREFIX, Actor, AuthConfig, AuthError, BOOTSTRAP_ADMIN, ClientInfo, Principal,
     REFRESH_TOKEN_PREFIX, Role, action, check_api_key_name, normalize_username,
 };
+use crate::directory::{DirectoryError, LdapConfig};
 use crate::store::{
-    ApiKeyInfo, AuditOutcome, AuditRecord, NewApiKey, NewSession, RefreshOutcome, SessionAuth,
-    SessionFilter, SessionInfo, Store, StoreError, User,
+    ApiKeyInfo, AuditOutcome, AuditRecord, DIRECTORY_SOURCE, NewApiKey, NewSession, RefreshOutcome,
+    SessionAuth, SessionFilter, SessionInfo, Store, StoreError, User,
 };
 
 /// How often a node rereads the signing keys before it signs, so that a rotation made elsewhere
@@ -306,6 +307,16 @@ impl Auth {
             return Err(AuthError::InvalidCredentials);
         };
 
+        self.start_session(user, client, now).await
+    }
+
+    /// A new session for `user`, who has just proved who they are, with its tokens.
+    async fn start_session(
+        &self,
+        user: User,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<TokenPair, AuthError> {
         let session_id = hex::encode(random_bytes::<16>());
         let refresh = random_token(REFRESH_TOKEN_PREFIX);
         let refresh_expires_at = now + self.inner.refresh_ttl;
@@ -339,6 +350,110 @@ impl Auth {
             revoked_at: None,
         };
         self.issue(&session, refresh, now).await
+    }
+
+    /// Signs a user in: through the directory when one is configured and the name is not a
+    /// local user's (a user the directory created earlier is not local), else with the local
+    /// password ([`Auth::login_password`]).
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: &ClientInfo,
+        directory: Option<&LdapConfig>,
+    ) -> Result<TokenPair, AuthError> {
+        if let Some(config) = directory {
+            let local = match normalize_username(username.trim()) {
+                Ok(name) => self.store().user(&name).await?,
+                Err(_) => None,
+            };
+            if local.is_none_or(|user| user.source == DIRECTORY_SOURCE) {
+                return self
+                    .login_directory(config, username, password, client)
+                    .await;
+            }
+        }
+        self.login_password(username, password, client).await
+    }
+
+    /// Signs a user in through the directory: it checks the password and says which groups the
+    /// user is in; the most privileged role those map to becomes the user's role (recorded,
+    /// so that it shows in listings and takes effect on their sessions). Every attempt is
+    /// audited like a password login.
+    async fn login_directory(
+        &self,
+        config: &LdapConfig,
+        username: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, AuthError> {
+        let name = username.trim().to_lowercase();
+        let attempted: String = name.chars().take(super::MAX_NAME_CHARS).collect();
+        let failed = |reason: String| {
+            AuditRecord::new(
+                &Actor::anonymous(client.ip),
+                action::LOGIN,
+                Some(format!("user:{attempted}")),
+                AuditOutcome::Failure,
+            )
+            .after(json!({ "reason": reason, "via": "ldap" }))
+        };
+        let now = self.now();
+        let outcome = match normalize_username(&name) {
+            Ok(_) => crate::directory::authenticate(config, &name, password).await,
+            Err(_) => Err(DirectoryError::InvalidCredentials),
+        };
+        let found = match outcome {
+            Ok(found) => found,
+            Err(DirectoryError::Unavailable(why)) => {
+                tracing::error!(error = %why, "directory login: directory unavailable");
+                self.store()
+                    .append_audit(&failed("directory unavailable".to_owned()), now)
+                    .await?;
+                return Err(AuthError::Unavailable(
+                    "the directory is unavailable; try again later".to_owned(),
+                ));
+            }
+            Err(e) => {
+                let reason = match &e {
+                    DirectoryError::NoRole { .. } => "in no group that maps to a role",
+                    DirectoryError::Config(_) => "directory misconfigured",
+                    _ => "wrong password or unknown user",
+                };
+                if let DirectoryError::Config(why) = &e {
+                    tracing::error!(error = %why, "directory login: configuration");
+                }
+                self.store()
+                    .append_audit(&failed(reason.to_owned()), now)
+                    .await?;
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        let role: Role = found
+            .role
+            .parse()
+            .map_err(|e| AuthError::Config(format!("ldap group_roles: {e}")))?;
+        let user = match self
+            .store()
+            .sync_directory_user(&name, role, &Actor::system(), now)
+            .await
+        {
+            Ok(user) => user,
+            Err(StoreError::Conflict(_)) => {
+                self.store()
+                    .append_audit(&failed("a local user has this name".to_owned()), now)
+                    .await?;
+                return Err(AuthError::InvalidCredentials);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if user.disabled {
+            self.store()
+                .append_audit(&failed("user disabled".to_owned()), now)
+                .await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.start_session(user, client, now).await
     }
 
     /// Trades a refresh token for a new pair. The token presented is used up; presenting it

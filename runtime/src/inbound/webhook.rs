@@ -1,4 +1,5 @@
-//! The webhook receiver: `POST /webhooks/{path}` → the addon that claims `path` → ingest.
+//! The webhook receiver: `POST /webhooks/{path}` → the addon that claims `path` → the addon's
+//! own authentication and allow list ([`webhook_auth`](super::webhook_auth)) → ingest.
 //! It answers 2xx only after the event's alerts are committed, so a sender that sees success
 //! can forget the event, and a sender that sees an error can retry it.
 
@@ -8,13 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 
 use crate::alert::ActionOutcome;
 use crate::api::{ApiError, AppState};
 use crate::event::{RawEvent, WebhookRequest};
+use crate::inbound::webhook_auth::{Refusal, RefusalKind};
 use crate::ingest::{IngestError, ingest};
 use crate::manifest::BodyFormat;
 use crate::sandbox::CallError;
@@ -35,6 +38,12 @@ pub struct WebhookCounters {
     received: AtomicU64,
     accepted: AtomicU64,
     unknown_path: AtomicU64,
+    /// 401: missing or wrong token or signature, stale timestamp, replay.
+    unauthorized: AtomicU64,
+    /// 403: client address not in the addon's allow list.
+    forbidden: AtomicU64,
+    /// 503: the addon's settings cannot be used, so its webhooks are refused.
+    misconfigured: AtomicU64,
     too_large: AtomicU64,
     bad_body: AtomicU64,
     addon_failed: AtomicU64,
@@ -46,6 +55,9 @@ pub struct WebhookStats {
     pub received: u64,
     pub accepted: u64,
     pub unknown_path: u64,
+    pub unauthorized: u64,
+    pub forbidden: u64,
+    pub misconfigured: u64,
     pub too_large: u64,
     pub bad_body: u64,
     pub addon_failed: u64,
@@ -59,6 +71,9 @@ impl WebhookCounters {
             received: g(&self.received),
             accepted: g(&self.accepted),
             unknown_path: g(&self.unknown_path),
+            unauthorized: g(&self.unauthorized),
+            forbidden: g(&self.forbidden),
+            misconfigured: g(&self.misconfigured),
             too_large: g(&self.too_large),
             bad_body: g(&self.bad_body),
             addon_failed: g(&self.addon_failed),
@@ -80,12 +95,93 @@ pub struct Accepted {
     pub outcomes: Vec<ActionOutcome>,
 }
 
+impl WebhookStats {
+    /// The rejection counters and `accepted` together: equal to `received` once no request is
+    /// in flight, since every request lands in exactly one of them.
+    pub fn outcomes(&self) -> u64 {
+        let WebhookStats {
+            received: _,
+            accepted,
+            unknown_path,
+            unauthorized,
+            forbidden,
+            misconfigured,
+            too_large,
+            bad_body,
+            addon_failed,
+            store_failed,
+        } = *self;
+        accepted
+            + unknown_path
+            + unauthorized
+            + forbidden
+            + misconfigured
+            + too_large
+            + bad_body
+            + addon_failed
+            + store_failed
+    }
+}
+
+/// A refused webhook: the API's one error shape, with a `WWW-Authenticate` challenge on 401.
+#[derive(Debug)]
+pub struct WebhookError {
+    error: ApiError,
+    challenge: Option<&'static str>,
+}
+
+impl From<ApiError> for WebhookError {
+    fn from(error: ApiError) -> WebhookError {
+        WebhookError {
+            error,
+            challenge: None,
+        }
+    }
+}
+
+impl IntoResponse for WebhookError {
+    fn into_response(self) -> Response {
+        let mut response = self.error.into_response();
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}
+
+/// Counts a refusal of the addon's webhook settings and turns it into the answer.
+fn refused(counters: &WebhookCounters, refusal: Refusal) -> WebhookError {
+    let (counter, status, code) = match refusal.kind {
+        RefusalKind::Unauthorized => (
+            &counters.unauthorized,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        RefusalKind::Forbidden => (&counters.forbidden, StatusCode::FORBIDDEN, "forbidden"),
+        RefusalKind::Unavailable => (
+            &counters.misconfigured,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhook_misconfigured",
+        ),
+    };
+    bump(counter);
+    WebhookError {
+        error: ApiError::new(status, code, refusal.message),
+        challenge: refusal.challenge,
+    }
+}
+
 /// Reads the body itself (not through an extractor) so that each addon's own `max_body_bytes`
-/// applies, checked while streaming rather than after buffering.
+/// applies, checked while streaming rather than after buffering. The addon's authentication
+/// and allow list are checked as early as each can be: the address, token and signature
+/// headers before the body is read, the signature over the body right after.
 pub async fn receive(
     State(state): State<AppState>,
     request: Request,
-) -> Result<Json<Accepted>, ApiError> {
+) -> Result<Json<Accepted>, WebhookError> {
     let counters = &state.webhook_counters;
     bump(&counters.received);
     let (parts, body) = request.into_parts();
@@ -98,15 +194,25 @@ pub async fn receive(
 
     let Some(addon) = state.registry.find_by_webhook(&path) else {
         bump(&counters.unknown_path);
-        return Err(ApiError::not_found(format!(
-            "no enabled addon handles webhook path `{path}`"
-        )));
+        return Err(
+            ApiError::not_found(format!("no enabled addon handles webhook path `{path}`")).into(),
+        );
     };
     let spec = addon
         .manifest
         .webhook
         .as_ref()
         .expect("the registry indexes only addons with a webhook spec");
+
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    let auth = addon.webhook_auth.load_full();
+    let now = chrono::Utc::now().timestamp();
+    let pending = auth
+        .check_request(peer.map(|a| a.ip()), &parts.headers, now)
+        .map_err(|r| refused(counters, r))?;
 
     let body = read_limited(body, spec.max_body_bytes)
         .await
@@ -117,13 +223,38 @@ pub async fn receive(
                 bump(&counters.bad_body);
             }
         })?;
+    let admitted = auth
+        .verify_body(pending, &body, now)
+        .map_err(|r| refused(counters, r))?;
+
+    let result = deliver(&state, &addon, parts, path, body, peer).await;
+    if result.is_err()
+        && let Some(admitted) = admitted
+    {
+        // Not accepted after all: the sender may retry this very request.
+        auth.forget(admitted);
+    }
+    result.map_err(WebhookError::from)
+}
+
+/// The rest of a request the addon's settings let through: format check, then ingest.
+async fn deliver(
+    state: &AppState,
+    addon: &crate::registry::LoadedAddon,
+    parts: axum::http::request::Parts,
+    path: String,
+    body: bytes::Bytes,
+    peer: Option<SocketAddr>,
+) -> Result<Json<Accepted>, ApiError> {
+    let counters = &state.webhook_counters;
+    let spec = addon
+        .manifest
+        .webhook
+        .as_ref()
+        .expect("the registry indexes only addons with a webhook spec");
     check_format(&body, spec.format).inspect_err(|_| bump(&counters.bad_body))?;
 
-    let source = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.to_string())
-        .unwrap_or_default();
+    let source = peer.map(|addr| addr.to_string()).unwrap_or_default();
     let headers = parts
         .headers
         .iter()
@@ -149,7 +280,7 @@ pub async fn receive(
         source,
     });
 
-    match ingest(&addon, event, &state.writer).await {
+    match ingest(addon, event, &state.writer).await {
         Ok(report) => {
             bump(&counters.accepted);
             Ok(Json(Accepted {

@@ -1,5 +1,8 @@
-//! Installed addons (manifest, wasm component, enabled flag), the generation counter that tells
-//! running registries to reload, and each addon's key/value state with its quotas.
+//! Installed addons (manifest, wasm component, enabled flag), the operator's settings of each
+//! (webhook authentication), the generation counter that tells running registries to reload,
+//! and each addon's key/value state with its quotas.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -137,6 +140,102 @@ impl Store {
                 // Dropping the transaction rolls it back; nothing was written anyway.
                 return Err(StoreError::NotFound);
             }
+            sqlx::query(BUMP_GENERATION_SQL)
+                .bind(GENERATION_KEY)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .context(OP)?;
+            tx.commit().await.context(OP)?;
+        });
+        Ok(())
+    }
+
+    /// One installed addon without its wasm bytes, if it is installed.
+    pub async fn addon(&self, id: &str) -> Result<Option<AddonRow>, StoreError> {
+        with_pool!(self, read, |pool| {
+            sqlx::query_as(
+                "SELECT id, name, version, methods, manifest, wasm_sha256, enabled, \
+                        installed_at, updated_at \
+                 FROM addons WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .context("reading an addon")
+        })
+    }
+
+    /// The settings object the operator stored for an addon, if any. The store keeps it as
+    /// given; `inbound::webhook_auth` validates it before it is written and parses it when the
+    /// registry loads the addon.
+    pub async fn addon_settings(&self, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        with_pool!(self, read, |pool| {
+            let settings: Option<Json<serde_json::Value>> =
+                sqlx::query_scalar("SELECT settings FROM addon_settings WHERE addon_id = $1")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+                    .context("reading an addon's settings")?;
+            Ok(settings.map(|Json(v)| v))
+        })
+    }
+
+    /// Every addon's settings object, by addon id: what a registry reload reads, in one query
+    /// rather than one per addon.
+    pub async fn all_addon_settings(
+        &self,
+    ) -> Result<HashMap<String, serde_json::Value>, StoreError> {
+        with_pool!(self, read, |pool| {
+            let rows: Vec<(String, Json<serde_json::Value>)> =
+                sqlx::query_as("SELECT addon_id, settings FROM addon_settings")
+                    .fetch_all(pool)
+                    .await
+                    .context("reading addon settings")?;
+            Ok(rows.into_iter().map(|(id, Json(v))| (id, v)).collect())
+        })
+    }
+
+    /// Replaces an addon's settings object and moves the addon generation in the same
+    /// transaction, so that every node's registry reloads the addon with them.
+    /// [`StoreError::NotFound`] if the addon is not installed; [`StoreError::Invalid`] if
+    /// `settings` is not a JSON object.
+    pub async fn set_addon_settings(
+        &self,
+        id: &str,
+        settings: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "writing an addon's settings";
+        if !settings.is_object() {
+            return Err(StoreError::Invalid(
+                "addon settings must be a JSON object".to_owned(),
+            ));
+        }
+        with_pool!(self, write, |pool| {
+            let mut tx = begin_write(pool).await.context(OP)?;
+            // Under the addon's row lock, so that an uninstall cannot slip in between the check
+            // and the write; an unknown addon is a plain NotFound, not a foreign-key error.
+            let locked: Option<String> = sqlx::query_scalar(lock_addon_sql(pool))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .context(OP)?;
+            if locked.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            let at = now();
+            sqlx::query(
+                "INSERT INTO addon_settings (addon_id, settings, updated_at) \
+                 VALUES ($1, $2, $3) \
+                 ON CONFLICT (addon_id) DO UPDATE \
+                 SET settings = excluded.settings, updated_at = excluded.updated_at",
+            )
+            .bind(id)
+            .bind(Json(settings))
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .context(OP)?;
             sqlx::query(BUMP_GENERATION_SQL)
                 .bind(GENERATION_KEY)
                 .bind(at)

@@ -116,13 +116,16 @@ fn parse_role(value: &str, whose: impl fmt::Display) -> Result<Role, StoreError>
         .map_err(|e: UnknownVariant| StoreError::Corrupt(format!("{whose}: {e}")))
 }
 
+/// The `source` of users the directory (LDAP) vouches for.
+pub const DIRECTORY_SOURCE: &str = "ldap";
+
 /// A user as listings and the API show it: never the password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
     pub id: i64,
     pub username: String,
     pub role: Role,
-    /// `local` (a password here); other sources (LDAP) come later.
+    /// `local` (a password here) or [`DIRECTORY_SOURCE`] (signs in through the directory).
     pub source: String,
     pub disabled: bool,
     pub has_password: bool,
@@ -645,6 +648,84 @@ impl Store {
                 tx.commit().await.context(OP)?;
             }
             inserted
+        });
+        Ok(user)
+    }
+
+    /// Records a user the directory vouched for, with the role its groups map to now: created
+    /// on their first login (source `ldap`, no password), their role kept in step afterwards.
+    /// [`StoreError::Conflict`] when a local user has the name: the directory never takes over
+    /// a local account.
+    pub async fn sync_directory_user(
+        &self,
+        username: &str,
+        role: Role,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        const OP: &str = "recording a directory user";
+        let at = ts(now);
+        let user = with_pool!(self, write, |pool| {
+            let mut tx = begin_write(pool).await.context(OP)?;
+            let existing: Option<UserRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE username = $1"
+            ))
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await
+            .context(OP)?;
+            let user = match existing.map(User::try_from).transpose()? {
+                Some(user) if user.source != DIRECTORY_SOURCE => {
+                    return Err(StoreError::Conflict(format!(
+                        "`{username}` is a local user; the directory cannot sign them in"
+                    )));
+                }
+                Some(user) if user.role == role => user,
+                Some(user) => {
+                    let row: UserRow = sqlx::query_as(concat!(
+                        "UPDATE users SET role = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+                        user_columns!()
+                    ))
+                    .bind(user.id)
+                    .bind(role.as_str())
+                    .bind(at)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context(OP)?;
+                    let record = AuditRecord::new(
+                        actor,
+                        action::USER_SET_ROLE,
+                        Some(format!("user:{username}")),
+                        AuditOutcome::Success,
+                    )
+                    .before(json!({ "role": user.role }))
+                    .after(json!({ "role": role, "source": DIRECTORY_SOURCE }));
+                    insert_audit!(&mut *tx, &record, at, OP);
+                    User::try_from(row)?
+                }
+                None => {
+                    let row: UserRow = sqlx::query_as(concat!(
+                        "INSERT INTO users (username, password_hash, role, source, disabled, \
+                             created_at, updated_at) \
+                         VALUES ($1, NULL, $2, $3, FALSE, $4, $4) RETURNING ",
+                        user_columns!()
+                    ))
+                    .bind(username)
+                    .bind(role.as_str())
+                    .bind(DIRECTORY_SOURCE)
+                    .bind(at)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context(OP)?;
+                    let user = User::try_from(row)?;
+                    insert_audit!(&mut *tx, &user_created(actor, &user), at, OP);
+                    user
+                }
+            };
+            tx.commit().await.context(OP)?;
+            user
         });
         Ok(user)
     }

@@ -1103,6 +1103,7 @@ async fn postgres_deadlock_is_transient() {
     .await;
 }
 
+mod addon_settings;
 mod alert_actions;
 mod auth;
 mod events;

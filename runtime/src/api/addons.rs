@@ -1,0 +1,198 @@
+//! `/api/v1/addons/{id}`: one installed addon with its manifest, enabling and disabling it, and
+//! its settings (webhook authentication and allow list, see [`crate::inbound::webhook_auth`]).
+//!
+//! Settings come out only through [`AddonSettings::public`], which shows a secret as `"set"`:
+//! no handler here can return one. A change is validated before the store keeps it, moves the
+//! addon generation (so every node reloads the addon), and is loaded on this node before the
+//! answer, so that the next webhook already meets it.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tracing::warn;
+
+use super::alerts::{invalid, parse_body};
+use super::{AddonView, ApiError, AppState, AuditDetail};
+use crate::inbound::webhook_auth::AddonSettings;
+use crate::registry::{RegistryError, set_enabled};
+use crate::store::{AddonRow, StoreError};
+
+/// One installed addon, as `GET /api/v1/addons/{id}` shows it: its entry in the list, and the
+/// manifest it was installed with.
+#[derive(Debug, Serialize)]
+pub struct AddonDetail {
+    #[serde(flatten)]
+    pub addon: AddonView,
+    pub manifest: Value,
+}
+
+/// An addon's entry in `GET /api/v1/addons`, with this node's counters when it is loaded here.
+pub(crate) fn view(state: &AppState, row: &AddonRow) -> AddonView {
+    let loaded = state.registry.get(&row.id);
+    let str_at = |ptr: &str| {
+        row.manifest
+            .pointer(ptr)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    AddonView {
+        webhook_path: str_at("/webhook/path"),
+        world: str_at("/world"),
+        trap_oid_prefixes: row
+            .manifest
+            .pointer("/snmp_trap/oid_prefixes")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default(),
+        loaded: loaded.is_some(),
+        ingest: loaded.as_ref().map(|a| a.counters.snapshot()),
+        calls: loaded.as_ref().map(|a| a.call_stats()),
+        id: row.id.clone(),
+        name: row.name.clone(),
+        version: row.version.clone(),
+        enabled: row.enabled,
+        methods: row.methods.clone(),
+        wasm_sha256: row.wasm_sha256.clone(),
+        installed_at: row.installed_at,
+        updated_at: row.updated_at,
+    }
+}
+
+fn no_addon(id: &str) -> ApiError {
+    ApiError::not_found(format!("no addon `{id}` is installed"))
+}
+
+async fn installed(state: &AppState, id: &str) -> Result<AddonRow, ApiError> {
+    state.store.addon(id).await?.ok_or_else(|| no_addon(id))
+}
+
+/// Loads what was just written on this node now, rather than at its next registry poll. A
+/// failure here is not the request's: the write is committed and the watcher retries.
+async fn reload(state: &AppState) {
+    if let Err(error) = state.registry.reload().await {
+        warn!(%error, "addon registry reload after a change failed; the watcher will retry");
+    }
+}
+
+/// `GET /api/v1/addons/{id}`.
+pub(super) async fn get_addon(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<AddonDetail>, ApiError> {
+    let row = installed(&state, &id).await?;
+    Ok(Json(AddonDetail {
+        addon: view(&state, &row),
+        manifest: row.manifest,
+    }))
+}
+
+async fn change_enabled(state: &AppState, id: &str, enabled: bool) -> Result<Response, ApiError> {
+    let before = installed(state, id).await?;
+    set_enabled(&state.store, id, enabled)
+        .await
+        .map_err(|e| match e {
+            RegistryError::UnknownAddon(_) => no_addon(id),
+            other => ApiError::internal(other),
+        })?;
+    reload(state).await;
+    let row = installed(state, id).await?;
+    let audit = AuditDetail::target(format!("addon:{id}"))
+        .before(json!({ "enabled": before.enabled }))
+        .after(json!({ "enabled": row.enabled }));
+    let detail = AddonDetail {
+        addon: view(state, &row),
+        manifest: row.manifest,
+    };
+    Ok((audit, Json(detail)).into_response())
+}
+
+/// `POST /api/v1/addons/{id}/enable`: every node loads the addon within its registry poll,
+/// this one before answering (`loaded` says whether it could).
+pub(super) async fn enable_addon(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    change_enabled(&state, &id, true).await
+}
+
+/// `POST /api/v1/addons/{id}/disable`.
+pub(super) async fn disable_addon(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    change_enabled(&state, &id, false).await
+}
+
+/// The addon's stored settings, parsed; `Ok(None)` when it has none.
+async fn current_settings(
+    state: &AppState,
+    id: &str,
+) -> Result<Option<Result<AddonSettings, String>>, ApiError> {
+    Ok(state.store.addon_settings(id).await?.map(|stored| {
+        AddonSettings::from_stored(&stored).map_err(|e| {
+            // The field only: a hand-edited value could be a secret in the wrong place.
+            format!(
+                "addon `{id}` has stored settings that cannot be used (field `{}`), so its \
+                 webhooks are refused; replace them with PUT",
+                e.field
+            )
+        })
+    }))
+}
+
+/// `GET /api/v1/addons/{id}/settings`: the addon's settings with any secret shown as `"set"`;
+/// the defaults (no authentication, any address) when none were ever set.
+pub(super) async fn get_addon_settings(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    installed(&state, &id).await?;
+    match current_settings(&state, &id).await? {
+        None => Ok(Json(AddonSettings::default().public())),
+        Some(Ok(settings)) => Ok(Json(settings.public())),
+        Some(Err(message)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "settings_unusable",
+            message,
+        )),
+    }
+}
+
+/// `PUT /api/v1/addons/{id}/settings`: replaces the addon's settings. A secret left out (or
+/// sent back as `"set"`) while the mode is still `token` or `hmac` keeps the current secret, so
+/// a client can change the networks without knowing it. Answers with the public view.
+pub(super) async fn put_addon_settings(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut settings: AddonSettings = parse_body("addon settings", &body)?;
+    installed(&state, &id).await?;
+    let current = current_settings(&state, &id).await?;
+    settings.keep_secret_from(current.as_ref().and_then(|c| c.as_ref().ok()));
+    settings
+        .validate()
+        .map_err(|e| invalid(format!("addon settings {e}")))?;
+    state
+        .store
+        .set_addon_settings(&id, &settings.stored())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => no_addon(&id),
+            other => other.into(),
+        })?;
+    reload(&state).await;
+    let after = settings.public();
+    let before = match &current {
+        None => AddonSettings::default().public(),
+        Some(Ok(c)) => c.public(),
+        Some(Err(_)) => json!("unusable"),
+    };
+    let audit = AuditDetail::target(format!("addon:{id}"))
+        .before(before)
+        .after(&after);
+    Ok((audit, Json(after)).into_response())
+}
