@@ -59,6 +59,8 @@ pub struct TestRuntime {
     pub http: reqwest::Client,
     /// An administrator's API key (`test-admin`), made for the test at start.
     pub admin_key: String,
+    /// How the audit log and alert history name that key: `key:test-admin-<n>`.
+    pub admin_actor: String,
     _dir: tempfile::TempDir,
     postgres: Option<TestPostgres>,
 }
@@ -164,11 +166,13 @@ impl TestRuntime {
             .await
             .expect("the test's admin API key is created");
         let admin_key = key.expose().to_owned();
+        let admin_actor = format!("key:test-admin-{n}");
         TestRuntime {
             server,
             config,
             http: client_with_bearer(Some(&admin_key)),
             admin_key,
+            admin_actor,
             _dir: dir,
             postgres,
         }

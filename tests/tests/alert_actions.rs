@@ -110,7 +110,7 @@ async fn operators_act_on_alerts(db: Db) {
     .await;
     assert_eq!(status, 200, "{acked}");
     assert_eq!(acked["status"], "acknowledged");
-    assert_eq!(acked["acknowledged_by"], "api");
+    assert_eq!(acked["acknowledged_by"], rt.admin_actor.as_str());
     let again = call(
         &rt,
         "POST",
@@ -164,7 +164,7 @@ async fn operators_act_on_alerts(db: Db) {
         ),
         (
             &json!("note"),
-            &json!("api"),
+            &json!(rt.admin_actor),
             &json!("vendor ticket 4711"),
             id
         )
@@ -179,7 +179,7 @@ async fn operators_act_on_alerts(db: Db) {
     .await;
     assert_eq!(status, 200, "{resolved}");
     assert_eq!(resolved["status"], "resolved");
-    assert_eq!(resolved["resolved_by"], "api");
+    assert_eq!(resolved["resolved_by"], rt.admin_actor.as_str());
     for action in ["resolve", "acknowledge", "unacknowledge"] {
         let answer = call(&rt, "POST", &format!("/api/v1/alerts/{id}/{action}"), None).await;
         assert!(
@@ -208,10 +208,14 @@ async fn operators_act_on_alerts(db: Db) {
         entries,
         [
             ("created", "addon:alertmanager", &Value::Null),
-            ("acknowledged", "api", &json!("on it")),
-            ("unacknowledged", "api", &Value::Null),
-            ("note", "api", &json!("vendor ticket 4711")),
-            ("resolved", "api", &json!("disk replaced")),
+            ("acknowledged", rt.admin_actor.as_str(), &json!("on it")),
+            ("unacknowledged", rt.admin_actor.as_str(), &Value::Null),
+            (
+                "note",
+                rt.admin_actor.as_str(),
+                &json!("vendor ticket 4711")
+            ),
+            ("resolved", rt.admin_actor.as_str(), &json!("disk replaced")),
         ]
     );
     // The same, two at a time.
@@ -548,7 +552,7 @@ async fn silences_suppress_alerts(db: Db) {
             &silence["in_force"],
             &silence["created_by"]
         ),
-        (&json!("active"), &json!(true), &json!("api"))
+        (&json!("active"), &json!(true), &json!(rt.admin_actor))
     );
     assert_eq!(silence["matchers"]["alert_type"], "DiskFull");
     let (status, got) = rt.get_json(&format!("/api/v1/silences/{silence_id}")).await;

@@ -94,3 +94,79 @@ async fn directory_users_get_the_role_of_their_groups() {
         Err(DirectoryError::Unavailable(_))
     ));
 }
+
+/// The same directory behind `POST /api/v1/auth/login`: the user's groups decide the role of
+/// the session, the user is recorded (source `ldap`, no password), and an administrator who
+/// disables them locally keeps them out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_login_through_the_api() {
+    use opsconductor_tests::{Db, TestRuntime, client_with_bearer};
+    use serde_json::{Value, json};
+
+    let server = Slapd::start();
+    let directory = config(&server);
+    let rt = TestRuntime::start_configured(
+        Db::Sqlite,
+        &[],
+        move |c| c.ldap = Some(directory),
+        async |_| {},
+    )
+    .await;
+    let anonymous = client_with_bearer(None);
+    let login = async |username: &str, password: &str| -> (u16, Value) {
+        let response = anonymous
+            .post(rt.url("/api/v1/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    };
+
+    let (status, alice) = login(ALICE.0, ALICE.1).await;
+    assert_eq!(status, 200, "{alice}");
+    assert_eq!(alice["principal"]["role"], "admin");
+    let (status, me) = {
+        let response = client_with_bearer(alice["access_token"].as_str())
+            .get(rt.url("/api/v1/auth/me"))
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    };
+    assert_eq!((status, &me["actor"]), (200, &json!("user:alice")));
+
+    let (status, user) = rt.get_json("/api/v1/users/alice").await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(
+        (&user["source"], &user["role"], &user["has_password"]),
+        (&json!("ldap"), &json!("admin"), &json!(false))
+    );
+
+    // No group maps to a role: refused like a wrong password, and audited with the reason.
+    let (status, carol) = login(CAROL.0, CAROL.1).await;
+    assert_eq!(status, 401, "{carol}");
+    let (status, wrong) = login(BOB.0, "not-bobs").await;
+    assert_eq!((status, &wrong), (401, &carol));
+    let (_, audit) = rt
+        .get_json("/api/v1/audit?action=auth.login&target=user:carol")
+        .await;
+    assert_eq!(
+        audit["items"][0]["after"],
+        json!({"reason": "in no group that maps to a role", "via": "ldap"})
+    );
+
+    // Disabled here, kept out although the directory still vouches for her.
+    let (status, bob) = login(BOB.0, BOB.1).await;
+    assert_eq!((status, &bob["principal"]["role"]), (200, &json!("admin")));
+    let (status, body) = rt
+        .send_json("PUT", "/api/v1/users/alice", &json!({"disabled": true}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = login(ALICE.0, ALICE.1).await;
+    assert_eq!(status, 401);
+    rt.stop().await;
+}
