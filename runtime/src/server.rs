@@ -207,7 +207,9 @@ impl Server {
             shutdown_rx.clone(),
         )));
         let addr = listener.local_addr()?;
-        let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let router = app(state.clone())
+            .layer(axum::Extension(config.websocket.clone()))
+            .into_make_service_with_connect_info::<SocketAddr>();
         let mut stop = shutdown_rx;
         let http = tokio::spawn(async move {
             axum::serve(listener, router)

@@ -120,7 +120,7 @@ async fn operators_act_on_alerts(db: Db) {
     .await;
     assert_eq!(
         refusal(&again, 409, "conflict"),
-        format!("alert {id} is already acknowledged by api")
+        format!("alert {id} is already acknowledged by {}", rt.admin_actor)
     );
     // A new occurrence leaves the acknowledgement alone.
     assert_eq!(

@@ -1214,3 +1214,53 @@ async fn two_nodes_deliver_every_event_to_clients_of_both() {
     second.stop().await;
     first.stop().await;
 }
+
+/// Operators' changes through the API reach dashboards like ingest does: an acknowledgement is
+/// `alert_updated`, a resolution (single or bulk) `alert_resolved`; a note is not an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_actions_are_published() {
+    let rt = TestRuntime::start(Db::Sqlite, &[bundle("alertmanager")]).await;
+    let mut client = connect(&rt).await;
+    client
+        .subscribe(&["alert_updated", "alert_resolved"], json!({}))
+        .await;
+    let ids = post(
+        &rt,
+        "alertmanager",
+        am_payload(&[
+            am_alert("DiskFull", "critical", "10.0.0.1", "firing"),
+            am_alert("CpuHigh", "warning", "10.0.0.2", "firing"),
+        ]),
+    )
+    .await;
+    let [disk, cpu] = ids[..] else {
+        panic!("{ids:?}")
+    };
+    let act = async |path: String, body: Value| {
+        let (status, answer) = rt.send_json("POST", &path, &body).await;
+        assert!(status == 200 || status == 201, "{path}: {answer}");
+    };
+    act(format!("/api/v1/alerts/{disk}/acknowledge"), json!({})).await;
+    act(
+        format!("/api/v1/alerts/{disk}/notes"),
+        json!({"text": "on it"}),
+    )
+    .await;
+    act(format!("/api/v1/alerts/{disk}/resolve"), json!({})).await;
+    act(
+        "/api/v1/alerts/bulk".to_owned(),
+        json!({"ids": [cpu, disk], "action": "resolve"}),
+    )
+    .await;
+    let events = client.alert_events(3).await;
+    assert_eq!(
+        events,
+        [
+            ev("alert_updated", disk),
+            ev("alert_resolved", disk),
+            ev("alert_resolved", cpu),
+        ],
+        "the bulk refusal of the resolved disk alert is not an event"
+    );
+    rt.stop().await;
+}

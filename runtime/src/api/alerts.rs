@@ -231,12 +231,30 @@ async fn act(
         parse_body("action", &body)?
     };
     let note = note("action", "note", body.note)?;
-    state
+    let change = state
         .store
         .act_on_alert(id, op, &actor(&extensions), note.as_deref())
         .await
-        .map(|change| Json(change.alert))
-        .map_err(|e| refused(e, id))
+        .map_err(|e| refused(e, id))?;
+    publish(&state, op, &[id]);
+    Ok(Json(change.alert))
+}
+
+/// Tells WebSocket clients about alerts an operator changed: `alert_resolved` for a
+/// resolution, `alert_updated` for an acknowledgement or its withdrawal. A note changes only
+/// the alert's history, which is not an event.
+fn publish(state: &AppState, op: AlertOp, ids: &[i64]) {
+    use crate::events::{AlertChangeKind, ChangedAlert};
+    let kind = match op {
+        AlertOp::Resolve => AlertChangeKind::Resolved,
+        AlertOp::Acknowledge | AlertOp::Unacknowledge => AlertChangeKind::Updated,
+        AlertOp::Note => return,
+    };
+    state.events.changed(
+        ids.iter()
+            .map(|&alert_id| ChangedAlert { kind, alert_id })
+            .collect(),
+    );
 }
 
 /// `POST /api/v1/alerts/{id}/acknowledge`: an `active` or `suppressed` alert becomes
@@ -399,6 +417,14 @@ pub(super) async fn bulk(
             StoreError::Invalid(m) => invalid(m),
             other => other.into(),
         })?;
+    let changed: Vec<i64> = body
+        .ids
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.is_ok())
+        .map(|(&id, _)| id)
+        .collect();
+    publish(&state, body.action, &changed);
     let results: Vec<BulkResult> = body
         .ids
         .iter()
