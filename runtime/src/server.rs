@@ -208,7 +208,7 @@ impl Server {
         )));
         let addr = listener.local_addr()?;
         let router = app(state.clone())
-            .layer(axum::Extension(config.websocket.clone()))
+            .layer(axum::Extension(config.websocket))
             .into_make_service_with_connect_info::<SocketAddr>();
         let mut stop = shutdown_rx;
         let http = tokio::spawn(async move {

@@ -295,8 +295,20 @@ async fn hmac_signed_webhooks(db: Db) {
     assert_eq!(addon["manifest"]["id"], ADDON, "{addon}");
     assert_eq!(addon["ingest"]["events"], 2, "{addon}");
     assert_no_secret_shown(&rt).await;
+    // The change is audited with the public views before and after.
     let (_, audit) = rt.get_json("/api/v1/audit").await;
-    eprintln!("AUDIT {audit:#}");
+    let entry = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "addon.settings")
+        .unwrap_or_else(|| panic!("no addon.settings entry: {audit}"));
+    assert_eq!(entry["target"], "addon:alertmanager", "{entry}");
+    assert_eq!(
+        entry["before"]["webhook"]["auth"]["mode"], "none",
+        "{entry}"
+    );
+    assert_eq!(entry["after"], settings, "{entry}");
     rt.stop().await;
 }
 both_databases!(hmac_signed_webhooks_e2e, hmac_signed_webhooks);

@@ -95,34 +95,6 @@ pub struct Accepted {
     pub outcomes: Vec<ActionOutcome>,
 }
 
-impl WebhookStats {
-    /// The rejection counters and `accepted` together: equal to `received` once no request is
-    /// in flight, since every request lands in exactly one of them.
-    pub fn outcomes(&self) -> u64 {
-        let WebhookStats {
-            received: _,
-            accepted,
-            unknown_path,
-            unauthorized,
-            forbidden,
-            misconfigured,
-            too_large,
-            bad_body,
-            addon_failed,
-            store_failed,
-        } = *self;
-        accepted
-            + unknown_path
-            + unauthorized
-            + forbidden
-            + misconfigured
-            + too_large
-            + bad_body
-            + addon_failed
-            + store_failed
-    }
-}
-
 /// A refused webhook: the API's one error shape, with a `WWW-Authenticate` challenge on 401.
 #[derive(Debug)]
 pub struct WebhookError {
