@@ -602,15 +602,13 @@ pub fn app(state: AppState) -> Router {
         // The span names the path only: a query may carry a credential (`/ws?token=`), and
         // the span is attached to every event logged inside the request.
         .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(
-                |request: &Request| {
-                    tracing::debug_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                    )
-                },
-            ),
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                )
+            }),
         )
         .with_state(state)
 }
