@@ -57,6 +57,8 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// Optional directory login, tried when a password login finds no local user.
     pub ldap: Option<Arc<crate::directory::LdapConfig>>,
+    /// The signatures an uploaded addon bundle needs (`[bundles]`).
+    pub bundles: Arc<crate::bundle::TrustPolicy>,
 }
 
 /// Who may call a route. Every route has exactly one, in [`routes`], and the guard layer
@@ -123,6 +125,16 @@ impl Route {
             summary,
             endpoint: axum::routing::on(filter, handler),
         }
+    }
+}
+
+impl Route {
+    /// Raises (or lowers) the request body limit of this route from axum's default 2 MiB.
+    fn body_limit(mut self, bytes: usize) -> Route {
+        self.endpoint = self
+            .endpoint
+            .layer(axum::extract::DefaultBodyLimit::max(bytes));
+        self
     }
 }
 
@@ -399,11 +411,26 @@ pub fn routes() -> Vec<Route> {
             "Installed addons with their counters",
             list_addons,
         ),
+        post(
+            "/api/v1/addons",
+            Requires(ManageSystem),
+            As("addon.install"),
+            "Install or upgrade an addon from a bundle file (the raw body); ?accept_capabilities=true to accept wider capabilities",
+            addons::install_addon,
+        )
+        .body_limit(crate::bundle::MAX_BUNDLE_BYTES),
         get(
             "/api/v1/addons/{id}",
             Requires(Read),
             "One installed addon with its manifest",
             addons::get_addon,
+        ),
+        post(
+            "/api/v1/addons/{id}/rollback",
+            Requires(ManageSystem),
+            As("addon.rollback"),
+            "Put back the version the addon's last upgrade replaced",
+            addons::rollback_addon,
         ),
         post(
             "/api/v1/addons/{id}/enable",
@@ -768,39 +795,9 @@ pub struct AddonView {
 
 async fn list_addons(State(state): State<AppState>) -> Result<Json<Vec<AddonView>>, ApiError> {
     let rows = state.store.list_addons().await?;
-    let views = rows
-        .into_iter()
-        .map(|row| {
-            let loaded = state.registry.get(&row.id);
-            let str_at = |ptr: &str| {
-                row.manifest
-                    .pointer(ptr)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            };
-            AddonView {
-                webhook_path: str_at("/webhook/path"),
-                world: str_at("/world"),
-                trap_oid_prefixes: row
-                    .manifest
-                    .pointer("/snmp_trap/oid_prefixes")
-                    .and_then(|v| serde_json::from_value(v.clone()).ok())
-                    .unwrap_or_default(),
-                loaded: loaded.is_some(),
-                ingest: loaded.as_ref().map(|a| a.counters.snapshot()),
-                calls: loaded.as_ref().map(|a| a.call_stats()),
-                id: row.id,
-                name: row.name,
-                version: row.version,
-                enabled: row.enabled,
-                methods: row.methods,
-                wasm_sha256: row.wasm_sha256,
-                installed_at: row.installed_at,
-                updated_at: row.updated_at,
-            }
-        })
-        .collect();
-    Ok(Json(views))
+    Ok(Json(
+        rows.iter().map(|row| addons::view(&state, row)).collect(),
+    ))
 }
 
 #[derive(Debug, Serialize)]

@@ -10,9 +10,11 @@ use tokio::net::TcpListener;
 use crate::api::targets::CredentialInput;
 use crate::auth::{Actor, Auth, Role, Secret};
 use crate::config::Config;
-use crate::registry::{install_bundle, set_enabled};
+use crate::registry::set_enabled;
 use crate::server::{Core, Server};
 use crate::target::{CREDENTIAL_KINDS, Schedule, TargetSpec};
+
+mod bundles;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -112,10 +114,16 @@ pub enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AddonCommand {
-    /// Installs (or upgrades) addon bundles: folders holding manifest.json and addon.wasm.
+    /// Installs (or upgrades) addons from bundle files (`addon pack`: hashes, signature, WIT
+    /// world and fixtures are checked first) or bundle folders (manifest.json and addon.wasm).
     Install {
         #[arg(required = true)]
         bundles: Vec<PathBuf>,
+        /// Accepts an upgrade that widens the addon's capabilities (hosts, SSH commands,
+        /// methods, memory, CPU or time budgets); without it such an upgrade is refused with the
+        /// difference.
+        #[arg(long)]
+        accept_capabilities: bool,
     },
     /// Lists installed addons.
     List,
@@ -144,6 +152,66 @@ pub enum AddonCommand {
         /// hmac: how far the timestamp may be from the server's clock (default 300).
         #[arg(long)]
         tolerance_seconds: Option<u32>,
+    },
+    // --- bundle files (runtime/src/cli/bundles.rs) ---
+    /// Packs a bundle folder into one file, <id>-<version>.ocbundle: manifest, wasm, fixtures,
+    /// SHA256SUMS and, with --key, an ed25519 signature.
+    Pack {
+        dir: PathBuf,
+        /// The signing key (`addon keygen`).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Where to write the bundle file.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Generates a bundle signing key: writes <name>.key (readable by you only) and prints the
+    /// public key for `[bundles] trusted_keys`.
+    Keygen { name: String },
+    /// Puts back the version the addon's last upgrade replaced (one step); running servers load
+    /// it within seconds.
+    Rollback { id: String },
+    // --- authoring (runtime/src/authoring.rs); no database except `record` ---
+    /// Scaffolds a new addon: a Cargo project against the SDK, manifest, a fixture, README.
+    New {
+        /// The addon id (a-z, 0-9, `-`, `_`); also its webhook path.
+        id: String,
+        #[arg(long, value_enum)]
+        kind: crate::authoring::Kind,
+        /// Where to create it (default ./<id>); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The addon SDK to depend on (default: the addon-sdk of the tree this binary was
+        /// built from).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+    /// Builds an addon's source directory for wasm32-wasip2 and lays out its bundle.
+    Build {
+        dir: PathBuf,
+        /// The bundle directory (default <dir>/target/bundle), replaced.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Runs every fixture of a bundle or an addon's source directory (built first when
+    /// needed) through the real sandbox; exits non-zero when any fails.
+    Test {
+        path: PathBuf,
+        /// Rewrites the expected files of failing fixtures with what the addon produced.
+        #[arg(long)]
+        update: bool,
+    },
+    /// Polls a configured target once through the real poll path and records what the host's
+    /// fetches returned as fixtures/<fixture>.input.poll.json (and the .expected.json).
+    Record {
+        /// The addon's bundle or source directory (the fixture goes to its fixtures/).
+        dir: PathBuf,
+        /// The target to poll (name or id), with its credential.
+        #[arg(long)]
+        target: String,
+        /// The fixture's name.
+        #[arg(long)]
+        fixture: String,
     },
 }
 
@@ -188,21 +256,23 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
         Command::Credential(cmd) => credential_command(cmd, &config).await,
         Command::User(cmd) => account_command(cmd, &config).await,
         Command::Auth(cmd) => auth_command(cmd, &config).await,
+        Command::Addon(AddonCommand::Pack { dir, key, out }) => {
+            bundles::pack_command(&dir, key.as_deref(), &out)
+        }
+        Command::Addon(AddonCommand::Keygen { name }) => bundles::keygen_command(&name),
+        Command::Addon(cmd) if cmd.is_authoring() => crate::authoring::command(cmd, &config).await,
         Command::Addon(cmd) => {
             let core = Core::open(&config).await?;
             match cmd {
-                AddonCommand::Install { bundles } => {
-                    for dir in bundles {
-                        let r = install_bundle(&core.store, &core.sandbox, &dir).await?;
-                        println!(
-                            "{} {} {} ({}; sha256 {})",
-                            if r.changed { "installed" } else { "unchanged" },
-                            r.id,
-                            r.version,
-                            if r.enabled { "enabled" } else { "disabled" },
-                            &r.wasm_sha256[..12]
-                        );
-                    }
+                AddonCommand::Install {
+                    bundles: paths,
+                    accept_capabilities,
+                } => {
+                    bundles::install_command(&core, &config, paths, accept_capabilities).await?;
+                }
+                AddonCommand::Rollback { id } => bundles::rollback_command(&core, &id).await?,
+                AddonCommand::Pack { .. } | AddonCommand::Keygen { .. } => {
+                    unreachable!("run without the database, above")
                 }
                 AddonCommand::List => {
                     let rows = core.store.list_addons().await?;
@@ -244,6 +314,10 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                     };
                     println!("{:#}", settings.public());
                 }
+                AddonCommand::New { .. }
+                | AddonCommand::Build { .. }
+                | AddonCommand::Test { .. }
+                | AddonCommand::Record { .. } => unreachable!("authoring::command runs these"),
                 AddonCommand::WebhookAuth {
                     id,
                     mode,

@@ -64,6 +64,8 @@ pub struct Config {
     pub limits: crate::api::limits::LimitsConfig,
     /// Optional directory login (`[ldap]`).
     pub ldap: Option<crate::directory::LdapConfig>,
+    /// Which signatures addon bundle files need (`[bundles]`).
+    pub bundles: crate::bundle::BundleConfig,
 }
 
 impl Default for Config {
@@ -93,6 +95,7 @@ impl Default for Config {
             refresh_token_days: 30,
             limits: crate::api::limits::LimitsConfig::default(),
             ldap: None,
+            bundles: crate::bundle::BundleConfig::default(),
         }
     }
 }
@@ -282,6 +285,21 @@ mod tests {
         c.apply_env(|n| (n == "OPSCONDUCTOR_JWT_SIGNING_KEY").then(|| "from-env".into()))
             .unwrap();
         assert_eq!(c.auth().signing_key.unwrap().expose(), "from-env");
+    }
+
+    #[test]
+    fn bundle_signatures_are_configured_in_their_own_section() {
+        let c: Config = toml::from_str(
+            "[bundles]\ntrusted_keys = [\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"]\nrequire_signatures = true",
+        )
+        .unwrap();
+        assert!(c.bundles.require_signatures);
+        assert_eq!(c.bundles.trusted_keys.len(), 1);
+        assert!(!Config::default().bundles.require_signatures);
+        let err = toml::from_str::<Config>("[bundles]\nrequire = true")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("require"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -24,7 +25,7 @@ use crate::event::{
     SnmpVersion, SshOutput, Target, Varbind, WebhookRequest,
 };
 use crate::manifest::{Manifest, Method, PollMode, parse_oid};
-use crate::sandbox::{CallError, Sandbox};
+use crate::sandbox::{CallError, CallMeasure, Sandbox};
 
 /// The receipt time fixtures are evaluated at, so that expectations are stable.
 pub fn fixture_time() -> DateTime<Utc> {
@@ -34,8 +35,54 @@ pub fn fixture_time() -> DateTime<Utc> {
 #[derive(Debug)]
 pub struct FixtureResult {
     pub name: String,
-    /// `None` when the output matched; otherwise what differed.
+    /// `None` when the output matched; otherwise what differed: a line diff of the pretty
+    /// JSON, `-` expected and `+` actual.
     pub mismatch: Option<String>,
+    /// The `.expected.json` file this fixture was compared with.
+    pub expected_path: PathBuf,
+    /// What the addon and the engine made of the input, in the expectation's format.
+    pub actual: Value,
+    /// Wall time of the fixture: a fresh instance, the call and the engine.
+    pub wall: Duration,
+    /// What the call cost the guest (guest time, peak linear memory).
+    pub measure: CallMeasure,
+}
+
+impl FixtureResult {
+    /// What `--update` writes to [`FixtureResult::expected_path`]: the actual output, with an
+    /// addon error in the `{"error": {"kind", "message_contains"}}` form.
+    pub fn updated_expectation(&self) -> Value {
+        match self.actual.get("error") {
+            Some(error) => json!({ "error": {
+                "kind": error.get("kind").cloned().unwrap_or(Value::Null),
+                "message_contains": error.get("message").cloned().unwrap_or(Value::Null),
+            }}),
+            None => self.actual.clone(),
+        }
+    }
+}
+
+/// Where one run's pieces are: the manifest, the component and the fixtures. A bundle has them
+/// side by side ([`run_bundle_fixtures`]); an addon's source directory has the manifest and
+/// the fixtures, and the component in its built bundle.
+#[derive(Debug, Clone)]
+pub struct FixtureSources {
+    /// What error messages name files relative to.
+    pub root: PathBuf,
+    pub manifest: PathBuf,
+    pub wasm: PathBuf,
+    pub fixtures: PathBuf,
+}
+
+impl FixtureSources {
+    pub fn bundle(dir: &Path) -> FixtureSources {
+        FixtureSources {
+            root: dir.to_owned(),
+            manifest: dir.join("manifest.json"),
+            wasm: dir.join("addon.wasm"),
+            fixtures: dir.join("fixtures"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,12 +103,23 @@ pub async fn run_bundle_fixtures(
     sandbox: &Arc<Sandbox>,
     dir: &Path,
 ) -> Result<Vec<FixtureResult>, FixtureError> {
-    let manifest_bytes = std::fs::read(dir.join("manifest.json"))
-        .map_err(|e| bundle_err(dir, format!("manifest.json: {e}")))?;
+    run_fixtures(sandbox, &FixtureSources::bundle(dir)).await
+}
+
+/// Runs every fixture in `sources.fixtures`, each in a fresh instance. There must be at least
+/// one.
+pub async fn run_fixtures(
+    sandbox: &Arc<Sandbox>,
+    sources: &FixtureSources,
+) -> Result<Vec<FixtureResult>, FixtureError> {
+    let dir = sources.root.as_path();
+    let relative = |p: &Path| p.strip_prefix(dir).unwrap_or(p).display().to_string();
+    let manifest_bytes = std::fs::read(&sources.manifest)
+        .map_err(|e| bundle_err(dir, format!("{}: {e}", relative(&sources.manifest))))?;
     let manifest =
         Manifest::from_json(&manifest_bytes).map_err(|e| bundle_err(dir, e.to_string()))?;
-    let wasm = std::fs::read(dir.join("addon.wasm"))
-        .map_err(|e| bundle_err(dir, format!("addon.wasm: {e}")))?;
+    let wasm = std::fs::read(&sources.wasm)
+        .map_err(|e| bundle_err(dir, format!("{}: {e}", relative(&sources.wasm))))?;
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
     let component = sandbox
         .load(
@@ -74,9 +132,9 @@ pub async fn run_bundle_fixtures(
         .map_err(|e| bundle_err(dir, e.to_string()))?;
     let rules = AlertRules::new(&manifest.id, &manifest.alerts);
 
-    let fixtures_dir = dir.join("fixtures");
-    let mut inputs: Vec<(String, InputKind)> = std::fs::read_dir(&fixtures_dir)
-        .map_err(|e| bundle_err(dir, format!("fixtures/: {e}")))?
+    let fixtures_dir = sources.fixtures.as_path();
+    let mut inputs: Vec<(String, InputKind)> = std::fs::read_dir(fixtures_dir)
+        .map_err(|e| bundle_err(dir, format!("{}/: {e}", relative(fixtures_dir))))?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter_map(|file| {
             let (name, kind) = InputKind::of(&file)?;
@@ -149,7 +207,9 @@ pub async fn run_bundle_fixtures(
                 })
             }
         };
-        let actual = match component.parse(event).await {
+        let started = Instant::now();
+        let (parsed, measure) = component.parse_measured(event).await;
+        let actual = match parsed {
             Ok(reported) => {
                 let mut out = Vec::new();
                 let mut engine_error = None;
@@ -169,9 +229,14 @@ pub async fn run_bundle_fixtures(
             }
             Err(other) => json!({ "crash": other.to_string() }),
         };
+        let wall = started.elapsed();
         results.push(FixtureResult {
             mismatch: compare(&expected, &actual),
             name,
+            expected_path,
+            actual,
+            wall,
+            measure,
         });
     }
     Ok(results)
@@ -467,6 +532,92 @@ fn check_poll_fixture(manifest: &Manifest, poll: &PollResult) -> Result<(), Stri
     Ok(())
 }
 
+/// The poll fixture of a [`PollResult`]: the inverse of [`poll_from_json`] (what
+/// `opsconductor addon record` writes). An HTTP body that is JSON is kept as `json`, other
+/// bodies as text `body` (bytes that are not UTF-8 are replaced); octet strings that are
+/// printable UTF-8 as text `value`, others as `hex`.
+pub fn poll_to_json(poll: &PollResult) -> Value {
+    let config: Value = serde_json::from_str(&poll.target.config)
+        .unwrap_or_else(|_| Value::Object(Default::default()));
+    let started_at = Utc
+        .timestamp_millis_opt(poll.started_at)
+        .single()
+        .map_or(Value::from(poll.started_at), |t| {
+            Value::from(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        });
+    let fetched: Vec<Value> = poll
+        .fetched
+        .iter()
+        .map(|f| match &f.outcome {
+            Err(error) => json!({ "name": f.name, "error": error }),
+            Ok(FetchedData::Snmp(varbinds)) => {
+                json!({ "name": f.name, "snmp": varbinds.iter().map(varbind_to_json).collect::<Vec<_>>() })
+            }
+            Ok(FetchedData::Http(h)) => {
+                let headers: serde_json::Map<String, Value> = h
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                    .collect();
+                let mut http = json!({ "status": h.status, "headers": headers });
+                match serde_json::from_slice::<Value>(&h.body) {
+                    Ok(body) if !h.body.is_empty() => http["json"] = body,
+                    _ => http["body"] = Value::from(String::from_utf8_lossy(&h.body)),
+                }
+                json!({ "name": f.name, "http": http })
+            }
+            Ok(FetchedData::Ssh(s)) => json!({ "name": f.name, "ssh": {
+                "command": s.command,
+                "exit_status": s.exit_status,
+                "stdout": String::from_utf8_lossy(&s.stdout),
+                "stderr": String::from_utf8_lossy(&s.stderr),
+            }}),
+        })
+        .collect();
+    json!({
+        "target": {
+            "id": poll.target.id,
+            "name": poll.target.name,
+            "address": poll.target.address,
+            "config": config,
+        },
+        "started_at": started_at,
+        "fetched": fetched,
+    })
+}
+
+/// A varbind in the fixture notation of [`trap_from_json`].
+fn varbind_to_json(vb: &Varbind) -> Value {
+    fn printable(b: &[u8]) -> Option<&str> {
+        let text = std::str::from_utf8(b).ok()?;
+        let control = |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t');
+        (!text.chars().any(control)).then_some(text)
+    }
+    let (kind, field, value) = match &vb.value {
+        SnmpValue::Integer(v) => ("integer", "value", Value::from(*v)),
+        SnmpValue::OctetString(b) => match printable(b) {
+            Some(text) => ("octet-string", "value", Value::from(text)),
+            None => ("octet-string", "hex", Value::from(hex::encode(b))),
+        },
+        SnmpValue::Null => ("null", "", Value::Null),
+        SnmpValue::ObjectId(v) => ("object-id", "value", Value::from(v.clone())),
+        SnmpValue::IpAddress(v) => ("ip-address", "value", Value::from(v.clone())),
+        SnmpValue::Counter32(v) => ("counter32", "value", Value::from(*v)),
+        SnmpValue::Gauge32(v) => ("gauge32", "value", Value::from(*v)),
+        SnmpValue::TimeTicks(v) => ("timeticks", "value", Value::from(*v)),
+        SnmpValue::Opaque(b) => ("opaque", "hex", Value::from(hex::encode(b))),
+        SnmpValue::Counter64(v) => ("counter64", "value", Value::from(*v)),
+        SnmpValue::NoSuchObject => ("no-such-object", "", Value::Null),
+        SnmpValue::NoSuchInstance => ("no-such-instance", "", Value::Null),
+        SnmpValue::EndOfMibView => ("end-of-mib-view", "", Value::Null),
+    };
+    let mut out = json!({ "oid": vb.oid, "type": kind });
+    if !field.is_empty() {
+        out[field] = value;
+    }
+    out
+}
+
 /// A varbind value in a trap fixture: `"type"` names the variant, the rest are its fields. The
 /// valueless types are empty struct variants so that a stray `value` on them is refused (serde
 /// ignores extra fields on unit variants).
@@ -568,11 +719,19 @@ fn compare(expected: &Value, actual: &Value) -> Option<String> {
     if normalise_times(expected) == normalise_times(actual) {
         return None;
     }
-    Some(format!(
-        "expected:\n{}\ngot:\n{}",
-        serde_json::to_string_pretty(expected).unwrap_or_default(),
-        serde_json::to_string_pretty(actual).unwrap_or_default()
-    ))
+    Some(json_diff(expected, actual))
+}
+
+/// A unified line diff of two values' pretty JSON: `-` lines are only in `expected`, `+`
+/// lines only in `actual`, with three lines of context.
+pub fn json_diff(expected: &Value, actual: &Value) -> String {
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
+    let (old, new) = (pretty(expected), pretty(actual));
+    similar::TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(3)
+        .header("expected", "actual")
+        .to_string()
 }
 
 /// Compares `occurred_at` as instants, so `…00Z` and `…00+00:00` agree.
@@ -764,6 +923,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!((p.started_at, p.target.config.as_str()), (5, "{}"));
+    }
+
+    #[test]
+    fn poll_fixtures_round_trip() {
+        let p = poll_from_json(POLL.as_bytes()).unwrap();
+        let written = poll_to_json(&p);
+        let again = poll_from_json(written.to_string().as_bytes()).unwrap();
+        assert_eq!(again, p, "{written:#}");
+        let mut binary = p.clone();
+        binary.fetched[0].outcome = Ok(FetchedData::Snmp(vec![Varbind {
+            oid: "1.2".into(),
+            value: SnmpValue::OctetString(vec![0, 0xff]),
+        }]));
+        let written = poll_to_json(&binary);
+        assert_eq!(written["fetched"][0]["snmp"][0]["hex"], "00ff");
+        assert_eq!(
+            poll_from_json(written.to_string().as_bytes()).unwrap(),
+            binary
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 pub mod alert;
 pub mod api;
 pub mod auth;
+pub mod authoring;
+pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod directory;

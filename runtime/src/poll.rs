@@ -552,6 +552,45 @@ pub async fn run(job: PollJob<'_>) -> PollOutcome {
     outcome
 }
 
+/// The declarative fetches of one poll of `target`, through the same [`TargetIo`] as [`run`]
+/// (the target's credential applied, SSH host keys pinned on first use), without calling the
+/// addon, storing alerts or recording an outcome: what `opsconductor addon record` turns into a
+/// fixture.
+pub async fn fetch_once(
+    addon: Arc<LoadedAddon>,
+    target: &Target,
+    credential: Option<CredentialSecret>,
+    pollers: &Pollers,
+    store: &Store,
+) -> Result<PollResult, String> {
+    let spec = match &addon.manifest.poll {
+        Some(spec) if spec.mode == PollMode::Declarative => spec.clone(),
+        _ => return Err(format!("addon `{}` has no declarative poll", addon.id())),
+    };
+    let budget = Duration::from_millis(u64::from(spec.timeout_ms));
+    let io = TargetIo::new(
+        addon,
+        target.clone(),
+        credential,
+        pollers.clone(),
+        store.clone(),
+        budget,
+    )
+    .map_err(|e| e.to_string())?;
+    let started_at = Utc::now().timestamp_millis();
+    let fetched = fetch_declared(&io, &spec.fetch, target).await;
+    Ok(PollResult {
+        target: event::Target {
+            id: target.id.to_string(),
+            name: target.name.clone(),
+            address: target.address.clone(),
+            config: serde_json::Value::Object(target.config.clone()).to_string(),
+        },
+        started_at,
+        fetched,
+    })
+}
+
 /// Runs a declarative poll's fetches in manifest order; SSH commands share one session.
 async fn fetch_declared(io: &TargetIo, fetches: &[FetchSpec], target: &Target) -> Vec<Fetched> {
     let ssh_commands: Vec<String> = fetches

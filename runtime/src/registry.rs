@@ -183,6 +183,11 @@ impl Registry {
         }
     }
 
+    /// The sandbox addons are loaded into (installs compile and run fixtures in it).
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
     pub fn find_by_webhook(&self, path: &str) -> Option<Arc<LoadedAddon>> {
         self.index.load().by_webhook.get(path).cloned()
     }

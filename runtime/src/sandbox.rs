@@ -164,6 +164,9 @@ impl WasiView for GuestState {
 struct MemoryLimiter {
     max_bytes: usize,
     exceeded: bool,
+    /// The largest linear memory granted so far (the instance's high-water mark: linear
+    /// memory never shrinks).
+    peak_bytes: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -177,6 +180,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.exceeded = true;
             return Ok(false);
         }
+        self.peak_bytes = self.peak_bytes.max(desired);
         Ok(true)
     }
 
@@ -438,6 +442,16 @@ struct WarmInstance {
     addon: Bound,
 }
 
+/// What one measured call cost the guest (see [`AddonComponent::parse_measured`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallMeasure {
+    /// Guest time: the call's wall time minus the time spent in host imports, which is what
+    /// the CPU deadline charges. Not instructions: fuel metering is not enabled.
+    pub guest_time: Duration,
+    /// The instance's peak linear memory, instantiation included.
+    pub peak_memory_bytes: u64,
+}
+
 /// What one call asks of the addon.
 enum Call {
     Parse(bindings::wit::RawEvent),
@@ -474,7 +488,19 @@ impl AddonComponent {
     /// may be corrupt); the next call gets a fresh one. An addon error keeps it.
     pub async fn parse(&self, event: RawEvent) -> Result<Vec<ReportedAlert>, CallError> {
         let call = Call::Parse(bindings::wit::RawEvent::from(event));
-        self.call(call, None, self.limits.timeout_ms).await
+        let (result, _) = self.call(call, None, self.limits.timeout_ms, false).await;
+        result
+    }
+
+    /// [`AddonComponent::parse`] in a fresh instance that is discarded afterwards, so that the
+    /// measure (guest time, peak memory) belongs to this call alone. For fixture runs, not
+    /// for ingest.
+    pub async fn parse_measured(
+        &self,
+        event: RawEvent,
+    ) -> (Result<Vec<ReportedAlert>, CallError>, CallMeasure) {
+        let call = Call::Parse(bindings::wit::RawEvent::from(event));
+        self.call(call, None, self.limits.timeout_ms, true).await
     }
 
     /// Calls the addon's `poll` export with `io` as the only way out, bounded by `timeout_ms`
@@ -492,25 +518,34 @@ impl AddonComponent {
             });
         }
         let call = Call::Poll(target.into());
-        self.call(call, Some(io), timeout_ms).await
+        let (result, _) = self.call(call, Some(io), timeout_ms, false).await;
+        result
     }
 
+    /// One call; `isolated` takes a fresh instance and discards it afterwards.
     async fn call(
         &self,
         call: Call,
         io: Option<Arc<TargetIo>>,
         timeout_ms: u32,
-    ) -> Result<Vec<ReportedAlert>, CallError> {
+        isolated: bool,
+    ) -> (Result<Vec<ReportedAlert>, CallError>, CallMeasure) {
         let _permit = self
             .permits
             .acquire()
             .await
             .expect("semaphore is never closed");
         bump(&self.counters.calls);
-        let idle = self.idle.lock().expect("idle pool lock").pop();
+        let idle = match isolated {
+            true => None,
+            false => self.idle.lock().expect("idle pool lock").pop(),
+        };
         let mut warm = match idle {
             Some(warm) => warm,
-            None => self.instantiate().await?,
+            None => match self.instantiate().await {
+                Ok(warm) => warm,
+                Err(e) => return (Err(e), CallMeasure::default()),
+            },
         };
 
         let cpu_budget = Duration::from_millis(u64::from(self.limits.cpu_ms));
@@ -543,16 +578,25 @@ impl AddonComponent {
         .await;
         // The poll's I/O handle must not outlive the call.
         warm.store.data_mut().host.io = None;
+        let measure = CallMeasure {
+            guest_time: warm.store.data().host.guest_time(),
+            peak_memory_bytes: warm.store.data().limiter.peak_bytes as u64,
+        };
+        let keep = |warm: WarmInstance| {
+            if !isolated {
+                self.idle.lock().expect("idle pool lock").push(warm);
+            }
+        };
 
-        match outcome {
+        let result = match outcome {
             Ok(Ok(Ok(alerts))) => {
                 bump(&self.counters.ok);
-                self.idle.lock().expect("idle pool lock").push(warm);
+                keep(warm);
                 Ok(alerts.into_iter().map(ReportedAlert::from).collect())
             }
             Ok(Ok(Err(e))) => {
                 bump(&self.counters.addon_errors);
-                self.idle.lock().expect("idle pool lock").push(warm);
+                keep(warm);
                 Err(CallError::Addon {
                     kind: bindings::error_kind_name(e.kind),
                     message: e.message,
@@ -569,7 +613,8 @@ impl AddonComponent {
                 warn!(addon = %self.addon_id, %error, "addon call timed out; instance discarded");
                 Err(error)
             }
-        }
+        };
+        (result, measure)
     }
 
     fn classify_trap(&self, trap: &wasmtime::Error, state: &GuestState) -> CallError {
@@ -600,6 +645,7 @@ impl AddonComponent {
             limiter: MemoryLimiter {
                 max_bytes: self.limits.memory_mb as usize * 1024 * 1024,
                 exceeded: false,
+                peak_bytes: 0,
             },
             host: HostContext::new(self.addon_id.clone(), self.services.clone()),
         };

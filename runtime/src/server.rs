@@ -38,6 +38,8 @@ pub enum StartError {
     Credentials(#[from] trap::credentials::CredentialError),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    #[error("[bundles]: {0}")]
+    Bundles(#[from] crate::bundle::BundleError),
 }
 
 /// Committed batches waiting for the event publisher before further ones are dropped (and
@@ -96,6 +98,7 @@ impl Server {
             ldap.validate()
                 .map_err(|e| crate::auth::AuthError::Config(format!("[ldap]: {e}")))?;
         }
+        let bundles = Arc::new(config.bundles.policy()?);
         bootstrap_admin(&auth).await?;
         let limits = Arc::new(crate::api::limits::Limits::new(&config.limits));
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -201,6 +204,7 @@ impl Server {
             auth,
             limits: limits.clone(),
             ldap: config.ldap.clone().map(Arc::new),
+            bundles,
         };
         watchers.push(tokio::spawn(forget_idle_limits(
             limits,

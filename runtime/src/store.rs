@@ -67,7 +67,8 @@ mod targets;
 mod tests;
 
 pub use addons::{
-    AddonRecord, AddonRow, STATE_MAX_KEY_BYTES, STATE_MAX_KEYS, STATE_MAX_VALUE_BYTES,
+    AddonRecord, AddonRollback, AddonRow, AddonVersion, STATE_MAX_KEY_BYTES, STATE_MAX_KEYS,
+    STATE_MAX_VALUE_BYTES,
 };
 pub use alerts::{
     AlertChange, AlertEvent, AlertEventKind, AlertOp, AlertSearch, HistoryPage, LIST_LIMIT_DEFAULT,

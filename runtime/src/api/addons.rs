@@ -8,7 +8,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -195,4 +195,144 @@ pub(super) async fn put_addon_settings(
         .before(before)
         .after(&after);
     Ok((audit, Json(after)).into_response())
+}
+
+/// Query of `POST /api/v1/addons`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstallQuery {
+    /// The caller's consent to an upgrade that widens the addon's capabilities.
+    #[serde(default)]
+    accept_capabilities: bool,
+}
+
+/// `POST /api/v1/addons`: installs or upgrades an addon from a bundle file
+/// (`opsconductor addon pack`) sent as the raw body. The bundle's hashes and signature, its WIT
+/// world and its fixtures (in the sandbox) are checked first: `422` names what failed. An
+/// upgrade that widens the addon's capabilities is `409` with the difference unless
+/// `?accept_capabilities=true`. Active on this node before the answer, on the others within
+/// their registry poll.
+pub(super) async fn install_addon(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use crate::bundle::install::install;
+    let query: InstallQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request("bad_query", format!("query: {e}")))?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "bad_bundle",
+            "the request body must be an addon bundle file (opsconductor addon pack)",
+        ));
+    }
+    let policy = state.bundles.clone();
+    let bundle = tokio::task::spawn_blocking(move || crate::bundle::open_bytes(&body, &policy))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bundle_rejected",
+                format!("{e}"),
+            )
+        })?;
+    let id = bundle.id.clone();
+    let audit = AuditDetail::target(format!("addon:{id}"));
+    let before = state
+        .store
+        .addon(&id)
+        .await?
+        .map(|row| json!({ "version": row.version, "wasm_sha256": row.wasm_sha256 }));
+    let audit = match &before {
+        Some(b) => audit.before(b),
+        None => audit,
+    };
+    let sandbox = state.registry.sandbox().clone();
+    let done = match install(&state.store, &sandbox, &bundle, query.accept_capabilities).await {
+        Ok(done) => done,
+        Err(e) => return install_refused(audit, e),
+    };
+    reload(&state).await;
+    let audit = audit.after(json!({
+        "version": done.report.version,
+        "wasm_sha256": done.report.wasm_sha256,
+        "signer": done.signer,
+    }));
+    let status = if done.report.changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((audit, (status, Json(done))).into_response())
+}
+
+/// The answer to a refused install, audited as a failure with the addon as its target: `409`
+/// with the difference for capabilities not accepted, `409` for a webhook path taken, `422`
+/// naming what is wrong with the bundle; failures of ours stay `500`.
+fn install_refused(
+    audit: AuditDetail,
+    error: crate::bundle::install::InstallError,
+) -> Result<Response, ApiError> {
+    use crate::bundle::install::InstallError;
+    let message = error.to_string();
+    let refusal = match error {
+        InstallError::CapabilitiesNotAccepted { from, to, diff, .. } => {
+            let body = json!({ "error": {
+                "code": "capabilities_not_accepted",
+                "message": message,
+                "from_version": from,
+                "to_version": to,
+                "capability_diff": diff,
+            }});
+            let audit =
+                audit.after(json!({ "refused": "capabilities_not_accepted", "version": to }));
+            return Ok((audit, (StatusCode::CONFLICT, Json(body))).into_response());
+        }
+        InstallError::Store(e) => return Err(e.into()),
+        InstallError::Registry(RegistryError::WebhookPathTaken { .. }) => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", message)
+        }
+        InstallError::Registry(
+            e @ (RegistryError::Store(_) | RegistryError::Join(_) | RegistryError::UnknownAddon(_)),
+        ) => return Err(ApiError::internal(e)),
+        InstallError::FixturesFailed { .. } | InstallError::Fixtures { .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "fixtures_failed", message)
+        }
+        InstallError::UnsupportedWorld { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported_world",
+            message,
+        ),
+        InstallError::Bundle(_) | InstallError::Manifest { .. } | InstallError::Registry(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bundle_rejected", message)
+        }
+    };
+    Ok((audit, refusal).into_response())
+}
+
+/// `POST /api/v1/addons/{id}/rollback`: puts back the version the addon's last upgrade
+/// replaced (`409` when none is kept); loaded on this node before the answer.
+pub(super) async fn rollback_addon(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    use crate::bundle::install::{RollbackError, rollback};
+    let done = rollback(&state.store, &id).await.map_err(|e| match e {
+        RollbackError::UnknownAddon(_) => no_addon(&id),
+        e @ RollbackError::NoPreviousVersion(_) => {
+            ApiError::new(StatusCode::CONFLICT, "no_previous_version", e.to_string())
+        }
+        RollbackError::Store(e) => e.into(),
+    })?;
+    reload(&state).await;
+    let row = installed(&state, &id).await?;
+    let audit = AuditDetail::target(format!("addon:{id}"))
+        .before(&done.from)
+        .after(&done.to);
+    let detail = json!({
+        "rolled_back_from": done.from,
+        "addon": AddonDetail { addon: view(&state, &row), manifest: row.manifest },
+    });
+    Ok((audit, Json(detail)).into_response())
 }

@@ -54,15 +54,46 @@ pub struct AddonRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A version of an addon: what rollback reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AddonVersion {
+    pub version: String,
+    pub wasm_sha256: String,
+}
+
+/// What a rollback did: from the installed version back to the kept one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddonRollback {
+    pub from: AddonVersion,
+    pub to: AddonVersion,
+}
+
 impl Store {
     /// Installs an addon or replaces an installed one (name, version, methods, manifest, wasm and
     /// the enabled flag as given). `installed_at` keeps the first install's time; `updated_at`
-    /// moves.
+    /// moves. The version replaced is kept (see [`Store::rollback_addon`]).
     pub async fn upsert_addon(&self, addon: &AddonRecord) -> Result<(), StoreError> {
         const OP: &str = "installing an addon";
         with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
             let at = now();
+            // The version this replaces (if any) is kept for one-step rollback.
+            sqlx::query(
+                "INSERT INTO addon_versions (addon_id, name, version, methods, manifest, wasm, \
+                                             wasm_sha256, replaced_at) \
+                 SELECT id, name, version, methods, manifest, wasm, wasm_sha256, $2 \
+                 FROM addons WHERE id = $1 \
+                 ON CONFLICT (addon_id) DO UPDATE SET \
+                     name = excluded.name, version = excluded.version, \
+                     methods = excluded.methods, manifest = excluded.manifest, \
+                     wasm = excluded.wasm, wasm_sha256 = excluded.wasm_sha256, \
+                     replaced_at = excluded.replaced_at",
+            )
+            .bind(&addon.id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .context(OP)?;
             sqlx::query(
                 "INSERT INTO addons (id, name, version, methods, manifest, wasm, wasm_sha256, \
                                      enabled, installed_at, updated_at) \
@@ -94,6 +125,84 @@ impl Store {
             tx.commit().await.context(OP)?;
         });
         Ok(())
+    }
+
+    /// The version of an addon that its last upgrade replaced, if one is kept.
+    pub async fn previous_addon_version(
+        &self,
+        id: &str,
+    ) -> Result<Option<AddonVersion>, StoreError> {
+        with_pool!(self, read, |pool| {
+            sqlx::query_as("SELECT version, wasm_sha256 FROM addon_versions WHERE addon_id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .context("reading an addon's previous version")
+        })
+    }
+
+    /// Puts back the version of an addon that its last upgrade replaced (manifest, wasm, name,
+    /// version, methods; the enabled flag and settings stay) and forgets it, so rollback is one
+    /// step. `Ok(None)` when no previous version is kept; [`StoreError::NotFound`] when the addon
+    /// is not installed.
+    pub async fn rollback_addon(&self, id: &str) -> Result<Option<AddonRollback>, StoreError> {
+        const OP: &str = "rolling an addon back";
+        with_pool!(self, write, |pool| {
+            let mut tx = begin_write(pool).await.context(OP)?;
+            // Under the addon's row lock, so that an install cannot slip in between.
+            sqlx::query_scalar::<_, String>(lock_addon_sql(pool))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .context(OP)?;
+            let current: Option<AddonVersion> =
+                sqlx::query_as("SELECT version, wasm_sha256 FROM addons WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .context(OP)?;
+            let Some(current) = current else {
+                return Err(StoreError::NotFound);
+            };
+            let previous: Option<AddonVersion> = sqlx::query_as(
+                "SELECT version, wasm_sha256 FROM addon_versions WHERE addon_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .context(OP)?;
+            let Some(previous) = previous else {
+                return Ok(None);
+            };
+            let at = now();
+            sqlx::query(
+                "UPDATE addons SET name = v.name, version = v.version, methods = v.methods, \
+                     manifest = v.manifest, wasm = v.wasm, wasm_sha256 = v.wasm_sha256, \
+                     updated_at = $2 \
+                 FROM addon_versions AS v WHERE v.addon_id = addons.id AND addons.id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .context(OP)?;
+            sqlx::query("DELETE FROM addon_versions WHERE addon_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .context(OP)?;
+            sqlx::query(BUMP_GENERATION_SQL)
+                .bind(GENERATION_KEY)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .context(OP)?;
+            tx.commit().await.context(OP)?;
+            Ok(Some(AddonRollback {
+                from: current,
+                to: previous,
+            }))
+        })
     }
 
     /// Every installed addon, enabled or not, by id.
