@@ -37,10 +37,14 @@ fn net_snmp(tool: &str, args: &[String]) -> (bool, String) {
         .unwrap_or_else(|e| {
             panic!("cannot run {tool} ({e}): install net-snmp's tools with `apt-get install snmp`")
         });
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    // net-snmp announces, once per machine, the state directory it creates on first use:
+    // not a complaint about the trap.
+    let stderr: String = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|line| !line.starts_with("Created directory:"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    (output.status.success(), stderr)
 }
 
 fn args(list: &[&str]) -> Vec<String> {
