@@ -1,6 +1,8 @@
-//! The addon author's loop with the real binary: `addon new` → `addon build` → `addon test`
-//! (pass, a broken expectation fails with a diff, `--update` repairs it) → `addon install`, and
-//! for the webhook kind `serve` and a post of the fixture's input.
+//! The addon author's loop with the real binary, for every kind: `addon new` → `addon build` →
+//! `addon test` (pass, a broken expectation fails with a diff, `--update` repairs it) →
+//! `addon install` of the folder (and `addon record` for the poll kind) → `addon keygen` +
+//! `addon pack --key` → upload to a running `serve` that requires signatures → a webhook post,
+//! an SNMP trap (net-snmp's `snmptrap`) and a poll each raise the expected alert.
 //!
 //! Each kind builds one wasm component. The builds share `target/authoring-test` as their
 //! cargo target directory, so the SDK and wit-bindgen compile once (a minute or two the first
@@ -140,78 +142,22 @@ fn author_loop(kind: &str, severity: &str) -> (tempfile::TempDir, PathBuf) {
     (work, data)
 }
 
+/// Every kind through the whole loop with one wasm build each: `new` → `build` → `test` →
+/// `install` (the folder, in its own data directory); the poll kind also records a live target;
+/// then all three are packed, signed, uploaded to one running `serve` that requires signatures,
+/// and a webhook post, a real SNMP trap and a poll through them each raise the expected alert.
 #[test]
-fn webhook_addon_from_new_to_serving() {
-    let (work, data) = author_loop("webhook", "critical");
-    let key = ok(opsconductor(
-        work.path(),
-        &data,
-        &[
-            "auth",
-            "api-key",
-            "create",
-            "authoring-test",
-            "--role",
-            "viewer",
-        ],
-    ));
-    let key = key.trim().to_owned();
-
-    let port = free_port();
-    let server = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("OPSCONDUCTOR_DATA_DIR", &data)
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", data.join("oc.db").display()),
-        )
-        .env("OPSCONDUCTOR_LOG", "warn")
-        .env("OPSCONDUCTOR_TRAP_LISTEN", "127.0.0.1:0")
-        .env_remove("OPSCONDUCTOR_CONFIG")
-        .current_dir(&data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Serving(server);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start listening");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-
-    let input =
-        std::fs::read(work.path().join("demo-webhook/fixtures/example.input.json")).unwrap();
-    let (status, body) = http(port, None, "POST", "/webhooks/demo-webhook", &input);
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"created\""), "{body}");
-    let (status, body) = http(
-        port,
-        Some(&key),
-        "GET",
-        "/api/v1/alerts?status=active&addon=demo-webhook",
-        b"",
-    );
-    assert_eq!(status, 200, "{body}");
-    assert!(
-        body.contains("\"alert_type\":\"checkFailed\"") && body.contains("disk is down"),
-        "{body}"
-    );
+fn every_kind_from_new_to_alerts_in_a_running_runtime() {
+    let webhook = author_loop("webhook", "critical");
+    let trap = author_loop("trap", "major");
+    let poll = author_loop("poll", "major");
+    record_a_live_target(&poll.0, &poll.1);
+    serve_signed_bundles(&webhook.0, &trap.0, &poll.0);
 }
 
-#[test]
-fn trap_addon_from_new_to_installed() {
-    author_loop("trap", "major");
-}
-
-/// The poll kind, and `addon record` of a live target whose credential is a bearer token that
-/// the peer echoes back: the recorded fixture has the answer but not the token, and passes.
-#[test]
-fn poll_addon_from_new_to_installed_and_recorded() {
-    let (work, data) = author_loop("poll", "major");
-    let run = |args: &[&str]| ok(opsconductor(work.path(), &data, args));
-
-    // A JSON API that answers 503 and echoes the request's Authorization header.
+/// A JSON API on a local port that answers every request 503 with `{"status": "down", "echo":
+/// <the request's Authorization header>}` and a session cookie.
+fn status_503_server() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -238,7 +184,14 @@ fn poll_addon_from_new_to_installed_and_recorded() {
             );
         }
     });
+    port
+}
 
+/// `addon record` of a live target whose credential is a bearer token that the peer echoes
+/// back: the recorded fixture has the answer but not the token, and passes.
+fn record_a_live_target(work: &tempfile::TempDir, data: &Path) {
+    let run = |args: &[&str]| ok(opsconductor(work.path(), data, args));
+    let port = status_503_server();
     run(&[
         "credential",
         "set",
@@ -296,7 +249,7 @@ fn poll_addon_from_new_to_installed_and_recorded() {
     // A second recording under the same name is refused rather than overwriting.
     let again = opsconductor(
         work.path(),
-        &data,
+        data,
         &[
             "addon",
             "record",
@@ -308,6 +261,252 @@ fn poll_addon_from_new_to_installed_and_recorded() {
         ],
     );
     assert!(!again.status.success());
+}
+
+/// `addon keygen` → `addon pack --key` of each kind's bundle → one `serve` (fresh database,
+/// `[bundles] require_signatures = true` trusting only that key) → `POST /api/v1/addons` of each
+/// file with an admin API key (an unsigned file is refused) → a webhook post, a trap sent with
+/// net-snmp's `snmptrap`, and a poll of a local HTTP server each raise the expected alert.
+fn serve_signed_bundles(
+    webhook: &tempfile::TempDir,
+    trap: &tempfile::TempDir,
+    poll: &tempfile::TempDir,
+) {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let run = |args: &[&str]| ok(opsconductor(root.path(), &data, args));
+
+    let out = run(&["addon", "keygen", "release"]);
+    let public = out
+        .lines()
+        .find_map(|l| l.strip_prefix("public key:"))
+        .unwrap_or_else(|| panic!("keygen prints the public key: {out}"))
+        .trim()
+        .to_owned();
+    let config = root.path().join("trust.toml");
+    std::fs::write(
+        &config,
+        format!("[bundles]\ntrusted_keys = [\"{public}\"]\nrequire_signatures = true\n"),
+    )
+    .unwrap();
+
+    let bundle_dir = |work: &tempfile::TempDir, kind: &str| {
+        work.path()
+            .join(format!("demo-{kind}/target/bundle"))
+            .display()
+            .to_string()
+    };
+    let packed = |out: String| -> PathBuf {
+        let path = out
+            .trim()
+            .strip_prefix("packed ")
+            .and_then(|rest| rest.rsplit_once(" ("))
+            .map(|(path, _)| PathBuf::from(path))
+            .unwrap_or_else(|| panic!("pack names the file: {out}"));
+        assert!(path.is_file(), "{out}");
+        path
+    };
+    let signed_dir = root.path().join("signed");
+    let unsigned_dir = root.path().join("unsigned");
+    std::fs::create_dir_all(&signed_dir).unwrap();
+    std::fs::create_dir_all(&unsigned_dir).unwrap();
+    let mut files = Vec::new();
+    for (work, kind) in [(webhook, "webhook"), (trap, "trap"), (poll, "poll")] {
+        let out = run(&[
+            "addon",
+            "pack",
+            &bundle_dir(work, kind),
+            "--key",
+            "release.key",
+            "--out",
+            &signed_dir.display().to_string(),
+        ]);
+        assert!(out.contains("signed by key"), "{out}");
+        files.push((kind, packed(out)));
+    }
+    let unsigned = packed(run(&[
+        "addon",
+        "pack",
+        &bundle_dir(webhook, "webhook"),
+        "--out",
+        &unsigned_dir.display().to_string(),
+    ]));
+
+    let admin = run(&[
+        "auth",
+        "api-key",
+        "create",
+        "authoring-admin",
+        "--role",
+        "admin",
+    ]);
+    let admin = admin.trim().to_owned();
+    let community = "authoring-c0mmunity";
+    run(&["snmp", "community", "add", "lab", "--community", community]);
+
+    let trap_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port = free_port();
+    let log = root.path().join("serve.log");
+    let server = Command::new(BIN)
+        .args(["--config", &config.display().to_string()])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("OPSCONDUCTOR_DATA_DIR", &data)
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", data.join("oc.db").display()),
+        )
+        .env("OPSCONDUCTOR_LOG", "warn")
+        .env("OPSCONDUCTOR_TRAP_LISTEN", format!("127.0.0.1:{trap_port}"))
+        .env("OPSCONDUCTOR_SCHEDULER_TICK_MS", "200")
+        .env_remove("OPSCONDUCTOR_CONFIG")
+        .current_dir(&data)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _server = Serving(server);
+    let server_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "server did not start listening: {}",
+            server_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Signatures are required: the unsigned file is refused, the signed ones are installed
+    // (their fixtures pass in the sandbox) and active before the answer.
+    let upload = |file: &Path| {
+        http_typed(
+            port,
+            Some(&admin),
+            "POST",
+            "/api/v1/addons",
+            "application/octet-stream",
+            &std::fs::read(file).unwrap(),
+        )
+    };
+    let (status, body) = upload(&unsigned);
+    assert_eq!(status, 422, "an unsigned bundle is refused: {body}");
+    assert!(body.contains("bundle_rejected"), "{body}");
+    for (kind, file) in &files {
+        let (status, body) = upload(file);
+        assert_eq!(status, 201, "{kind}: {body}");
+        let done: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(done["id"], format!("demo-{kind}"), "{body}");
+        // The poll bundle carries the fixture `addon record` added too.
+        let fixtures = if *kind == "poll" { 2 } else { 1 };
+        assert_eq!(done["fixtures_passed"], fixtures, "{body}");
+        assert_eq!(done["signer"]["status"], "trusted", "{body}");
+        assert_eq!(done["enabled"], true, "{body}");
+    }
+
+    // Webhook: the fixture's input, posted to the addon's path.
+    let input = std::fs::read(
+        webhook
+            .path()
+            .join("demo-webhook/fixtures/example.input.json"),
+    )
+    .unwrap();
+    let (status, body) = http(port, None, "POST", "/webhooks/demo-webhook", &input);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"created\""), "{body}");
+    let alert = wait_for_alert(port, &admin, "demo-webhook", || {}, &server_log);
+    assert_eq!(alert["alert_type"], "checkFailed", "{alert}");
+    assert_eq!(alert["severity"], "critical", "{alert}");
+    assert_eq!(alert["device_ip"], "10.0.0.5", "{alert}");
+    assert_eq!(alert["title"], "disk is down", "{alert}");
+
+    // Trap: fanFailed for fan 2, a real SNMPv2c trap under the scaffold's OID prefix. UDP may
+    // reach the listener before it is bound, so it is sent again until the alert is there.
+    let send_trap = || {
+        let out = Command::new("snmptrap")
+            .args(["-v", "2c", "-c", community, "-m", ""])
+            .arg(format!("127.0.0.1:{trap_port}"))
+            .args(["", "1.3.6.1.4.1.99999.0.1"])
+            .args(["1.3.6.1.4.1.99999.1.2.1.3.2", "i", "2"])
+            .args(["1.3.6.1.4.1.99999.1.2.1.2.2", "s", "PSU fan 2"])
+            .output()
+            .expect("net-snmp's snmptrap is installed");
+        assert!(out.status.success(), "snmptrap: {:?}", text(&out));
+    };
+    send_trap();
+    let alert = wait_for_alert(port, &admin, "demo-trap", send_trap, &server_log);
+    assert_eq!(alert["alert_type"], "fanFailed", "{alert}");
+    assert_eq!(alert["severity"], "major", "{alert}");
+    assert_eq!(alert["device_ip"], "127.0.0.1", "{alert}");
+    assert_eq!(alert["title"], "Fan 2 failed", "{alert}");
+    assert_eq!(alert["fields"]["fanName"], "PSU fan 2", "{alert}");
+
+    // Poll: a target on a local server answering 503, polled at the next scheduler tick.
+    let peer = status_503_server();
+    run(&[
+        "target",
+        "add",
+        "--name",
+        "web-served",
+        "--address",
+        &format!("http://127.0.0.1:{peer}"),
+        "--addon",
+        "demo-poll",
+        "--config-json",
+        r#"{"path": "health"}"#,
+    ]);
+    run(&["target", "poll", "web-served"]);
+    let alert = wait_for_alert(port, &admin, "demo-poll", || {}, &server_log);
+    assert_eq!(alert["alert_type"], "httpStatus", "{alert}");
+    assert_eq!(alert["severity"], "major", "{alert}");
+    assert_eq!(alert["device_name"], "web-served", "{alert}");
+    assert_eq!(
+        alert["title"], "web-served: HTTP 503 from /health",
+        "{alert}"
+    );
+    assert_eq!(alert["fields"]["status"], "503", "{alert}");
+}
+
+/// The one active alert of `addon`, waiting up to 30 s for it and calling `nudge` every 2 s.
+fn wait_for_alert(
+    port: u16,
+    key: &str,
+    addon: &str,
+    nudge: impl Fn(),
+    server_log: &dyn Fn() -> String,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut nudged = Instant::now();
+    loop {
+        let (status, body) = http(
+            port,
+            Some(key),
+            "GET",
+            &format!("/api/v1/alerts?status=active&addon={addon}"),
+            b"",
+        );
+        assert_eq!(status, 200, "{body}");
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let items = page["items"].as_array().expect("items");
+        if let [alert] = items.as_slice() {
+            return alert.clone();
+        }
+        assert!(items.is_empty(), "one alert of {addon}: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "no alert of {addon} within 30 s; server log:\n{}",
+            server_log()
+        );
+        if nudged.elapsed() > Duration::from_secs(2) {
+            nudge();
+            nudged = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -358,15 +557,26 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A minimal HTTP/1.1 exchange; returns status and body.
+/// A minimal HTTP/1.1 exchange with a JSON body; returns status and body.
 fn http(port: u16, bearer: Option<&str>, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    http_typed(port, bearer, method, path, "application/json", body)
+}
+
+fn http_typed(
+    port: u16,
+    bearer: Option<&str>,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{}\r\n",
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n{}\r\n",
         body.len(),
         bearer.map_or_else(String::new, |b| format!("authorization: Bearer {b}\r\n"))
     );

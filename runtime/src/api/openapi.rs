@@ -3,8 +3,9 @@
 //! route served is described, with its path parameters, who may call it (`security` and
 //! `x-required-permission`), whether it is audited, and the error answers the guard gives.
 //!
-//! Bodies are described as JSON objects without field schemas: the field reference is
-//! README.md's API section. (utoipa would give field schemas too, at the cost of annotating
+//! Bodies are described as JSON objects without field schemas (the field reference is
+//! README.md's API section), except the file uploads (`BINARY_UPLOADS`), which are
+//! `application/octet-stream`. (utoipa would give field schemas too, at the cost of annotating
 //! every handler and type twice; the route table is what must never drift.)
 
 use std::collections::BTreeMap;
@@ -156,7 +157,12 @@ fn operation(route: &Route) -> Value {
     if route.audit == Audit::ByService {
         op.insert("x-audited".into(), json!(true));
     }
-    if matches!(route.method.as_str(), "POST" | "PUT") {
+    if is_binary_upload(route) {
+        op.insert(
+            "requestBody".into(),
+            json!({"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}),
+        );
+    } else if matches!(route.method.as_str(), "POST" | "PUT") {
         op.insert(
             "requestBody".into(),
             json!({"required": false, "content": {"application/json": {"schema": {"type": "object"}}}}),
@@ -164,6 +170,16 @@ fn operation(route: &Route) -> Value {
     }
     op.insert("responses".into(), Value::Object(responses));
     Value::Object(op)
+}
+
+/// Routes whose body is a file rather than JSON: `(method, path)`.
+const BINARY_UPLOADS: &[(&str, &str)] = &[
+    // An addon bundle file, as `opsconductor addon pack` writes it.
+    ("POST", "/api/v1/addons"),
+];
+
+fn is_binary_upload(route: &Route) -> bool {
+    BINARY_UPLOADS.contains(&(route.method.as_str(), route.path))
 }
 
 fn path_parameters(path: &str) -> Vec<String> {
@@ -245,6 +261,33 @@ mod tests {
             doc["paths"]["/webhooks/{path}"]["post"]["parameters"][0]["name"],
             "path"
         );
+    }
+
+    #[test]
+    fn the_bundle_upload_takes_a_binary_body() {
+        let routes = routes();
+        for (method, path) in BINARY_UPLOADS {
+            assert!(
+                routes
+                    .iter()
+                    .any(|r| r.method.as_str() == *method && r.path == *path),
+                "{method} {path} is a route"
+            );
+        }
+        let doc = build(&routes);
+        let upload = &doc["paths"]["/api/v1/addons"]["post"]["requestBody"];
+        assert_eq!(upload["required"], true);
+        assert_eq!(
+            upload["content"],
+            json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}})
+        );
+        // Other bodies stay JSON.
+        let settings = &doc["paths"]["/api/v1/addons/{id}/settings"]["put"]["requestBody"];
+        assert!(
+            settings["content"]["application/json"].is_object(),
+            "{settings}"
+        );
+        assert!(doc["paths"]["/api/v1/addons"]["get"]["requestBody"].is_null());
     }
 
     #[test]
