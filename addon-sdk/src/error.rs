@@ -33,6 +33,13 @@ impl AddonError {
     pub fn internal(message: impl Into<String>) -> AddonError {
         AddonError::new(ErrorKind::Internal, message)
     }
+
+    /// A target's config value at `key` that the addon cannot use: `invalid-input` with the
+    /// message ``target config `load_max`: must be a number from 0``, the form
+    /// [`crate::poll::TargetConfig`]'s own errors take.
+    pub fn bad_config(key: &str, message: impl std::fmt::Display) -> AddonError {
+        AddonError::invalid_input(format!("target config `{key}`: {message}"))
+    }
 }
 
 impl ErrorKind {
@@ -63,6 +70,12 @@ mod tests {
             assert_eq!(err.kind, kind);
             assert_eq!(err.message, "m");
         }
+        let err = AddonError::bad_config("load_max", "must be a number from 0");
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert_eq!(
+            err.message,
+            "target config `load_max`: must be a number from 0"
+        );
         // The WIT kind names, as the host reports them.
         assert_eq!(ErrorKind::InvalidInput.as_str(), "invalid-input");
     }

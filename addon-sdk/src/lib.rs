@@ -8,21 +8,28 @@
 //!
 //! - [`WebhookRequest::json`], [`WebhookRequest::json_as`], [`WebhookRequest::form`]: the body,
 //!   or an `invalid-input` error;
-//! - [`mod@json`]: JSON-pointer look-ups whose errors name the pointer ([`ptr_str`], [`req_str`], ...);
-//! - [`regex!`] and [`capture`]: regular expressions compiled once per instance;
-//! - [`Mapping`]: small declarative lookup tables (vendor status → severity);
+//! - [`mod@json`]: JSON-pointer look-ups whose errors name the pointer ([`ptr_str`], [`req_str`], ...),
+//!   and [`Node`]/[`req_items`] to walk arrays of entries with paths relative to each;
+//! - [`regex!`] and [`capture`]: regular expressions compiled once per instance; with the
+//!   `grok` feature, `grok!` and `grok::Grok` for grok patterns (`%{IP:client}`);
+//! - [`Mapping`]: small declarative lookup tables (vendor status → severity); for severity,
+//!   [`SEVERITY_WORDS`], [`SeverityCodes`] (numeric codes: syslog, Zabbix, a vendor's own) and
+//!   [`Thresholds`] (a measured value against limits);
 //! - for traps, [`SnmpTrap::varbind`] and friends (varbinds by OID prefix, with the table
-//!   index), [`SnmpValue::text`], [`OidTable`] (trap OID → meaning, exact or longest prefix),
+//!   index), [`SnmpTrap::enum_text`], [`SnmpValue::text`], [`OidTable`] (trap OID → meaning, exact or longest prefix),
 //!   [`MibEnum`] and the standard ones in [`mib`];
 //! - [`Alert`]'s builder methods, [`rfc3339_millis`] for timestamps, [`host_part`] for
-//!   `host:port` and URLs;
+//!   `host:port` and URLs, [`truncate`] to bound vendor text;
 //! - [`host`]: log, clock and small persistent state, with native stand-ins so that parse logic
-//!   is unit-testable with a plain `cargo test`.
+//!   is unit-testable with a plain `cargo test`; [`testing`] builds events, and
+//!   [`testing::check_fixtures`] runs every fixture natively the way the host's runner does.
 //!
 //! See the README for a complete addon.
 
 mod alert;
 mod error;
+#[cfg(feature = "grok")]
+pub mod grok;
 pub mod host;
 pub mod io;
 pub mod json;
@@ -37,9 +44,12 @@ mod webhook;
 pub mod bindings;
 
 pub use alert::host_part;
-pub use json::{ptr_array, ptr_object, ptr_pairs, ptr_str, ptr_text, req_array, req_str, req_text};
-pub use mapping::{Mapping, SEVERITY_WORDS};
-pub use text::{capture, rfc3339_millis};
+pub use json::{
+    Node, ptr_array, ptr_f64, ptr_object, ptr_pairs, ptr_str, ptr_text, req_array, req_items,
+    req_str, req_text,
+};
+pub use mapping::{Mapping, SEVERITY_WORDS, SeverityCodes, Thresholds};
+pub use text::{capture, rfc3339_millis, truncate};
 pub use trap::{MibEnum, OidTable, mib, oid_suffix};
 
 /// The records exchanged with the host, exactly as the WIT contract defines them; the SDK adds
@@ -107,11 +117,14 @@ pub mod prelude {
     pub use crate::host;
     pub use crate::poll::{Column, TargetConfig};
     pub use crate::{
-        Addon, AddonError, Alert, ErrorKind, Mapping, MibEnum, OidTable, PollResult, Result,
-        SEVERITY_WORDS, Severity, SnmpTrap, SnmpValue, Value, WebhookRequest, capture, host_part,
-        mib, oid_suffix, ptr_array, ptr_object, ptr_pairs, ptr_str, ptr_text, regex,
-        register_addon, req_array, req_str, req_text, rfc3339_millis,
+        Addon, AddonError, Alert, ErrorKind, Mapping, MibEnum, Node, OidTable, PollResult, Result,
+        SEVERITY_WORDS, Severity, SeverityCodes, SnmpTrap, SnmpValue, Thresholds, Value,
+        WebhookRequest, capture, host_part, mib, oid_suffix, ptr_array, ptr_f64, ptr_object,
+        ptr_pairs, ptr_str, ptr_text, regex, register_addon, req_array, req_items, req_str,
+        req_text, rfc3339_millis, truncate,
     };
+    #[cfg(feature = "grok")]
+    pub use crate::{grok, grok::Grok};
 }
 
 /// Exports a type implementing [`Addon`] as the component's `handler` interface.

@@ -100,6 +100,115 @@ pub const SEVERITY_WORDS: Mapping<'static, crate::Severity> = {
     .ignore_case()
 };
 
+/// Numeric severity codes → [`crate::Severity`], for senders that say `"severity": 4` or
+/// `priority=2`. [`SeverityCodes::parse`] reads text as a sender writes it: a severity word
+/// ([`SEVERITY_WORDS`], so `critical`, `crit`, `P1` too) or an integer looked up in the table.
+///
+/// ```
+/// use opsconductor_addon_sdk::{Severity, SeverityCodes};
+/// assert_eq!(SeverityCodes::SYSLOG.get(3), Some(Severity::Major));
+/// assert_eq!(SeverityCodes::SYSLOG.parse(" 0 "), Some(Severity::Critical));
+/// assert_eq!(SeverityCodes::ZABBIX.parse("4"), Some(Severity::Major));
+/// assert_eq!(SeverityCodes::ZABBIX.parse("Warning"), Some(Severity::Warning));
+/// assert_eq!(SeverityCodes::ZABBIX.parse("P1"), Some(Severity::Critical));
+/// assert_eq!(SeverityCodes::ZABBIX.parse("9"), None);
+///
+/// const VENDOR: SeverityCodes = SeverityCodes::new(&[(1, Severity::Critical), (2, Severity::Minor)]);
+/// assert_eq!(VENDOR.get(2), Some(Severity::Minor));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct SeverityCodes<'a> {
+    codes: &'a [(i64, crate::Severity)],
+}
+
+impl<'a> SeverityCodes<'a> {
+    /// Syslog levels (RFC 5424): 0 emergency, 1 alert, 2 critical → critical; 3 error → major;
+    /// 4 warning → warning; 5 notice, 6 informational, 7 debug → info.
+    pub const SYSLOG: SeverityCodes<'static> = {
+        use crate::Severity::{Critical, Info, Major, Warning};
+        SeverityCodes::new(&[
+            (0, Critical),
+            (1, Critical),
+            (2, Critical),
+            (3, Major),
+            (4, Warning),
+            (5, Info),
+            (6, Info),
+            (7, Info),
+        ])
+    };
+
+    /// Zabbix trigger severities: 5 disaster → critical, 4 high → major, 3 average → minor,
+    /// 2 warning → warning, 1 information and 0 not classified → info.
+    pub const ZABBIX: SeverityCodes<'static> = {
+        use crate::Severity::{Critical, Info, Major, Minor, Warning};
+        SeverityCodes::new(&[
+            (5, Critical),
+            (4, Major),
+            (3, Minor),
+            (2, Warning),
+            (1, Info),
+            (0, Info),
+        ])
+    };
+
+    pub const fn new(codes: &'a [(i64, crate::Severity)]) -> SeverityCodes<'a> {
+        SeverityCodes { codes }
+    }
+
+    /// The severity of `code`, if the table has it (the first entry wins).
+    pub fn get(&self, code: i64) -> Option<crate::Severity> {
+        self.codes.iter().find(|(c, _)| *c == code).map(|(_, s)| *s)
+    }
+
+    /// A severity word (see [`SEVERITY_WORDS`]), else an integer code from the table.
+    pub fn parse(&self, text: &str) -> Option<crate::Severity> {
+        SEVERITY_WORDS
+            .get(text)
+            .or_else(|| self.get(text.trim().parse().ok()?))
+    }
+}
+
+/// Severity by how far a measured value went: `(limit, severity)` steps, checked in the order
+/// written, the first whose limit the value is above wins. For "warning above 80 %, critical
+/// above 95 %" in a poll addon:
+///
+/// ```
+/// use opsconductor_addon_sdk::{Severity, Thresholds};
+/// const DISK: Thresholds = Thresholds::new(&[(95.0, Severity::Critical), (80.0, Severity::Warning)]);
+/// assert_eq!(DISK.above(97.0), Some(Severity::Critical));
+/// assert_eq!(DISK.above(85.0), Some(Severity::Warning));
+/// assert_eq!(DISK.above(80.0), None, "at the limit is still fine");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds<'a> {
+    steps: &'a [(f64, crate::Severity)],
+}
+
+impl<'a> Thresholds<'a> {
+    pub const fn new(steps: &'a [(f64, crate::Severity)]) -> Thresholds<'a> {
+        Thresholds { steps }
+    }
+
+    /// The severity of the first step whose limit `value` is strictly above; `None` when it
+    /// is above none (or is NaN).
+    pub fn above(&self, value: f64) -> Option<crate::Severity> {
+        self.steps
+            .iter()
+            .find(|(limit, _)| value > *limit)
+            .map(|(_, s)| *s)
+    }
+
+    /// The severity of the first step whose limit `value` is strictly below, for values where
+    /// less is worse (free space, signal strength); `None` when it is below none.
+    pub fn below(&self, value: f64) -> Option<crate::Severity> {
+        self.steps
+            .iter()
+            .find(|(limit, _)| value < *limit)
+            .map(|(_, s)| *s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +245,38 @@ mod tests {
         for (word, expected) in cases {
             assert_eq!(SEVERITY_WORDS.get(word), expected, "{word}");
         }
+    }
+
+    #[test]
+    fn severity_codes_take_words_and_numbers() {
+        let cases = [
+            (SeverityCodes::SYSLOG, "2", Some(Severity::Critical)),
+            (SeverityCodes::SYSLOG, "4", Some(Severity::Warning)),
+            (SeverityCodes::SYSLOG, "7", Some(Severity::Info)),
+            (SeverityCodes::SYSLOG, "8", None),
+            (SeverityCodes::SYSLOG, "err", Some(Severity::Major)),
+            (SeverityCodes::ZABBIX, "5", Some(Severity::Critical)),
+            (SeverityCodes::ZABBIX, "3", Some(Severity::Minor)),
+            (SeverityCodes::ZABBIX, "p2", Some(Severity::Major)),
+            (SeverityCodes::ZABBIX, "-1", None),
+            (SeverityCodes::ZABBIX, "", None),
+            (SeverityCodes::ZABBIX, "disaster", None),
+        ];
+        for (codes, text, want) in cases {
+            assert_eq!(codes.parse(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn thresholds_above_and_below() {
+        const T: Thresholds =
+            Thresholds::new(&[(10.0, Severity::Critical), (20.0, Severity::Minor)]);
+        assert_eq!(T.above(25.0), Some(Severity::Critical), "first listed wins");
+        assert_eq!(T.above(5.0), None);
+        assert_eq!(T.below(5.0), Some(Severity::Critical));
+        assert_eq!(T.below(15.0), Some(Severity::Minor));
+        assert_eq!(T.below(20.0), None);
+        assert_eq!(T.above(f64::NAN), None);
     }
 
     #[test]

@@ -201,16 +201,37 @@ impl TargetConfig {
     /// when absent, or an `invalid-input` error naming the key when it does not fit.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, AddonError> {
         self.value(key)
-            .map(|v| {
-                T::deserialize(v)
-                    .map_err(|e| AddonError::invalid_input(format!("target config `{key}`: {e}")))
-            })
+            .map(|v| T::deserialize(v).map_err(|e| AddonError::bad_config(key, e)))
             .transpose()
     }
 
     /// Like [`TargetConfig::get`], with `default` when absent.
     pub fn get_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T, AddonError> {
         Ok(self.get(key)?.unwrap_or(default))
+    }
+
+    /// Like [`TargetConfig::get_or`], and then the value must pass `valid`, or the error is
+    /// [`AddonError::bad_config`] with `message`:
+    ///
+    /// ```
+    /// use opsconductor_addon_sdk::poll::TargetConfig;
+    /// let c = TargetConfig::parse(r#"{"load_max": -1}"#).unwrap();
+    /// let err = c.get_checked("load_max", 8.0, |v: &f64| *v >= 0.0, "must be a number from 0");
+    /// assert_eq!(err.unwrap_err().message, "target config `load_max`: must be a number from 0");
+    /// assert_eq!(c.get_checked("other", 8.0, |v: &f64| *v >= 0.0, "").unwrap(), 8.0);
+    /// ```
+    pub fn get_checked<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        default: T,
+        valid: impl FnOnce(&T) -> bool,
+        message: &str,
+    ) -> Result<T, AddonError> {
+        let value = self.get_or(key, default)?;
+        match valid(&value) {
+            true => Ok(value),
+            false => Err(AddonError::bad_config(key, message)),
+        }
     }
 
     /// Like [`TargetConfig::get`], or an `invalid-input` error when absent.
@@ -226,7 +247,19 @@ impl TargetConfig {
         };
         crate::Regex::new(&pattern)
             .map(Some)
-            .map_err(|e| AddonError::invalid_input(format!("target config `{key}`: {e}")))
+            .map_err(|e| AddonError::bad_config(key, e))
+    }
+
+    /// The grok pattern at `key` (feature `grok`), or an error naming the key when it does not
+    /// compile.
+    #[cfg(feature = "grok")]
+    pub fn grok(&self, key: &str) -> Result<Option<crate::grok::Grok>, AddonError> {
+        let Some(pattern) = self.get::<String>(key)? else {
+            return Ok(None);
+        };
+        crate::grok::Grok::new(&pattern)
+            .map(Some)
+            .map_err(|e| AddonError::bad_config(key, e.message))
     }
 }
 

@@ -1,4 +1,5 @@
-//! Helpers for addon unit tests: build raw events, and read what the native host stand-ins saw.
+//! Helpers for addon unit tests: build raw events, read what the native host stand-ins saw, and
+//! run every fixture natively ([`check_fixtures`]).
 //!
 //! Addon tests call their parse methods directly, natively, with `cargo test`:
 //!
@@ -18,6 +19,11 @@ use crate::{
     Fetched, FetchedData, HttpResponse, PollResult, SnmpTrap, SnmpV1Header, SnmpValue, SnmpVersion,
     SshOutput, Target, Varbind, WebhookRequest,
 };
+
+#[cfg(not(target_arch = "wasm32"))]
+mod fixtures;
+#[cfg(not(target_arch = "wasm32"))]
+pub use fixtures::check_fixtures;
 
 /// A `POST` webhook request with a JSON content type, as the host would hand it over.
 pub fn webhook(path: &str, body: impl Into<Vec<u8>>) -> WebhookRequest {

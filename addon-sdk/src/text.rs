@@ -1,4 +1,4 @@
-//! Text helpers: regex captures and RFC 3339 timestamps.
+//! Text helpers: regex captures, truncation and RFC 3339 timestamps.
 
 use regex::Regex;
 
@@ -8,6 +8,22 @@ use regex::Regex;
 /// `capture(regex!(r"ifIndex=(?P<idx>\d+)"), msg, "idx")`.
 pub fn capture<'t>(re: &Regex, text: &'t str, group: &str) -> Option<&'t str> {
     re.captures(text)?.name(group).map(|m| m.as_str())
+}
+
+/// At most `max_chars` characters of `text`, with `…` in place of whatever was cut (so the
+/// result has at most `max_chars + 1`). For bounding vendor text in fields and messages: the
+/// host refuses field values over 4 KiB.
+///
+/// ```
+/// use opsconductor_addon_sdk::truncate;
+/// assert_eq!(truncate("interface down", 9), "interface…");
+/// assert_eq!(truncate("down", 9), "down");
+/// ```
+pub fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
 }
 
 /// Parses an RFC 3339 timestamp (`2024-05-01T12:00:00Z`, `2021-10-12T09:51:03.157076+02:00`)
@@ -140,6 +156,14 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(rfc3339_millis(input), want, "rfc3339_millis({input:?})");
         }
+    }
+
+    #[test]
+    fn truncate_counts_characters() {
+        assert_eq!(truncate("", 0), "");
+        assert_eq!(truncate("abc", 0), "…");
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("äöüß", 2), "äö…");
     }
 
     #[test]

@@ -59,6 +59,13 @@ impl SnmpTrap {
     pub fn int(&self, prefix: &str) -> Option<i64> {
         self.varbind(prefix)?.0.as_i64()
     }
+
+    /// The first varbind under `prefix` decoded by an enumeration (see [`MibEnum::text`]):
+    /// `trap.enum_text("1.3.6.1.2.1.2.2.1.8", &mib::IF_OPER_STATUS)` is `Some("down")` for an
+    /// ifOperStatus varbind of 2.
+    pub fn enum_text(&self, prefix: &str, names: &MibEnum) -> Option<String> {
+        Some(names.text(self.varbind(prefix)?.0))
+    }
 }
 
 impl SnmpValue {
@@ -237,6 +244,14 @@ impl<'a> MibEnum<'a> {
             .map(|(_, n)| *n)
     }
 
+    /// The value named `name`, the reverse of [`MibEnum::name`].
+    pub fn value(&self, name: &str) -> Option<i64> {
+        self.entries
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(v, _)| *v)
+    }
+
     /// The name of a varbind's value, or its plain text when it has none (an agent newer than
     /// the MIB the addon knows, or not a number at all): the operator still sees what came.
     pub fn text(&self, value: &SnmpValue) -> String {
@@ -398,6 +413,23 @@ mod tests {
         assert_eq!(mib::IF_ADMIN_STATUS.name(3), Some("testing"));
         assert_eq!(mib::IF_OPER_STATUS.name(6), Some("notPresent"));
         assert_eq!(mib::IF_OPER_STATUS.name(0), None);
+        assert_eq!(mib::IF_OPER_STATUS.value("lowerLayerDown"), Some(7));
+        assert_eq!(mib::IF_OPER_STATUS.value("sideways"), None);
+        let trap = testing::trap(
+            "1.3.6.1.6.3.1.1.5.3",
+            [
+                ("1.3.6.1.2.1.2.2.1.8.3", SnmpValue::Integer(2)),
+                ("1.3.6.1.2.1.2.2.1.7.3", SnmpValue::Integer(9)),
+            ],
+        );
+        let oper = trap.enum_text("1.3.6.1.2.1.2.2.1.8", &mib::IF_OPER_STATUS);
+        assert_eq!(oper.as_deref(), Some("down"));
+        let admin = trap.enum_text("1.3.6.1.2.1.2.2.1.7.3", &mib::IF_ADMIN_STATUS);
+        assert_eq!(admin.as_deref(), Some("9"), "unknown values as their text");
+        assert_eq!(
+            trap.enum_text("1.3.6.1.2.1.2.2.1.2", &mib::IF_OPER_STATUS),
+            None
+        );
         assert_eq!(mib::TRUTH_VALUE.text(&SnmpValue::Integer(1)), "true");
         assert_eq!(mib::TRUTH_VALUE.text(&testing::octets("yes")), "yes");
         assert_eq!(

@@ -42,51 +42,44 @@ impl Addon for Alertmanager {
         let fallback_device = ptr_str(&body, "/externalURL")
             .and_then(host_part)
             .unwrap_or("alertmanager");
-        (0..req_array(&body, "/alerts")?.len())
-            .map(|i| entry(&body, &format!("/alerts/{i}"), fallback_device))
+        let group_status = ptr_str(&body, "/status");
+        req_items(&body, "/alerts")?
+            .iter()
+            .map(|e| entry(e, group_status, fallback_device))
             .collect()
     }
 }
 
-/// The alert for the entry at pointer `at`. Pointers stay absolute so errors name the entry.
-fn entry(body: &Value, at: &str, fallback_device: &str) -> Result<Alert> {
-    let name = req_str(body, &format!("{at}/labels/alertname"))?;
-    let resolved = match ptr_str(body, &format!("{at}/status")).or(ptr_str(body, "/status")) {
+/// The alert for one `alerts[]` entry; its errors name the entry's pointer.
+fn entry(e: &Node, group_status: Option<&str>, fallback_device: &str) -> Result<Alert> {
+    let name = e.req_str("labels/alertname")?;
+    let resolved = match e.str("status").or(group_status) {
         Some("firing") => false,
         Some("resolved") => true,
         other => {
             return Err(AddonError::invalid_input(format!(
-                "expected `firing` or `resolved` at {at}/status, found {other:?}"
+                "expected `firing` or `resolved` at {}, found {other:?}",
+                e.pointer_to("status")
             )));
         }
     };
-    let labels = ptr_pairs(body, &format!("{at}/labels"));
     let device = DEVICE_LABELS
         .iter()
-        .find_map(|l| ptr_str(body, &format!("{at}/labels/{l}")).and_then(host_part))
+        .find_map(|l| e.str(&format!("labels/{l}")).and_then(host_part))
         .unwrap_or(fallback_device);
-    let annotation = |n: &str| ptr_str(body, &format!("{at}/annotations/{n}"));
-    let starts_at = ptr_str(body, &format!("{at}/startsAt"));
+    let labels = e.pairs("labels");
+    let summary = e.str("annotations/summary");
+    let description = e.str("annotations/description");
 
-    Ok(Alert::new(name, annotation("summary").unwrap_or(name))
+    Ok(Alert::new(name, summary.unwrap_or(name))
         .device(device)
-        .message(
-            annotation("description")
-                .or(annotation("message"))
-                .unwrap_or(""),
-        )
-        .severity(SEVERITY_WORDS.get_opt(ptr_str(body, &format!("{at}/labels/severity"))))
+        .message(description.or(e.str("annotations/message")).unwrap_or(""))
+        .severity(SEVERITY_WORDS.get_opt(e.str("labels/severity")))
         .clears(resolved)
         .identities(labels.into_iter().filter(|(k, _)| k != "alertname"))
-        .field_opt("startsAt", starts_at)
-        .field_opt("generatorURL", ptr_str(body, &format!("{at}/generatorURL")))
-        .field_opt("fingerprint", ptr_str(body, &format!("{at}/fingerprint")))
-        .fields(
-            ptr_pairs(body, &format!("{at}/annotations"))
-                .into_iter()
-                .map(|(k, v)| (format!("annotations.{k}"), v)),
-        )
-        .occurred_at_millis(starts_at.and_then(rfc3339_millis)))
+        .fields(e.strs(&["startsAt", "generatorURL", "fingerprint"]))
+        .fields(e.prefixed_pairs("annotations", "annotations"))
+        .occurred_at_millis(e.str("startsAt").and_then(rfc3339_millis)))
 }
 
 #[cfg(test)]
@@ -225,13 +218,9 @@ mod tests {
     }
 
     #[test]
-    fn every_fixture_has_an_expectation() {
-        // Keeps the host-side fixture runner and these tests looking at the same files.
-        for name in ["firing", "resolved", "multi", "missing-alertname"] {
-            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/");
-            assert!(std::path::Path::new(&format!("{dir}{name}.input.json")).exists());
-            assert!(std::path::Path::new(&format!("{dir}{name}.expected.json")).exists());
-        }
+    fn every_fixture_passes_natively() {
+        // The host's fixture runner, natively: parse, manifest rules, expectation.
+        testing::check_fixtures(&Alertmanager, env!("CARGO_MANIFEST_DIR"));
     }
 
     #[test]

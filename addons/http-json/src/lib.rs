@@ -117,7 +117,7 @@ impl Addon for HttpJson {
                 .field("value", status),
         );
         for (t, severity) in &config.thresholds {
-            let Some(value) = number(&body, &t.pointer) else {
+            let Some(value) = ptr_f64(&body, &t.pointer) else {
                 host::warn(&format!(
                     "threshold `{}`: no number at {}",
                     t.name, t.pointer
@@ -159,9 +159,7 @@ impl Addon for HttpJson {
 
 /// The target config, checked; errors name the key.
 fn config(c: &TargetConfig) -> Result<Config> {
-    let bad = |key: &str, message: &str| {
-        AddonError::invalid_input(format!("target config `{key}`: {message}"))
-    };
+    let bad = |key: &str, message: &str| AddonError::bad_config(key, message);
     // Kept without its leading `/`, as `{path}` in the manifest's `/{path}`: the host drops
     // the doubled slash of a value that has one, so both spellings fetch the same path.
     let path: String = c.req("path")?;
@@ -207,15 +205,6 @@ fn config(c: &TargetConfig) -> Result<Config> {
         ok_values,
         thresholds,
     })
-}
-
-/// A number at `pointer`, or a string holding one (some APIs quote their numbers).
-fn number(body: &Value, pointer: &str) -> Option<f64> {
-    match body.pointer(pointer)? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -402,8 +391,14 @@ mod tests {
         let body = json!({"a": 3, "b": " 4.5 ", "c": "x", "d": null});
         let found: Vec<_> = ["/a", "/b", "/c", "/d", "/e"]
             .iter()
-            .map(|p| number(&body, p))
+            .map(|p| ptr_f64(&body, p))
             .collect();
         assert_eq!(found, [Some(3.0), Some(4.5), None, None, None]);
+    }
+
+    #[test]
+    fn every_fixture_passes_natively() {
+        // The host's fixture runner, natively: parse, manifest rules, expectation.
+        testing::check_fixtures(&HttpJson, env!("CARGO_MANIFEST_DIR"));
     }
 }

@@ -62,13 +62,10 @@ impl Addon for IfMib {
         let if_index = if_index(trap)?;
         // Read each column at this interface's row, so a trap about several rows (rare, but
         // legal) still describes the interface it is filed under.
-        let column = |col: &str| trap.text(&format!("{col}.{if_index}"));
-        let admin = trap
-            .varbind(&format!("{IF_ADMIN_STATUS}.{if_index}"))
-            .map(|(v, _)| mib::IF_ADMIN_STATUS.text(v));
-        let oper = trap
-            .varbind(&format!("{IF_OPER_STATUS}.{if_index}"))
-            .map(|(v, _)| mib::IF_OPER_STATUS.text(v));
+        let row = |col: &str| format!("{col}.{if_index}");
+        let column = |col: &str| trap.text(&row(col));
+        let admin = trap.enum_text(&row(IF_ADMIN_STATUS), &mib::IF_ADMIN_STATUS);
+        let oper = trap.enum_text(&row(IF_OPER_STATUS), &mib::IF_OPER_STATUS);
         let (name, descr, alias) = (column(IF_NAME), column(IF_DESCR), column(IF_ALIAS));
 
         let admin_down = admin.as_deref() == Some("down");
@@ -287,19 +284,8 @@ mod tests {
     }
 
     #[test]
-    fn every_fixture_has_an_expectation() {
-        let names = [
-            "link-down",
-            "link-up",
-            "link-down-v1",
-            "link-down-cisco",
-            "admin-down",
-            "no-ifindex",
-        ];
-        for name in names {
-            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/");
-            assert!(std::path::Path::new(&format!("{dir}{name}.input.trap.json")).exists());
-            assert!(std::path::Path::new(&format!("{dir}{name}.expected.json")).exists());
-        }
+    fn every_fixture_passes_natively() {
+        // The host's fixture runner, natively: parse, manifest rules, expectation.
+        testing::check_fixtures(&IfMib, env!("CARGO_MANIFEST_DIR"));
     }
 }

@@ -46,14 +46,15 @@ struct Filesystem<'a> {
 impl Addon for LinuxSsh {
     fn parse_poll(&self, poll: &PollResult) -> Result<Vec<Alert>> {
         let config = poll.config()?;
-        let max_used: f64 = config.get_or("disk_used_percent_max", 90.0)?;
-        if !(0.0..=100.0).contains(&max_used) {
-            return Err(bad_config("disk_used_percent_max", "must be from 0 to 100"));
-        }
-        let load_max: f64 = config.get_or("load_max", 8.0)?;
-        if load_max.is_nan() || load_max < 0.0 {
-            return Err(bad_config("load_max", "must be a number from 0"));
-        }
+        let percent = |v: &f64| (0.0..=100.0).contains(v);
+        let max_used = config.get_checked(
+            "disk_used_percent_max",
+            90.0,
+            percent,
+            "must be from 0 to 100",
+        )?;
+        let load_max =
+            config.get_checked("load_max", 8.0, |v| *v >= 0.0, "must be a number from 0")?;
         let ignored: Vec<String> =
             config.get_or("ignore_filesystems", IGNORED.map(str::to_owned).to_vec())?;
 
@@ -120,10 +121,6 @@ impl Addon for LinuxSsh {
     }
 }
 
-fn bad_config(key: &str, message: &str) -> AddonError {
-    AddonError::invalid_input(format!("target config `{key}`: {message}"))
-}
-
 /// The filesystems `df -P` (or `df -PT`) listed. Lines that do not parse are skipped with a
 /// warning (`df` prints its complaints to stderr, so there should be none); output without
 /// the header is not `df`'s.
@@ -180,11 +177,7 @@ fn loadavg(stdout: &str) -> Result<[f64; 3]> {
 
 /// At most 500 characters of `text`, trimmed: enough to see what went wrong.
 fn excerpt(text: &str) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(500) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
+    truncate(text.trim(), 500)
 }
 
 #[cfg(test)]
@@ -387,5 +380,11 @@ mod tests {
         let long = "x".repeat(600);
         assert_eq!(excerpt(&long).chars().count(), 501);
         assert_eq!(excerpt(" short \n"), "short");
+    }
+
+    #[test]
+    fn every_fixture_passes_natively() {
+        // The host's fixture runner, natively: parse, manifest rules, expectation.
+        testing::check_fixtures(&LinuxSsh, env!("CARGO_MANIFEST_DIR"));
     }
 }

@@ -239,4 +239,10 @@ mod tests {
         assert_eq!(alerts[0].title, "Interface ifIndex 2.1 down");
         assert_eq!(alerts[0].device_name.as_deref(), Some("sw.example.net"));
     }
+
+    #[test]
+    fn every_fixture_passes_natively() {
+        // The host's fixture runner, natively: parse, manifest rules, expectation.
+        testing::check_fixtures(&SnmpInterface, env!("CARGO_MANIFEST_DIR"));
+    }
 }
