@@ -1,6 +1,13 @@
-//! Rebuilds the crate when a migration is added: `sqlx::migrate!` embeds `migrations/` at
-//! compile time, and cargo does not notice new files in a directory on its own.
+//! Rebuilds the runtime when the dashboard's build output changes, so that a release binary
+//! embeds the dashboard it was built after (`src/api/dashboard.rs`).
 
 fn main() {
-    println!("cargo:rerun-if-changed=../migrations");
+    let dist = std::path::Path::new("../dashboard/dist");
+    // Before the first dashboard build there is no `dist` to watch (a missing path would rerun
+    // this every time): watch the folder it appears in instead.
+    if dist.exists() {
+        println!("cargo:rerun-if-changed=../dashboard/dist");
+    } else {
+        println!("cargo:rerun-if-changed=../dashboard");
+    }
 }

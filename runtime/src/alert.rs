@@ -182,8 +182,8 @@ pub enum ActionOutcome {
     ClearUnmatched,
 }
 
-/// An alert as stored, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An alert as stored, as the API and events show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredAlert {
     pub id: i64,
     pub addon_id: String,

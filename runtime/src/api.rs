@@ -31,12 +31,14 @@ use crate::writer::AlertWriter;
 pub mod addons;
 pub mod alerts;
 pub mod auth;
+pub mod dashboard;
 pub mod guard;
 pub mod limits;
 pub mod openapi;
 pub mod silences;
 pub mod system;
 pub mod targets;
+pub mod views;
 
 pub use guard::{AuditDetail, Caller};
 
@@ -136,6 +138,15 @@ impl Route {
             .layer(axum::extract::DefaultBodyLimit::max(bytes));
         self
     }
+
+    /// Compresses this route's answers (gzip) for clients that accept it: large ones that
+    /// browsers fetch, the dashboard's assets and the open-alert list.
+    fn compressed(mut self) -> Route {
+        self.endpoint = self
+            .endpoint
+            .layer(tower_http::compression::CompressionLayer::new());
+        self
+    }
 }
 
 fn get<H: Handler<T, AppState>, T: 'static>(
@@ -183,7 +194,7 @@ pub fn routes() -> Vec<Route> {
     use Access::*;
     use Audit::{As, ByService};
     use Permission::*;
-    vec![
+    let mut routes = vec![
         // ---- probes and the API's own description ----
         get(
             "/health",
@@ -323,6 +334,19 @@ pub fn routes() -> Vec<Route> {
             "Alerts, filtered and paginated",
             alerts::list_alerts,
         ),
+        get(
+            "/api/v1/alerts/open",
+            Requires(Read),
+            "Every open alert at once, newest first (what the console holds)",
+            alerts::open_alerts,
+        )
+        .compressed(),
+        get(
+            "/api/v1/alerts/facets",
+            Requires(Read),
+            "How many open alerts a filter matches, by severity, status, addon, device, category, type and acknowledgement",
+            alerts::facets,
+        ),
         post(
             "/api/v1/alerts/bulk",
             Requires(ActOnAlerts),
@@ -390,6 +414,13 @@ pub fn routes() -> Vec<Route> {
             "One silence",
             silences::get_silence,
         ),
+        post(
+            "/api/v1/silences/preview",
+            Requires(Read),
+            Audit::No,
+            "How many open alerts a silence's matchers match (nothing is stored)",
+            silences::preview_silence,
+        ),
         put(
             "/api/v1/silences/{id}",
             Requires(ActOnAlerts),
@@ -403,6 +434,27 @@ pub fn routes() -> Vec<Route> {
             As("silence.delete"),
             "Delete a silence",
             silences::delete_silence,
+        ),
+        // ---- the console's saved views ----
+        get(
+            "/api/v1/views",
+            Authenticated,
+            "The caller's saved console views and everyone's shared ones",
+            views::list_views,
+        ),
+        post(
+            "/api/v1/views",
+            Authenticated,
+            As("view.create"),
+            "Save a console view",
+            views::create_view,
+        ),
+        delete(
+            "/api/v1/views/{id}",
+            Authenticated,
+            As("view.delete"),
+            "Delete one of the caller's saved views",
+            views::delete_view,
         ),
         // ---- addons ----
         get(
@@ -606,7 +658,21 @@ pub fn routes() -> Vec<Route> {
             "The real-time event WebSocket",
             crate::ws::handler,
         ),
-    ]
+    ];
+    // ---- the console: its page at each of its paths, and its assets ----
+    for path in dashboard::PAGES {
+        routes.push(get(path, Public, "The operator console (HTML)", dashboard::page).compressed());
+    }
+    routes.push(
+        get(
+            "/assets/{*file}",
+            Public,
+            "The operator console's scripts, styles and images",
+            dashboard::asset,
+        )
+        .compressed(),
+    );
+    routes
 }
 
 pub fn app(state: AppState) -> Router {

@@ -476,12 +476,11 @@ fn silence_error(field: impl Into<String>, message: impl Into<String>) -> Silenc
     }
 }
 
-impl SilenceSpec {
-    /// Checks the spec and returns it in the form it is stored and matched in: matchers
-    /// trimmed, a device IP in canonical form (as the engine writes `device_ip`), recurrence
-    /// days sorted. Every refusal names its field.
-    pub fn normalise(mut self) -> Result<SilenceSpec, SilenceError> {
-        let m = &mut self.matchers;
+impl SilenceMatchers {
+    /// Checks the matchers and returns them as they are stored and matched: trimmed, a device
+    /// IP in canonical form. At least one is required: a silence of everything is refused.
+    pub fn normalise(mut self) -> Result<SilenceMatchers, SilenceError> {
+        let m = &mut self;
         for (name, value, max) in [
             ("addon", &mut m.addon, 64),
             ("device", &mut m.device, MAX_DEVICE_NAME_LEN),
@@ -535,6 +534,16 @@ impl SilenceSpec {
                  (a silence of everything is refused)",
             ));
         }
+        Ok(self)
+    }
+}
+
+impl SilenceSpec {
+    /// Checks the spec and returns it in the form it is stored and matched in: matchers
+    /// trimmed, a device IP in canonical form (as the engine writes `device_ip`), recurrence
+    /// days sorted. Every refusal names its field.
+    pub fn normalise(mut self) -> Result<SilenceSpec, SilenceError> {
+        self.matchers = self.matchers.normalise()?;
         if self.ends_at <= self.starts_at {
             return Err(silence_error("ends_at", "must be after `starts_at`"));
         }
@@ -601,22 +610,40 @@ impl Silence {
 
     /// Whether every matcher of the silence matches `alert`.
     pub fn matches(&self, alert: &NewAlert) -> bool {
-        let m = &self.matchers;
-        m.addon.as_ref().is_none_or(|a| *a == alert.addon_id)
-            && m.alert_type.as_ref().is_none_or(|t| *t == alert.alert_type)
+        self.matchers.matches(
+            &alert.addon_id,
+            &alert.alert_type,
+            alert.device_ip.as_deref(),
+            alert.device_name.as_deref(),
+            &alert.fields,
+        )
+    }
+}
+
+impl SilenceMatchers {
+    /// Whether every matcher matches an alert with these attributes (a new alert's, or a
+    /// stored one's when previewing a silence).
+    pub fn matches(
+        &self,
+        addon_id: &str,
+        alert_type: &str,
+        device_ip: Option<&str>,
+        device_name: Option<&str>,
+        fields: &BTreeMap<String, String>,
+    ) -> bool {
+        let m = self;
+        m.addon.as_ref().is_none_or(|a| a == addon_id)
+            && m.alert_type.as_ref().is_none_or(|t| t == alert_type)
             && m.device.as_ref().is_none_or(|d| {
                 // Matchers are normalised (canonical IP); the engine writes `device_ip`
                 // canonically and keeps names as reported, which fingerprints compare
                 // ignoring case.
-                alert.device_ip.as_deref() == Some(d.as_str())
-                    || alert
-                        .device_name
-                        .as_deref()
-                        .is_some_and(|n| n.to_lowercase() == d.to_lowercase())
+                device_ip == Some(d.as_str())
+                    || device_name.is_some_and(|n| n.to_lowercase() == d.to_lowercase())
             })
             && m.fields
                 .iter()
-                .all(|(name, value)| alert.fields.get(name) == Some(value))
+                .all(|(name, value)| fields.get(name) == Some(value))
     }
 }
 

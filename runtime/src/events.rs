@@ -5,9 +5,14 @@
 //! (kind and id only, so that it never does more than a `try_send`), [`sources`] a
 //! `system_status` every few seconds and an `addon_status` whenever the registry's set of loaded
 //! addons changes. One task, the publisher, takes them in order, numbers them (`seq`, per node,
-//! without holes), renders alert changes into [`AlertSummary`]s with one store read per batch —
-//! and only while some client on this node listens — and broadcasts the events to the local
-//! clients.
+//! without holes), renders alert changes into the alerts as stored with one store read per
+//! batch — and only while some client on this node listens — and broadcasts the events to the
+//! local clients.
+//!
+//! Every event published on a node also takes the next number of that node's *stream* (its
+//! `cursor`), whoever it came from, and the node keeps the latest ones (`[websocket]
+//! resume_events`), so that a client that lost its connection can resume from the last cursor
+//! it saw instead of re-reading every open alert ([`EventBus::replay`]).
 //!
 //! With PostgreSQL several nodes share a database, and a dashboard connected to any of them sees
 //! every node's events: the publisher also sends each numbered item to the other nodes with
@@ -33,13 +38,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::alert::{ActionOutcome, AlertStatus, Severity, UnknownVariant};
+use crate::alert::{ActionOutcome, StoredAlert, UnknownVariant};
 use crate::store::{EventListener, Store, StoreError};
 
 /// What a client can subscribe to.
@@ -143,28 +147,6 @@ impl ChangedAlert {
     }
 }
 
-/// An alert as events show it: what a dashboard needs to add, update or remove a row of its
-/// list without asking the API, but not the message or fields (which can be large; `GET
-/// /api/v1/alerts/{id}` has them).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AlertSummary {
-    pub id: i64,
-    pub addon_id: String,
-    pub alert_type: String,
-    pub severity: Severity,
-    pub status: AlertStatus,
-    pub category: String,
-    pub device_ip: Option<String>,
-    pub device_name: Option<String>,
-    pub title: String,
-    pub occurrence_count: i64,
-    pub first_seen_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-    pub acknowledged_by: Option<String>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub resolved_by: Option<String>,
-}
-
 /// What became of an addon on a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -192,9 +174,10 @@ pub struct AddonStatus {
 /// What an event carries besides its type, node and number; its JSON key names it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EventBody {
-    /// Boxed: by far the largest body, and events are moved around a lot.
+    /// The alert as stored when the event was rendered. Boxed: by far the largest body, and
+    /// events are moved around a lot.
     #[serde(rename = "alert")]
-    Alert(Box<AlertSummary>),
+    Alert(Box<StoredAlert>),
     #[serde(rename = "addon")]
     Addon(AddonStatus),
     /// A node's counters ([`sources::SystemStatus`]), kept as JSON because a node passes on
@@ -204,8 +187,8 @@ pub enum EventBody {
 }
 
 /// One event as clients receive it:
-/// `{"type": "alert_created", "node": "...", "seq": 17, "alert": {...}}`. Serialised once, when
-/// published, and shared by every client.
+/// `{"type": "alert_created", "node": "...", "seq": 17, "cursor": 1042, "alert": {...}}`.
+/// Serialised once, when published, and shared by every client.
 #[derive(Debug)]
 pub struct Event {
     pub event_type: EventType,
@@ -215,6 +198,9 @@ pub struct Event {
     /// (events it did not subscribe to, alerts opened suppressed); `lagged` is what tells a client
     /// it missed something.
     pub seq: u64,
+    /// Its position in the stream of the node publishing it to its clients (see
+    /// [`EventBus::replay`]).
+    pub cursor: u64,
     pub body: EventBody,
     text: Utf8Bytes,
 }
@@ -225,16 +211,24 @@ struct EventJson<'a> {
     event_type: EventType,
     node: &'a str,
     seq: u64,
+    cursor: u64,
     #[serde(flatten)]
     body: &'a EventBody,
 }
 
 impl Event {
-    pub fn new(event_type: EventType, node: Arc<str>, seq: u64, body: EventBody) -> Event {
+    pub fn new(
+        event_type: EventType,
+        node: Arc<str>,
+        seq: u64,
+        cursor: u64,
+        body: EventBody,
+    ) -> Event {
         let text = serde_json::to_string(&EventJson {
             event_type,
             node: &node,
             seq,
+            cursor,
             body: &body,
         })
         .expect("events serialise");
@@ -242,6 +236,7 @@ impl Event {
             event_type,
             node,
             seq,
+            cursor,
             body,
             text: text.into(),
         }
@@ -252,7 +247,7 @@ impl Event {
         self.text.clone()
     }
 
-    pub fn alert(&self) -> Option<&AlertSummary> {
+    pub fn alert(&self) -> Option<&StoredAlert> {
         match &self.body {
             EventBody::Alert(alert) => Some(alert),
             _ => None,
@@ -274,8 +269,21 @@ impl Event {
 pub enum BusItem {
     Event(Arc<Event>),
     /// Events were lost before reaching the bus (the publisher fell behind, a store read failed,
-    /// notifications from other nodes went missing): every client must resynchronise.
-    Gap,
+    /// notifications from other nodes went missing): every client must resynchronise. It takes
+    /// a place in the stream, so that no resumption reaches across it.
+    Gap {
+        cursor: u64,
+    },
+}
+
+impl BusItem {
+    /// Its position in this node's stream.
+    pub fn cursor(&self) -> u64 {
+        match self {
+            BusItem::Event(event) => event.cursor,
+            BusItem::Gap { cursor } => *cursor,
+        }
+    }
 }
 
 /// Settings of the bus.
@@ -293,6 +301,13 @@ pub struct BusConfig {
     /// How often clients are pinged (a client policy like `client_queue`, kept here so that
     /// the WebSocket needs nothing but the bus).
     pub heartbeat: Duration,
+    /// How many of the latest events are kept for clients that resume after a reconnect, and
+    /// how many bytes of JSON they may take at most (alerts carry their fields and message).
+    pub resume_events: usize,
+    pub resume_bytes: usize,
+    /// How long after the last client left events are still rendered and kept, so that it can
+    /// resume.
+    pub resume_grace: Duration,
 }
 
 /// Counters of the bus, cumulative except `clients`.
@@ -405,7 +420,80 @@ struct Shared {
     counters: Counters,
     /// This node's latest `system_status`, sent to a client as soon as it subscribes to them.
     last_status: Mutex<Option<Arc<Event>>>,
+    /// This node's stream: the next cursor and the latest items, for resuming clients. Taken
+    /// for each publication, so that cursors follow the order of the broadcast.
+    history: Mutex<History>,
+    /// The stream ends in a gap for items nobody here rendered (see [`Shared::unwatched`]).
+    unwatched: std::sync::atomic::AtomicBool,
+    /// When the last client left, in ms since `started` ([`NEVER`] before any did): events
+    /// are still rendered for `resume_grace_ms` after it, so that a client whose connection
+    /// broke can resume rather than re-read everything.
+    last_client_left_ms: AtomicU64,
+    started: std::time::Instant,
+    resume_grace_ms: u64,
     shutdown: watch::Receiver<bool>,
+}
+
+/// The latest items of a node's stream.
+struct History {
+    /// The cursor of the next item; cursors start at 1.
+    next: u64,
+    items: std::collections::VecDeque<BusItem>,
+    /// Bytes of event text held.
+    bytes: usize,
+    max_items: usize,
+    max_bytes: usize,
+}
+
+impl History {
+    fn push(&mut self, item: BusItem) {
+        self.next += 1;
+        self.bytes += item_bytes(&item);
+        self.items.push_back(item);
+        while self.items.len() > self.max_items || self.bytes > self.max_bytes {
+            let Some(old) = self.items.pop_front() else {
+                break;
+            };
+            self.bytes -= item_bytes(&old);
+        }
+    }
+}
+
+impl History {
+    fn replay(&self, after: u64) -> Option<Replay> {
+        let through = self.next - 1;
+        if after > through {
+            return None;
+        }
+        let oldest = self.items.front().map_or(self.next, BusItem::cursor);
+        if after + 1 < oldest {
+            return None;
+        }
+        let mut events = Vec::with_capacity((through - after) as usize);
+        for item in self.items.iter().filter(|item| item.cursor() > after) {
+            match item {
+                BusItem::Event(event) => events.push(event.clone()),
+                BusItem::Gap { .. } => return None,
+            }
+        }
+        Some(Replay { events, through })
+    }
+}
+
+fn item_bytes(item: &BusItem) -> usize {
+    match item {
+        BusItem::Event(event) => event.text.len(),
+        BusItem::Gap { .. } => 0,
+    }
+}
+
+/// What [`EventBus::replay`] gives a resuming client.
+#[derive(Debug)]
+pub struct Replay {
+    /// The events after the client's cursor, in order.
+    pub events: Vec<Arc<Event>>,
+    /// The cursor of the last item published so far: the live feed continues after it.
+    pub through: u64,
 }
 
 impl EventBus {
@@ -431,6 +519,17 @@ impl EventBus {
             lost: AtomicU64::new(0),
             counters: Counters::default(),
             last_status: Mutex::new(None),
+            history: Mutex::new(History {
+                next: 1,
+                items: std::collections::VecDeque::new(),
+                bytes: 0,
+                max_items: config.resume_events,
+                max_bytes: config.resume_bytes,
+            }),
+            unwatched: std::sync::atomic::AtomicBool::new(false),
+            last_client_left_ms: AtomicU64::new(NEVER),
+            started: std::time::Instant::now(),
+            resume_grace_ms: config.resume_grace.as_millis() as u64,
             shutdown: shutdown.clone(),
         });
         let mut tasks = vec![tokio::spawn(publish_loop(
@@ -454,6 +553,28 @@ impl EventBus {
         &self.shared.node
     }
 
+    /// The name of this node's event stream, different at every start: a cursor means something
+    /// only in the stream it came from.
+    pub fn stream(&self) -> String {
+        format!("{:016x}", self.shared.instance)
+    }
+
+    /// The cursor of the last item published on this node so far (0 before the first).
+    pub fn cursor(&self) -> u64 {
+        self.shared.history.lock().expect("history lock").next - 1
+    }
+
+    /// The events published after cursor `after`, for a client that resumes: `None` when they
+    /// cannot all be given — some are no longer held, events were lost among them (a gap), or
+    /// `after` is not a cursor of this stream — and the client must re-read what it shows.
+    pub fn replay(&self, after: u64) -> Option<Replay> {
+        self.shared
+            .history
+            .lock()
+            .expect("history lock")
+            .replay(after)
+    }
+
     /// How far a client may fall behind (events) before it is dropped.
     pub fn client_queue(&self) -> usize {
         self.shared.client_queue
@@ -469,7 +590,8 @@ impl EventBus {
     pub fn alerts_changed(&self, outcomes: &[ActionOutcome]) {
         // Without clients here or nodes elsewhere nobody would see the events: skip even the
         // allocation, which matters on the ingest path.
-        if !self.shared.cluster && self.shared.local.receiver_count() == 0 {
+        if !self.shared.cluster && !self.shared.watched() {
+            self.shared.unwatched();
             return;
         }
         let changes: Vec<ChangedAlert> = outcomes
@@ -566,28 +688,75 @@ pub struct ClientGuard(Arc<Shared>);
 impl Drop for ClientGuard {
     fn drop(&mut self) {
         self.0.counters.clients.fetch_sub(1, Ordering::Relaxed);
+        let now = self.0.started.elapsed().as_millis() as u64;
+        self.0.last_client_left_ms.store(now, Ordering::Relaxed);
     }
 }
 
+/// [`Shared::last_client_left_ms`] before any client left.
+const NEVER: u64 = u64::MAX;
+
 impl Shared {
-    fn has_clients(&self) -> bool {
-        self.local.receiver_count() > 0
+    /// Whether events must be rendered: a client listens here, or one left recently enough
+    /// that it may come back and resume (`resume_grace`).
+    fn watched(&self) -> bool {
+        if self.local.receiver_count() > 0 {
+            return true;
+        }
+        let left = self.last_client_left_ms.load(Ordering::Relaxed);
+        left != NEVER
+            && (self.started.elapsed().as_millis() as u64).saturating_sub(left)
+                < self.resume_grace_ms
     }
 
-    fn publish(&self, event: Event) {
-        let event = Arc::new(event);
+    /// Numbers the event in this node's stream, keeps it for resuming clients and broadcasts
+    /// it, all under the history's lock so that cursors follow the broadcast's order (the
+    /// publisher and the listener for other nodes both publish).
+    fn publish(&self, event_type: EventType, node: &Arc<str>, seq: u64, body: EventBody) {
+        let mut history = self.history.lock().expect("history lock");
+        let event = Arc::new(Event::new(
+            event_type,
+            node.clone(),
+            seq,
+            history.next,
+            body,
+        ));
         if event.event_type == EventType::SystemStatus && *event.node == *self.node {
             *self.last_status.lock().expect("status lock") = Some(event.clone());
         }
         self.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.unwatched.store(false, Ordering::Relaxed);
+        history.push(BusItem::Event(event.clone()));
         // An error only means that no client listens right now.
         let _ = self.local.send(BusItem::Event(event));
     }
 
     fn publish_gap(&self) {
         self.counters.gaps.fetch_add(1, Ordering::Relaxed);
-        let _ = self.local.send(BusItem::Gap);
+        {
+            let mut history = self.history.lock().expect("history lock");
+            let gap = BusItem::Gap {
+                cursor: history.next,
+            };
+            history.push(gap.clone());
+            let _ = self.local.send(gap);
+        }
         self.wake_clients();
+    }
+
+    /// Items went by unrendered because no client listened here: they never enter this node's
+    /// stream, so it gets a gap (once, however many items pass), which no resumption crosses.
+    /// Sent to the bus too, for a client that connected just now.
+    fn unwatched(&self) {
+        if self.unwatched.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let mut history = self.history.lock().expect("history lock");
+        let gap = BusItem::Gap {
+            cursor: history.next,
+        };
+        history.push(gap.clone());
+        let _ = self.local.send(gap);
     }
 
     fn wake_clients(&self) {
@@ -595,9 +764,10 @@ impl Shared {
     }
 
     /// Renders `items` (numbered from `first_seq`, from `node`) and publishes them to local
-    /// clients, in order. Alert changes become the alert as the store has it now; one that
-    /// opened or occurred while suppressed (by a silence) makes no event, and one whose alert
-    /// no longer exists (deleted by retention since) is skipped.
+    /// clients, in order. Alert changes become the alert as the store has it now; one whose
+    /// alert no longer exists (deleted by retention since) is skipped. An alert that opened or
+    /// occurred while suppressed (by a silence) is published too, but reaches only clients that
+    /// ask for suppressed alerts (see [`crate::ws`]).
     async fn deliver(&self, store: &Store, node: &Arc<str>, first_seq: u64, items: Vec<Item>) {
         let mut seq = first_seq;
         let mut items = items.into_iter().peekable();
@@ -615,10 +785,10 @@ impl Shared {
                 .collect::<HashSet<_>>()
                 .into_iter()
                 .collect();
-            let alerts: HashMap<i64, AlertSummary> = if ids.is_empty() {
+            let alerts: HashMap<i64, StoredAlert> = if ids.is_empty() {
                 HashMap::new()
             } else {
-                match store.alert_summaries(&ids).await {
+                match store.alerts_for_events(&ids).await {
                     Ok(alerts) => alerts.into_iter().map(|a| (a.id, a)).collect(),
                     Err(error) => {
                         warn!(%error, alerts = ids.len(), "cannot read alerts for their events; clients are told they missed events");
@@ -636,16 +806,11 @@ impl Shared {
                             debug!(alert = id, "alert gone before its event was rendered");
                             continue;
                         };
-                        if kind != AlertChangeKind::Resolved
-                            && alert.status == AlertStatus::Suppressed
-                        {
-                            continue;
-                        }
                         (kind.event_type(), EventBody::Alert(Box::new(alert.clone())))
                     }
                     Item::Event { event_type, body } => (event_type, body),
                 };
-                self.publish(Event::new(event_type, node.clone(), this, body));
+                self.publish(event_type, node, this, body);
             }
             self.wake_clients();
         }
@@ -786,10 +951,12 @@ async fn publish_loop(
                 warn!(%error, "cannot send events to other nodes; their clients will be told they missed some");
             }
         }
-        if shared.has_clients() {
+        if shared.watched() {
             shared
                 .deliver(&store, &shared.node.clone(), first_seq, items)
                 .await;
+        } else {
+            shared.unwatched();
         }
     }
 }
@@ -878,7 +1045,8 @@ async fn listen_loop(
             expected.clear();
             expected.insert(envelope.from, next);
         }
-        if !shared.has_clients() {
+        if !shared.watched() {
+            shared.unwatched();
             continue;
         }
         let node = nodes
@@ -898,22 +1066,29 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 #[cfg(test)]
 mod tests {
+    use chrono::DateTime;
+
     use super::*;
 
-    fn summary(id: i64) -> AlertSummary {
-        AlertSummary {
+    fn alert(id: i64) -> StoredAlert {
+        StoredAlert {
             id,
             addon_id: "alertmanager".into(),
+            fingerprint: "fp".into(),
             alert_type: "NodeDown".into(),
-            severity: Severity::Critical,
-            status: AlertStatus::Active,
-            category: "application".into(),
             device_ip: Some("10.0.0.1".into()),
             device_name: None,
+            severity: crate::alert::Severity::Critical,
+            category: "application".into(),
             title: "node down".into(),
+            message: "node-exporter is down".into(),
+            status: crate::alert::AlertStatus::Active,
+            fields: [("job".to_owned(), "node".to_owned())].into(),
             occurrence_count: 1,
+            occurred_at: DateTime::UNIX_EPOCH,
             first_seen_at: DateTime::UNIX_EPOCH,
             last_seen_at: DateTime::UNIX_EPOCH,
+            acknowledged_at: None,
             acknowledged_by: None,
             resolved_at: None,
             resolved_by: None,
@@ -926,7 +1101,8 @@ mod tests {
             EventType::AlertCreated,
             "n1".into(),
             7,
-            EventBody::Alert(Box::new(summary(42))),
+            70,
+            EventBody::Alert(Box::new(alert(42))),
         );
         let json: serde_json::Value = serde_json::from_str(&event.text()).unwrap();
         assert_eq!(json["type"], "alert_created");
@@ -936,11 +1112,16 @@ mod tests {
         assert_eq!(json["alert"]["severity"], "critical");
         assert_eq!(json["alert"]["status"], "active");
         assert_eq!(json["alert"]["device_ip"], "10.0.0.1");
+        assert_eq!(json["cursor"], 70);
+        // The whole alert: a console filters on its message and fields too.
+        assert_eq!(json["alert"]["message"], "node-exporter is down");
+        assert_eq!(json["alert"]["fields"]["job"], "node");
 
         let event = Event::new(
             EventType::AddonStatus,
             "n1".into(),
             8,
+            71,
             EventBody::Addon(AddonStatus {
                 id: "grafana".into(),
                 status: AddonState::Disabled,
@@ -950,9 +1131,95 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&event.text()).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"type": "addon_status", "node": "n1", "seq": 8,
+            serde_json::json!({"type": "addon_status", "node": "n1", "seq": 8, "cursor": 71,
                 "addon": {"id": "grafana", "status": "disabled"}})
         );
+    }
+
+    fn history(max_items: usize, max_bytes: usize) -> History {
+        History {
+            next: 1,
+            items: std::collections::VecDeque::new(),
+            bytes: 0,
+            max_items,
+            max_bytes,
+        }
+    }
+
+    fn push_event(history: &mut History, id: i64) {
+        let event = Event::new(
+            EventType::AlertUpdated,
+            "n1".into(),
+            history.next,
+            history.next,
+            EventBody::Alert(Box::new(alert(id))),
+        );
+        history.push(BusItem::Event(Arc::new(event)));
+    }
+
+    fn cursors(replay: &Replay) -> Vec<u64> {
+        replay.events.iter().map(|e| e.cursor).collect()
+    }
+
+    #[test]
+    fn a_resuming_client_gets_what_it_missed_while_it_is_held() {
+        let mut h = history(4, usize::MAX);
+        assert_eq!(h.replay(0).map(|r| r.through), Some(0), "nothing yet");
+        for id in 1..=3 {
+            push_event(&mut h, id);
+        }
+        let r = h.replay(1).unwrap();
+        assert_eq!((cursors(&r), r.through), (vec![2, 3], 3));
+        let r = h.replay(3).unwrap();
+        assert_eq!((cursors(&r), r.through), (vec![], 3), "up to date");
+        assert!(
+            h.replay(4).is_none(),
+            "a cursor from the future is another stream's"
+        );
+        for id in 4..=6 {
+            push_event(&mut h, id);
+        }
+        // Four held: 3..=6. Resuming after 2 needs 3 onwards: still fine; after 1 needs 2.
+        assert_eq!(cursors(&h.replay(2).unwrap()), vec![3, 4, 5, 6]);
+        assert!(h.replay(1).is_none(), "event 2 is no longer held");
+    }
+
+    #[test]
+    fn no_resumption_crosses_a_gap() {
+        let mut h = history(100, usize::MAX);
+        push_event(&mut h, 1);
+        let cursor = h.next;
+        h.push(BusItem::Gap { cursor });
+        push_event(&mut h, 2);
+        assert!(h.replay(1).is_none(), "the gap lies after cursor 1");
+        assert_eq!(
+            cursors(&h.replay(2).unwrap()),
+            vec![3],
+            "after the gap is fine"
+        );
+    }
+
+    #[test]
+    fn history_holds_at_most_its_bytes() {
+        let one = Event::new(
+            EventType::AlertUpdated,
+            "n1".into(),
+            1,
+            1,
+            EventBody::Alert(Box::new(alert(1))),
+        )
+        .text()
+        .len();
+        let mut h = history(100, one * 3);
+        for id in 1..=10 {
+            push_event(&mut h, id);
+        }
+        assert!(
+            h.items.len() <= 3 && h.bytes <= one * 3,
+            "{} held",
+            h.items.len()
+        );
+        assert_eq!(h.next, 11);
     }
 
     #[test]

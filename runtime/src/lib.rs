@@ -13,6 +13,7 @@ pub mod directory;
 pub mod engine;
 pub mod event;
 pub mod events;
+pub mod filter;
 pub mod fixtures;
 pub mod inbound;
 pub mod ingest;

@@ -114,6 +114,9 @@ impl Server {
                 client_queue: config.websocket.client_queue,
                 publisher_queue: EVENT_PUBLISHER_QUEUE,
                 heartbeat: config.websocket.heartbeat(),
+                resume_events: config.websocket.resume_events,
+                resume_bytes: config.websocket.resume_megabytes.saturating_mul(1 << 20),
+                resume_grace: Duration::from_secs(config.websocket.resume_grace_seconds),
             },
             shutdown_rx.clone(),
         )

@@ -65,6 +65,7 @@ mod snmp;
 mod targets;
 #[cfg(test)]
 mod tests;
+mod views;
 
 pub use addons::{
     AddonRecord, AddonRollback, AddonRow, AddonVersion, STATE_MAX_KEY_BYTES, STATE_MAX_KEYS,
@@ -83,6 +84,7 @@ pub use schedule::{ClaimedPoll, PinnedHostKey, PollRecord};
 pub use silences::SilenceFilter;
 pub use snmp::{SnmpCommunity, SnmpUserRecord};
 pub use targets::TargetFilter;
+pub use views::{MAX_VIEW_NAME_LEN, MAX_VIEW_QUERY_LEN, NewView, SavedView};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");

@@ -3,8 +3,10 @@
 //!
 //! Protocol (JSON text frames; every message has a `type`):
 //!
-//! - On connect the server says `{"type": "hello", "protocol": 1, "node", "event_types",
-//!   "heartbeat_ms", "client_queue", "reverify_ms", "auth"}`, where `auth` is
+//! - On connect the server says `{"type": "hello", "protocol": 1, "node", "stream",
+//!   "cursor", "event_types", "heartbeat_ms", "client_queue", "reverify_ms", "auth"}`, where
+//!   `stream` names this node's event stream (new at every start) and `cursor` is the last
+//!   event published on it (see resuming below), and `auth` is
 //!   `"authenticated"` when the upgrade request carried credentials (`principal` is then
 //!   included) and `"required"` when it did not (an `auth` message is expected within
 //!   `auth_timeout_ms`, also included). Nothing is delivered until the client subscribes.
@@ -41,9 +43,18 @@
 //!   each filter field is one value or a list (any of them matches), absent means any, and fields
 //!   combine with "and". `severity` and `device` (IP or name, as in `GET /api/v1/alerts`) apply
 //!   to alert events, `addon` to alert and addon events; a filter that cannot apply is refused.
-//!   Answered with `{"type": "subscribed", "subscriptions": {type: filter, ...}}`, the whole
-//!   current state, after which every matching event is delivered. Subscribing to
-//!   `system_status` also delivers this node's latest status at once.
+//!   Alerts that opened or occurred while a silence suppressed them reach only subscriptions
+//!   whose filter says `"include_suppressed": true` (alert events). Answered with `{"type":
+//!   "subscribed", "subscriptions": {type: filter, ...}}`, the whole current state, after
+//!   which every matching event is delivered. Subscribing to `system_status` also delivers this node's latest
+//!   status at once.
+//! - Resuming: every event carries `cursor`, its place in this node's stream. A client that
+//!   reconnects adds `"resume": {"stream": <hello's stream>, "after": <the last cursor it
+//!   saw>}` to its `subscribe`; the answer says `"resumed": true` (and `cursor`, the last
+//!   event replayed) and the events it missed (those its new subscriptions match) follow at
+//!   once, or `"resumed": false` when they cannot
+//!   all be given (another node or a restart, events no longer held — `[websocket]
+//!   resume_events` — or lost), and the client must re-read what it shows from the API.
 //! - `{"type": "unsubscribe", "events": [...]}` (no `events`: all) stops them; answered with
 //!   `{"type": "unsubscribed", "subscriptions": {...}}`.
 //! - `{"type": "ping"}` is answered with `{"type": "pong"}`, for clients that cannot send
@@ -52,7 +63,9 @@
 //!   connection because of it). A message that is not understood is answered with `{"type":
 //!   "error", "code", "message"}` naming what is wrong; the connection stays open.
 //! - Events: `{"type": "alert_created" | "alert_updated" | "alert_resolved" | "system_status" |
-//!   "addon_status", "node", "seq", "alert" | "status" | "addon": {...}}`.
+//!   "addon_status", "node", "seq", "cursor", "alert" | "status" | "addon": {...}}`; `alert` is
+//!   the whole alert as `GET /api/v1/alerts/{id}` shows it, as stored when the event was
+//!   published (so a later event always shows a later state).
 //! - A client that falls more than `client_queue` events behind (it reads too slowly) is sent
 //!   `{"type": "lagged", "missed": n}` if its socket still takes it, then closed with code 4001:
 //!   it must re-read what it shows from the API and subscribe again. The same happens to every
@@ -81,7 +94,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::{debug, warn};
 
-use crate::alert::Severity;
+use crate::alert::{AlertStatus, Severity};
 use crate::api::{ApiError, AppState};
 use crate::auth::{Auth, AuthError, Permission, Principal, Secret};
 use crate::events::{BusItem, Event, EventBus, EventType, stopped};
@@ -132,6 +145,13 @@ pub struct WebSocketConfig {
     /// How often a connection's credentials are checked again, so that a revoked session or
     /// API key, or an expired access token, ends it.
     pub reverify_ms: u64,
+    /// How many of the latest events each node keeps for clients that resume after a
+    /// reconnect; and how many megabytes of them at most (alert events carry whole alerts).
+    pub resume_events: usize,
+    pub resume_megabytes: usize,
+    /// How long after a node's last client disconnected it still keeps events for it to
+    /// resume (rendering them costs a store read per batch while nobody watches).
+    pub resume_grace_seconds: u64,
 }
 
 impl Default for WebSocketConfig {
@@ -142,6 +162,10 @@ impl Default for WebSocketConfig {
             status_interval_ms: 30_000,
             auth_timeout_ms: 10_000,
             reverify_ms: 5_000,
+            // A minute of a busy console's events; a client away longer re-reads the list.
+            resume_events: 50_000,
+            resume_megabytes: 64,
+            resume_grace_seconds: 300,
         }
     }
 }
@@ -323,13 +347,16 @@ struct ClientContext {
 #[derive(Debug, Default)]
 struct Subscriptions {
     by_type: [Option<Filter>; EventType::ALL.len()],
+    /// After a resumption: the bus items up to this cursor were replayed already.
+    replayed_through: u64,
 }
 
 impl Subscriptions {
     fn wants(&self, event: &Event) -> bool {
-        self.by_type[event.event_type.index()]
-            .as_ref()
-            .is_some_and(|filter| filter.matches(event))
+        event.cursor > self.replayed_through
+            && self.by_type[event.event_type.index()]
+                .as_ref()
+                .is_some_and(|filter| filter.matches(event))
     }
 
     fn describe(&self) -> Value {
@@ -372,12 +399,18 @@ pub struct Filter {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub device: Vec<String>,
+    /// Also alerts that opened or occurred while a silence suppressed them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_suppressed: bool,
 }
 
 impl Filter {
     pub fn matches(&self, event: &Event) -> bool {
         let alert = event.alert();
-        (self.severity.is_empty() || alert.is_some_and(|a| self.severity.contains(&a.severity)))
+        let suppressed = alert.is_some_and(|a| a.status == AlertStatus::Suppressed);
+        (!suppressed || self.include_suppressed)
+            && (self.severity.is_empty()
+                || alert.is_some_and(|a| self.severity.contains(&a.severity)))
             && (self.addon.is_empty()
                 || event
                     .addon_id()
@@ -402,6 +435,11 @@ impl Filter {
             ("addon", self.addon.len(), addon_event),
             ("device", self.device.len(), alert_event),
         ];
+        if self.include_suppressed && !alert_event {
+            return Err(format!(
+                "filter.include_suppressed does not apply to `{event_type}` events"
+            ));
+        }
         for (field, count, applies) in fields {
             if count > 0 && !applies {
                 return Err(format!(
@@ -468,6 +506,16 @@ struct Subscribe {
     events: Vec<EventType>,
     #[serde(default)]
     filter: Filter,
+    #[serde(default)]
+    resume: Option<Resume>,
+}
+
+/// Where a reconnecting client left off: the stream it followed and the last cursor it saw.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resume {
+    stream: String,
+    after: u64,
 }
 
 /// `{"type": "unsubscribe", ...}`
@@ -622,10 +670,33 @@ impl Subscriptions {
                 for t in &s.events {
                     self.by_type[t.index()] = Some(s.filter.clone());
                 }
-                let mut out = vec![answer(
-                    json!({"type": "subscribed", "subscriptions": self.describe()}),
-                    id,
-                )];
+                let replay = s
+                    .resume
+                    .as_ref()
+                    .filter(|r| r.stream == bus.stream())
+                    .and_then(|r| bus.replay(r.after));
+                let mut subscribed = json!({
+                    "type": "subscribed",
+                    "subscriptions": self.describe(),
+                });
+                if s.resume.is_some() {
+                    subscribed["resumed"] = replay.is_some().into();
+                    subscribed["cursor"] = replay
+                        .as_ref()
+                        .map_or_else(|| bus.cursor(), |r| r.through)
+                        .into();
+                }
+                let mut out = vec![answer(subscribed, id)];
+                if let Some(replay) = replay {
+                    out.extend(
+                        replay
+                            .events
+                            .iter()
+                            .filter(|event| self.wants(event))
+                            .map(|event| Message::Text(event.text())),
+                    );
+                    self.replayed_through = self.replayed_through.max(replay.through);
+                }
                 // A status dashboard has something to show at once instead of after the next
                 // period.
                 if newly_status && let Some(status) = bus.last_status() {
@@ -640,7 +711,7 @@ impl Subscriptions {
                             self.by_type[t.index()] = None;
                         }
                     }
-                    None => *self = Subscriptions::default(),
+                    None => self.by_type = Default::default(),
                 }
                 vec![answer(
                     json!({"type": "unsubscribed", "subscriptions": self.describe()}),
@@ -870,6 +941,8 @@ async fn serve(socket: WebSocket, client: ClientContext, mut credentials: Option
         "type": "hello",
         "protocol": PROTOCOL_VERSION,
         "node": bus.node(),
+        "stream": bus.stream(),
+        "cursor": bus.cursor(),
         "event_types": EventType::ALL.map(EventType::as_str),
         "heartbeat_ms": heartbeat_every.as_millis() as u64,
         "client_queue": bus.client_queue(),
@@ -977,7 +1050,12 @@ async fn serve(socket: WebSocket, client: ClientContext, mut credentials: Option
                         outbox.push_back(Message::Text(event.text()));
                     }
                 }
-                Ok(BusItem::Gap) => break End::Lagged { missed: None },
+                Ok(BusItem::Gap { cursor }) => {
+                    // A gap already behind a resumption's replay was checked by it.
+                    if cursor > subscriptions.replayed_through {
+                        break End::Lagged { missed: None };
+                    }
+                }
                 Err(RecvError::Lagged(missed)) => break End::Lagged { missed: Some(missed) },
                 Err(RecvError::Closed) => break End::Shutdown,
             },
@@ -1043,27 +1121,33 @@ mod tests {
     use chrono::DateTime;
 
     use super::*;
-    use crate::alert::AlertStatus;
-    use crate::events::{AddonState, AddonStatus, AlertSummary, EventBody};
+    use crate::alert::StoredAlert;
+    use crate::events::{AddonState, AddonStatus, EventBody};
 
     fn alert_event(event_type: EventType, severity: Severity, addon: &str, ip: &str) -> Event {
         Event::new(
             event_type,
             Arc::from("n"),
             1,
-            EventBody::Alert(Box::new(AlertSummary {
+            1,
+            EventBody::Alert(Box::new(StoredAlert {
                 id: 1,
                 addon_id: addon.into(),
+                fingerprint: "fp".into(),
                 alert_type: "t".into(),
-                severity,
-                status: AlertStatus::Active,
-                category: "c".into(),
                 device_ip: Some(ip.into()),
                 device_name: Some("core-sw-1".into()),
+                severity,
+                category: "c".into(),
                 title: "t".into(),
+                message: String::new(),
+                status: AlertStatus::Active,
+                fields: Default::default(),
                 occurrence_count: 1,
+                occurred_at: DateTime::UNIX_EPOCH,
                 first_seen_at: DateTime::UNIX_EPOCH,
                 last_seen_at: DateTime::UNIX_EPOCH,
+                acknowledged_at: None,
                 acknowledged_by: None,
                 resolved_at: None,
                 resolved_by: None,
@@ -1134,6 +1218,7 @@ mod tests {
             EventType::AddonStatus,
             Arc::from("n"),
             2,
+            2,
             EventBody::Addon(AddonStatus {
                 id: "grafana".into(),
                 status: AddonState::Loaded,
@@ -1175,6 +1260,9 @@ mod tests {
                 client_queue: 16,
                 publisher_queue: 16,
                 heartbeat: Duration::from_secs(30),
+                resume_events: 100,
+                resume_bytes: 1 << 20,
+                resume_grace: Duration::from_secs(1),
             },
             shutdown,
         )

@@ -36,6 +36,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/auth/signing-keys/rotate", "manage_system"),
     ("GET", "/api/v1/audit", "read_audit"),
     ("GET", "/api/v1/alerts", "read"),
+    ("GET", "/api/v1/alerts/open", "read"),
+    ("GET", "/api/v1/alerts/facets", "read"),
     ("POST", "/api/v1/alerts/bulk", "act_on_alerts"),
     ("GET", "/api/v1/alerts/{id}", "read"),
     ("POST", "/api/v1/alerts/{id}/acknowledge", "act_on_alerts"),
@@ -46,8 +48,12 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/silences", "read"),
     ("POST", "/api/v1/silences", "act_on_alerts"),
     ("GET", "/api/v1/silences/{id}", "read"),
+    ("POST", "/api/v1/silences/preview", "read"),
     ("PUT", "/api/v1/silences/{id}", "act_on_alerts"),
     ("DELETE", "/api/v1/silences/{id}", "act_on_alerts"),
+    ("GET", "/api/v1/views", "authenticated"),
+    ("POST", "/api/v1/views", "authenticated"),
+    ("DELETE", "/api/v1/views/{id}", "authenticated"),
     ("GET", "/api/v1/addons", "read"),
     ("POST", "/api/v1/addons", "manage_system"),
     ("GET", "/api/v1/addons/{id}", "read"),
@@ -78,6 +84,20 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("DELETE", "/api/v1/system/settings/{key}", "manage_system"),
     ("POST", "/webhooks/{*path}", "webhook"),
     ("GET", "/ws", "socket"),
+    // The console: its page at each of its paths, and its assets.
+    ("GET", "/", "public"),
+    ("GET", "/login", "public"),
+    ("GET", "/alerts/{id}", "public"),
+    ("GET", "/silences", "public"),
+    ("GET", "/silences/{*rest}", "public"),
+    ("GET", "/addons", "public"),
+    ("GET", "/addons/{*rest}", "public"),
+    ("GET", "/targets", "public"),
+    ("GET", "/targets/{*rest}", "public"),
+    ("GET", "/admin", "public"),
+    ("GET", "/admin/{*rest}", "public"),
+    ("GET", "/system", "public"),
+    ("GET", "/assets/{*file}", "public"),
 ];
 
 fn access_name(access: Access) -> String {
@@ -140,6 +160,8 @@ fn concrete(path: &str) -> String {
         .replace("{endpoint}", "127.0.0.1:1")
         .replace("{key}", "ui.nothing")
         .replace("{*path}", "no-such-path")
+        .replace("{*rest}", "no-such-page")
+        .replace("{*file}", "no-such-file.js")
 }
 
 const SIGNING_KEY: &str = "route-access-test-signing-key-of-enough-bytes";

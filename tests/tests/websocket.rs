@@ -260,10 +260,14 @@ async fn filtered_subscription_gets_exactly_its_events(db: Db) {
     assert_eq!(alert["title"], "DiskFull on 10.0.0.1");
     assert_eq!(alert["occurrence_count"], 1);
     assert!(alert["last_seen_at"].is_string(), "{first}");
-    assert!(
-        alert.get("message").is_none(),
-        "events stay compact: {first}"
+    // The whole alert, message and fields too: a console filters on them without asking.
+    assert_eq!(
+        alert["fields"]["annotations.summary"], "DiskFull on 10.0.0.1",
+        "{first}"
     );
+    assert!(alert["message"].is_string(), "{first}");
+    assert_eq!(alert["fields"]["job"], "node", "{first}");
+    assert!(first["cursor"].as_u64().is_some(), "{first}");
     let second = critical.next().await;
     assert_eq!(
         (&second["type"], &second["alert"]["id"]),
@@ -1271,3 +1275,229 @@ async fn api_actions_are_published() {
     );
     rt.stop().await;
 }
+
+/// Waits until this node has published `n` events in all.
+async fn published(rt: &TestRuntime, n: u64) {
+    rt.wait_for("events to be published", 60, async |rt| {
+        (rt.server.state().events.stats().published >= n).then_some(())
+    })
+    .await;
+}
+
+/// Subscribes to alert events with `resume`, returning the answer.
+async fn resume(client: &mut Client, stream: &Value, after: u64) -> Value {
+    client
+        .send(
+            json!({"type": "subscribe", "events": ALERT_EVENTS, "filter": {},
+                     "resume": {"stream": stream, "after": after}}),
+        )
+        .await;
+    let answer = client.next().await;
+    assert_eq!(answer["type"], "subscribed", "{answer}");
+    answer
+}
+
+/// A client whose connection broke comes back with the last cursor it saw: what it missed is
+/// replayed at once, in order, then live events follow, none twice. A cursor of another stream
+/// (another node, or this one before a restart) or from the future cannot be resumed.
+async fn a_reconnecting_client_resumes_where_it_left_off(db: Db) {
+    let rt = TestRuntime::start(db, &[bundle("alertmanager")]).await;
+    let mut first = connect(&rt).await;
+    let stream = first.hello["stream"].clone();
+    assert!(
+        stream.as_str().is_some_and(|s| !s.is_empty()),
+        "{}",
+        first.hello
+    );
+    first.subscribe(&ALERT_EVENTS, json!({})).await;
+    let a = post(
+        &rt,
+        "alertmanager",
+        am_payload(&[am_alert("A", "critical", "10.0.1.1", "firing")]),
+    )
+    .await[0];
+    let seen = first.next().await;
+    assert_eq!(seen["alert"]["id"], a, "{seen}");
+    let cursor = seen["cursor"].as_u64().expect("events carry their cursor");
+    drop(first);
+    rt.wait_for("the server to see the client go", 60, async |rt| {
+        (rt.server.state().events.stats().clients == 0).then_some(())
+    })
+    .await;
+
+    // While it is away: two alerts open and the first is acknowledged.
+    let missed = post(
+        &rt,
+        "alertmanager",
+        am_payload(&[
+            am_alert("B", "major", "10.0.1.2", "firing"),
+            am_alert("C", "minor", "10.0.1.3", "firing"),
+        ]),
+    )
+    .await;
+    let (status, answer) = rt
+        .send_json(
+            "POST",
+            &format!("/api/v1/alerts/{a}/acknowledge"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    published(&rt, 4).await;
+
+    let mut again = connect(&rt).await;
+    let answer = resume(&mut again, &stream, cursor).await;
+    assert_eq!(answer["resumed"], true, "{answer}");
+    assert_eq!(answer["cursor"], cursor + 3, "{answer}");
+    let mut cursors = Vec::new();
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        let event = again.next().await;
+        cursors.push(event["cursor"].as_u64().unwrap());
+        replayed.push((
+            event["type"].as_str().unwrap().to_owned(),
+            event["alert"]["id"].as_i64().unwrap(),
+            event["alert"]["status"].clone(),
+        ));
+    }
+    assert_eq!(
+        replayed,
+        [
+            ("alert_created".to_owned(), missed[0], json!("active")),
+            ("alert_created".to_owned(), missed[1], json!("active")),
+            ("alert_updated".to_owned(), a, json!("acknowledged")),
+        ]
+    );
+    assert_eq!(cursors, [cursor + 1, cursor + 2, cursor + 3]);
+    // Live again, and nothing twice: the next event is the next alert.
+    let d = post(
+        &rt,
+        "alertmanager",
+        am_payload(&[am_alert("D", "info", "10.0.1.4", "firing")]),
+    )
+    .await[0];
+    let live = again.next().await;
+    assert_eq!(
+        (live["type"].clone(), live["alert"]["id"].clone()),
+        (json!("alert_created"), json!(d)),
+        "{live}"
+    );
+    assert_eq!(live["cursor"], cursor + 4);
+
+    // Not resumable: another stream's cursor, or one this stream has not reached.
+    let mut other = connect(&rt).await;
+    let answer = resume(&mut other, &json!("0000000000000000"), cursor).await;
+    assert_eq!(answer["resumed"], false, "{answer}");
+    let mut future = connect(&rt).await;
+    let answer = resume(&mut future, &stream, cursor + 1000).await;
+    assert_eq!(answer["resumed"], false, "{answer}");
+    rt.stop().await;
+}
+
+both_databases!(resume_e2e, a_reconnecting_client_resumes_where_it_left_off);
+
+/// Events are rendered only while someone may need them: once the last client has been gone
+/// longer than `resume_grace_seconds`, what happens next never enters the stream, so a client
+/// coming back after that is told to re-read rather than resumed with a hole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_longer_than_the_grace_cannot_resume() {
+    let rt = TestRuntime::start_configured(
+        Db::Sqlite,
+        &[bundle("alertmanager")],
+        |config| config.websocket.resume_grace_seconds = 0,
+        async |_| {},
+    )
+    .await;
+    let mut first = connect(&rt).await;
+    let stream = first.hello["stream"].clone();
+    first.subscribe(&ALERT_EVENTS, json!({})).await;
+    post(
+        &rt,
+        "alertmanager",
+        am_payload(&[am_alert("A", "critical", "10.0.2.1", "firing")]),
+    )
+    .await;
+    let cursor = first.next().await["cursor"].as_u64().unwrap();
+    drop(first);
+    rt.wait_for("the server to see the client go", 60, async |rt| {
+        (rt.server.state().events.stats().clients == 0).then_some(())
+    })
+    .await;
+    post(
+        &rt,
+        "alertmanager",
+        am_payload(&[am_alert("B", "critical", "10.0.2.2", "firing")]),
+    )
+    .await;
+    let mut again = connect(&rt).await;
+    let answer = resume(&mut again, &stream, cursor).await;
+    assert_eq!(answer["resumed"], false, "{answer}");
+    rt.stop().await;
+}
+
+/// Alerts opened under a silence reach a subscription only when its filter asks for them
+/// (`include_suppressed`), as a console that shows them muted does; others see what they
+/// always saw.
+async fn suppressed_alerts_reach_only_subscriptions_that_ask(db: Db) {
+    let rt = TestRuntime::start(db, &[bundle("alertmanager")]).await;
+    let now = chrono::Utc::now();
+    let (status, silence) = rt
+        .send_json(
+            "POST",
+            "/api/v1/silences",
+            &json!({"matchers": {"alert_type": "Quiet"},
+                    "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+                    "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+                    "comment": "maintenance"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{silence}");
+    let mut console = connect(&rt).await;
+    let answer = console
+        .subscribe(&ALERT_EVENTS, json!({"include_suppressed": true}))
+        .await;
+    assert_eq!(
+        answer["subscriptions"]["alert_created"]["include_suppressed"],
+        true
+    );
+    let mut plain = connect(&rt).await;
+    plain.subscribe(&ALERT_EVENTS, json!({})).await;
+
+    let quiet = post(
+        &rt,
+        "alertmanager",
+        am_payload(&[am_alert("Quiet", "critical", "10.0.3.1", "firing")]),
+    )
+    .await[0];
+    let loud = post(
+        &rt,
+        "alertmanager",
+        am_payload(&[am_alert("Loud", "critical", "10.0.3.2", "firing")]),
+    )
+    .await[0];
+    let event = console.next().await;
+    assert_eq!(
+        (
+            event["alert"]["id"].clone(),
+            event["alert"]["status"].clone()
+        ),
+        (json!(quiet), json!("suppressed")),
+        "{event}"
+    );
+    assert_eq!(console.alert_events(1).await, [ev("alert_created", loud)]);
+    // Events arrive in order: the first the plain subscription gets being the loud one proves
+    // the quiet one was held back.
+    assert_eq!(plain.alert_events(1).await, [ev("alert_created", loud)]);
+
+    console
+        .send(json!({"type": "subscribe", "events": ["system_status"], "filter": {"include_suppressed": true}}))
+        .await;
+    let refusal = console.next().await;
+    assert_eq!(refusal["code"], "bad_subscription", "{refusal}");
+    rt.stop().await;
+}
+
+both_databases!(
+    suppressed_e2e,
+    suppressed_alerts_reach_only_subscriptions_that_ask
+);

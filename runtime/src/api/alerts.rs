@@ -1,5 +1,7 @@
-//! `/api/v1/alerts`: the alert list (filters, keyset pages), one alert, operators' actions
-//! (acknowledge, unacknowledge, resolve, notes, bulk) and each alert's history.
+//! `/api/v1/alerts`: the alert list (filters, keyset pages), every open alert at once and its
+//! facet counts (what the console shows, filtered by [`crate::filter`]), one alert, operators'
+//! actions (acknowledge, unacknowledge, resolve, notes, bulk by ids or by filter) and each
+//! alert's history.
 //!
 //! Every action is recorded in the alert's history with who did it, which [`actor`] says.
 //! Request bodies are read as bytes and parsed by [`parse_body`], so that a refusal has the
@@ -19,10 +21,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState, DEFAULT_PAGE, MAX_PAGE};
 use crate::alert::{AlertFilter, AlertStatus, Severity, StoredAlert};
+use crate::filter::{Facets, Filter};
 use crate::store::{AlertEvent, AlertOp, AlertSearch, HistoryPage, StoreError, check_note};
 
-/// Most alerts one bulk request may name.
+/// Most alerts one bulk request may name; also how many alerts one transaction of a bulk action
+/// by filter changes.
 pub const MAX_BULK_IDS: usize = 1000;
+
+/// Failures listed in the answer of a bulk action by filter (which may act on every open
+/// alert); the counts cover them all.
+pub const MAX_BULK_FAILURES_LISTED: usize = 100;
 
 /// Longest `q` (text search) of the alert list, in bytes.
 pub const MAX_QUERY_TEXT_LEN: usize = 256;
@@ -202,6 +210,49 @@ pub(super) async fn get_alert(
         .ok_or_else(|| ApiError::not_found(format!("no alert with id {id}")))
 }
 
+/// The answer of `GET /api/v1/alerts/open`.
+#[derive(Debug, Serialize)]
+pub struct OpenAlerts {
+    /// Every open alert, newest first.
+    pub alerts: Vec<StoredAlert>,
+}
+
+/// `GET /api/v1/alerts/open`: every open alert at once, as the console holds them (it then
+/// follows changes over `/ws`). Compressed on the wire by the route's layer.
+pub(super) async fn open_alerts(
+    State(state): State<AppState>,
+) -> Result<Json<OpenAlerts>, ApiError> {
+    Ok(Json(OpenAlerts {
+        alerts: state.store.open_alerts().await?,
+    }))
+}
+
+/// Query of `GET /api/v1/alerts/facets`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FacetQuery {
+    /// A filter in the console's language ([`crate::filter`]); all open alerts when absent.
+    pub filter: Option<String>,
+}
+
+fn parse_filter(text: &str) -> Result<Filter, String> {
+    Filter::parse(text).map_err(|e| e.to_string())
+}
+
+/// `GET /api/v1/alerts/facets?filter=`: how many open alerts the filter matches, and how many
+/// of those have each severity, status, addon, device, category, alert type and
+/// acknowledgement — from one read of the open alerts, whatever the number of facets.
+pub(super) async fn facets(
+    State(state): State<AppState>,
+    query: Result<Query<FacetQuery>, QueryRejection>,
+) -> Result<Json<Facets>, ApiError> {
+    let Query(q) = query.map_err(|e| bad_query(e.body_text()))?;
+    let filter = parse_filter(q.filter.as_deref().unwrap_or(""))
+        .map_err(|e| bad_query(format!("query parameter `filter`: {e}")))?;
+    let open = state.store.open_alerts().await?;
+    Ok(Json(crate::filter::facets(&open, &filter)))
+}
+
 /// Body of `POST /api/v1/alerts/{id}/acknowledge|unacknowledge|resolve`; optional (an empty
 /// body is no note).
 #[derive(Debug, Default, Deserialize)]
@@ -343,11 +394,15 @@ pub(super) async fn history(
         .ok_or_else(|| ApiError::not_found(format!("no alert with id {id}")))
 }
 
-/// Body of `POST /api/v1/alerts/bulk`.
+/// Body of `POST /api/v1/alerts/bulk`: the alerts named by `ids`, or every open alert that
+/// `filter` matches.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BulkBody {
-    ids: Vec<i64>,
+    #[serde(default)]
+    ids: Option<Vec<i64>>,
+    #[serde(default)]
+    filter: Option<String>,
     action: AlertOp,
     #[serde(default)]
     note: Option<String>,
@@ -376,8 +431,12 @@ pub struct BulkError {
 /// The answer of `POST /api/v1/alerts/bulk`.
 #[derive(Debug, Serialize)]
 pub struct BulkAnswer {
-    /// One per id, in the order of the request.
+    /// By ids: one per id, in the order of the request. By filter: the failures only, at most
+    /// [`MAX_BULK_FAILURES_LISTED`].
     pub results: Vec<BulkResult>,
+    /// By filter: how many open alerts the filter matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched: Option<usize>,
     pub succeeded: usize,
     pub failed: usize,
 }
@@ -386,77 +445,115 @@ pub struct BulkAnswer {
 /// "resolve" | "note", "note"?}`: the action on every alert named, in one transaction, with an
 /// outcome per id; an alert that is missing or in the wrong status is refused alone (its
 /// outcome says why, as the single action would have). 200 whatever the outcomes.
+///
+/// With `"filter": "..."` instead of `ids`: the action on every open alert the filter
+/// ([`crate::filter`]) matches now — what a console shows for it — in transactions of
+/// [`MAX_BULK_IDS`] alerts; the answer counts them and lists the failures.
 pub(super) async fn bulk(
     State(state): State<AppState>,
     extensions: Extensions,
     body: Bytes,
 ) -> Result<Json<BulkAnswer>, ApiError> {
     let body: BulkBody = parse_body("bulk action", &body)?;
-    if body.ids.is_empty() || body.ids.len() > MAX_BULK_IDS {
-        return Err(invalid(format!(
-            "bulk action field `ids`: must name 1 to {MAX_BULK_IDS} alerts"
-        )));
-    }
-    let mut seen = HashSet::with_capacity(body.ids.len());
-    if let Some(id) = body.ids.iter().find(|id| !seen.insert(**id)) {
-        return Err(invalid(format!(
-            "bulk action field `ids`: alert {id} is named twice"
-        )));
-    }
     let note = note("bulk action", "note", body.note)?;
     if body.action == AlertOp::Note && note.is_none() {
         return Err(invalid(
             "bulk action field `note`: is required when `action` is `note`",
         ));
     }
-    let outcomes = state
-        .store
-        .act_on_alerts(&body.ids, body.action, &actor(&extensions), note.as_deref())
-        .await
-        .map_err(|e| match e {
-            StoreError::Invalid(m) => invalid(m),
-            other => other.into(),
-        })?;
-    let changed: Vec<i64> = body
-        .ids
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, outcome)| outcome.is_ok())
-        .map(|(&id, _)| id)
-        .collect();
-    publish(&state, body.action, &changed);
-    let results: Vec<BulkResult> = body
-        .ids
-        .iter()
-        .zip(outcomes)
-        .map(|(&id, outcome)| match outcome {
-            Ok(change) => BulkResult {
-                id,
-                ok: true,
-                alert: Some(change.alert),
-                error: None,
-            },
-            Err(e) => {
-                let e = refused(e, id);
-                BulkResult {
-                    id,
-                    ok: false,
-                    alert: None,
-                    error: Some(BulkError {
-                        code: e.code,
-                        // Internal failures keep their detail out of the answer, as
-                        // `ApiError` does for a single request.
-                        message: e.message,
-                    }),
-                }
+    let actor = actor(&extensions);
+    let (ids, matched) = match (body.ids, body.filter) {
+        (Some(ids), None) => {
+            if ids.is_empty() || ids.len() > MAX_BULK_IDS {
+                return Err(invalid(format!(
+                    "bulk action field `ids`: must name 1 to {MAX_BULK_IDS} alerts"
+                )));
             }
-        })
-        .collect();
-    let succeeded = results.iter().filter(|r| r.ok).count();
+            let mut seen = HashSet::with_capacity(ids.len());
+            if let Some(id) = ids.iter().find(|id| !seen.insert(**id)) {
+                return Err(invalid(format!(
+                    "bulk action field `ids`: alert {id} is named twice"
+                )));
+            }
+            (ids, None)
+        }
+        (None, Some(filter)) => {
+            let filter = parse_filter(&filter)
+                .map_err(|e| invalid(format!("bulk action field `filter`: {e}")))?;
+            let open = state.store.open_alerts().await?;
+            let ids: Vec<i64> = open
+                .iter()
+                .filter(|a| filter.matches(a))
+                .map(|a| a.id)
+                .collect();
+            let matched = ids.len();
+            (ids, Some(matched))
+        }
+        _ => {
+            return Err(invalid(
+                "bulk action: give either `ids` or `filter` (exactly one of them)",
+            ));
+        }
+    };
+    let mut results = Vec::with_capacity(if matched.is_some() { 0 } else { ids.len() });
+    let (mut succeeded, mut failed) = (0, 0);
+    for chunk in ids.chunks(MAX_BULK_IDS) {
+        let outcomes = state
+            .store
+            .act_on_alerts(chunk, body.action, &actor, note.as_deref())
+            .await
+            .map_err(|e| match e {
+                StoreError::Invalid(m) => invalid(m),
+                other => other.into(),
+            })?;
+        let changed: Vec<i64> = chunk
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| outcome.is_ok())
+            .map(|(&id, _)| id)
+            .collect();
+        publish(&state, body.action, &changed);
+        for (&id, outcome) in chunk.iter().zip(outcomes) {
+            let result = match outcome {
+                Ok(change) => {
+                    succeeded += 1;
+                    if matched.is_some() {
+                        continue;
+                    }
+                    BulkResult {
+                        id,
+                        ok: true,
+                        alert: Some(change.alert),
+                        error: None,
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    if matched.is_some() && results.len() >= MAX_BULK_FAILURES_LISTED {
+                        continue;
+                    }
+                    let e = refused(e, id);
+                    BulkResult {
+                        id,
+                        ok: false,
+                        alert: None,
+                        error: Some(BulkError {
+                            code: e.code,
+                            // Internal failures keep their detail out of the answer, as
+                            // `ApiError` does for a single request.
+                            message: e.message,
+                        }),
+                    }
+                }
+            };
+            results.push(result);
+        }
+    }
     Ok(Json(BulkAnswer {
-        failed: results.len() - succeeded,
-        succeeded,
         results,
+        matched,
+        succeeded,
+        failed,
     }))
 }
 

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::alerts::{actor, created, invalid, parse_body};
 use super::{ApiError, AppState, DEFAULT_PAGE, MAX_PAGE};
-use crate::engine::{Silence, SilenceSpec, SilenceState};
+use crate::alert::StoredAlert;
+use crate::engine::{Silence, SilenceMatchers, SilenceSpec, SilenceState};
 use crate::store::{SilenceFilter, StoreError};
 
 /// A silence as the API shows it: as stored, plus where it is in its life now.
@@ -177,4 +178,52 @@ pub(super) async fn delete_silence(
         .map_err(|e| refused(e, Some(id)))?;
     reload(&state).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /api/v1/silences/preview`: a silence as for create or update, of which only
+/// the matchers count (an editor sends its whole form, comment or not).
+#[derive(Debug, Deserialize)]
+struct PreviewBody {
+    matchers: SilenceMatchers,
+}
+
+/// Open alerts listed in a preview; the count covers them all.
+pub const PREVIEW_SAMPLE: usize = 10;
+
+/// The answer of `POST /api/v1/silences/preview`.
+#[derive(Debug, Serialize)]
+pub struct SilencePreview {
+    /// Open alerts the matchers match now.
+    pub matching: usize,
+    /// The newest of them, at most [`PREVIEW_SAMPLE`].
+    pub alerts: Vec<StoredAlert>,
+}
+
+/// `POST /api/v1/silences/preview`: how many open alerts a silence with these matchers would
+/// cover, by the engine's own matching, so that an operator sees what a silence takes away
+/// before creating it.
+pub(super) async fn preview_silence(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<SilencePreview>, ApiError> {
+    let body: PreviewBody = parse_body("silence", &body)?;
+    let matchers = body
+        .matchers
+        .normalise()
+        .map_err(|e| invalid(e.to_string()))?;
+    let open = state.store.open_alerts().await?;
+    let mut matching = open.into_iter().filter(|a| {
+        matchers.matches(
+            &a.addon_id,
+            &a.alert_type,
+            a.device_ip.as_deref(),
+            a.device_name.as_deref(),
+            &a.fields,
+        )
+    });
+    let alerts: Vec<StoredAlert> = matching.by_ref().take(PREVIEW_SAMPLE).collect();
+    Ok(Json(SilencePreview {
+        matching: alerts.len() + matching.count(),
+        alerts,
+    }))
 }

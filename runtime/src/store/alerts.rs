@@ -839,6 +839,46 @@ impl Store {
         row.map(StoredAlert::try_from).transpose()
     }
 
+    /// The alerts with these ids, in no particular order; ids of alerts that do not exist are
+    /// left out. One query: callers keep `ids` to a few thousand.
+    pub(super) async fn alerts_by_ids(&self, ids: &[i64]) -> Result<Vec<StoredAlert>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let rows: Vec<AlertRow> = with_pool!(self, read, |pool| {
+            let mut query = sqlx::query_as(&sql);
+            for id in ids {
+                query = query.bind(id);
+            }
+            query
+                .fetch_all(pool)
+                .await
+                .context("reading alerts by id")?
+        });
+        rows.into_iter().map(StoredAlert::try_from).collect()
+    }
+
+    /// Every open (not resolved) alert, newest first: what the console shows, read in one
+    /// query through the `(status, id)` index.
+    pub async fn open_alerts(&self) -> Result<Vec<StoredAlert>, StoreError> {
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts \
+             WHERE status IN ('active', 'acknowledged', 'suppressed') ORDER BY id DESC"
+        );
+        let rows: Vec<AlertRow> = with_pool!(self, read, |pool| {
+            sqlx::query_as(&sql)
+                .fetch_all(pool)
+                .await
+                .context("reading open alerts")?
+        });
+        rows.into_iter().map(StoredAlert::try_from).collect()
+    }
+
     /// How many alerts are in each status, every status listed (zero included), in the order of
     /// [`AlertStatus::ALL`]. Reads only the status index.
     pub async fn count_alerts_by_status(&self) -> Result<Vec<(AlertStatus, i64)>, StoreError> {

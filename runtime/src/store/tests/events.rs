@@ -2,7 +2,7 @@
 //! events, and the channel between nodes (PostgreSQL; nothing on SQLite, which has one node).
 
 use super::*;
-use crate::events::AlertSummary;
+use crate::alert::StoredAlert;
 
 on_both!(
     summaries_show_alerts_as_stored,
@@ -10,7 +10,7 @@ on_both!(
     notifications_reach_other_stores_in_order,
 );
 
-fn by_id(summaries: Vec<AlertSummary>) -> BTreeMap<i64, AlertSummary> {
+fn by_id(summaries: Vec<StoredAlert>) -> BTreeMap<i64, StoredAlert> {
     summaries.into_iter().map(|s| (s.id, s)).collect()
 }
 
@@ -46,7 +46,7 @@ async fn summaries_show_alerts_as_stored(db: TestDb) {
         .unwrap();
 
     // An id that does not exist is left out, not an error.
-    let summaries = by_id(store.alert_summaries(&[one, two, 999_999]).await.unwrap());
+    let summaries = by_id(store.alerts_for_events(&[one, two, 999_999]).await.unwrap());
     assert_eq!(summaries.len(), 2, "{summaries:?}");
     let resolved = &summaries[&one];
     assert_eq!(resolved.status, AlertStatus::Resolved);
@@ -60,9 +60,10 @@ async fn summaries_show_alerts_as_stored(db: TestDb) {
     let stored = store.get_alert(two).await.unwrap().unwrap();
     assert_eq!(
         open,
-        &AlertSummary {
+        &StoredAlert {
             id: two,
             addon_id: ADDON.to_owned(),
+            fingerprint: "fp-2".to_owned(),
             alert_type: "linkDown".to_owned(),
             severity: Severity::Major,
             status: AlertStatus::Active,
@@ -70,15 +71,19 @@ async fn summaries_show_alerts_as_stored(db: TestDb) {
             device_ip: Some("10.0.0.1".to_owned()),
             device_name: Some("core-sw-1".to_owned()),
             title: "link down (fp-2)".to_owned(),
+            message: stored.message.clone(),
+            fields: stored.fields.clone(),
             occurrence_count: 2,
+            occurred_at: stored.occurred_at,
             first_seen_at: stored.first_seen_at,
             last_seen_at: ts(at + Duration::seconds(5)),
+            acknowledged_at: None,
             acknowledged_by: None,
             resolved_at: None,
             resolved_by: None,
         }
     );
-    assert!(store.alert_summaries(&[]).await.unwrap().is_empty());
+    assert!(store.alerts_for_events(&[]).await.unwrap().is_empty());
 }
 
 async fn summaries_of_many_ids_span_several_queries(db: TestDb) {
@@ -97,7 +102,7 @@ async fn summaries_of_many_ids_span_several_queries(db: TestDb) {
             other => panic!("{other:?}"),
         })
         .collect();
-    let summaries = by_id(store.alert_summaries(&ids).await.unwrap());
+    let summaries = by_id(store.alerts_for_events(&ids).await.unwrap());
     assert_eq!(summaries.len(), ids.len());
     assert!(ids.iter().all(|id| summaries.contains_key(id)));
 }
