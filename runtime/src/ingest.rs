@@ -40,7 +40,7 @@ pub async fn ingest(
     writer: &AlertWriter,
 ) -> Result<IngestReport, IngestError> {
     let counters = &addon.counters;
-    counters.events.fetch_add(1, Ordering::Relaxed);
+    counters.event();
     let reported = match addon.component.parse(event).await {
         Ok(reported) => reported,
         Err(e) => {

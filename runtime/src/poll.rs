@@ -518,7 +518,7 @@ pub async fn run(job: PollJob<'_>) -> PollOutcome {
             }
         }
         PollMode::Scripted => {
-            addon.counters.events.fetch_add(1, Ordering::Relaxed);
+            addon.counters.event();
             match addon
                 .component
                 .poll(wit_target, io.clone(), spec.timeout_ms)

@@ -71,6 +71,17 @@ pub struct IngestCounters {
     pub polls_unreachable: AtomicU64,
     /// Scripted-poll I/O refused because the addon's capabilities do not allow it.
     pub io_denied: AtomicU64,
+    /// When the last event arrived, in milliseconds since the Unix epoch (0: none yet).
+    last_event_ms: std::sync::atomic::AtomicI64,
+}
+
+impl IngestCounters {
+    /// Counts an event arriving now.
+    pub fn event(&self) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+        self.last_event_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -85,6 +96,8 @@ pub struct IngestStats {
     pub polls: u64,
     pub polls_unreachable: u64,
     pub io_denied: u64,
+    /// When the last event arrived on this node.
+    pub last_event_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl IngestCounters {
@@ -101,6 +114,10 @@ impl IngestCounters {
             polls: g(&self.polls),
             polls_unreachable: g(&self.polls_unreachable),
             io_denied: g(&self.io_denied),
+            last_event_at: match self.last_event_ms.load(Ordering::Relaxed) {
+                0 => None,
+                ms => chrono::DateTime::from_timestamp_millis(ms),
+            },
         }
     }
 }

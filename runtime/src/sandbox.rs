@@ -105,6 +105,7 @@ pub struct CallCounters {
     timeouts: AtomicU64,
     instantiations: AtomicU64,
     instantiate_failures: AtomicU64,
+    guest_micros: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -119,6 +120,9 @@ pub struct CallStats {
     /// Instances created. With warm reuse this stays at the pool size unless calls fail.
     pub instantiations: u64,
     pub instantiate_failures: u64,
+    /// Time spent running guest code in all calls, in microseconds (time in host imports —
+    /// the database, poll I/O — not included).
+    pub guest_micros: u64,
 }
 
 impl CallCounters {
@@ -134,6 +138,7 @@ impl CallCounters {
             timeouts: g(&self.timeouts),
             instantiations: g(&self.instantiations),
             instantiate_failures: g(&self.instantiate_failures),
+            guest_micros: g(&self.guest_micros),
         }
     }
 }
@@ -582,6 +587,9 @@ impl AddonComponent {
             guest_time: warm.store.data().host.guest_time(),
             peak_memory_bytes: warm.store.data().limiter.peak_bytes as u64,
         };
+        self.counters
+            .guest_micros
+            .fetch_add(measure.guest_time.as_micros() as u64, Ordering::Relaxed);
         let keep = |warm: WarmInstance| {
             if !isolated {
                 self.idle.lock().expect("idle pool lock").push(warm);
