@@ -10,8 +10,8 @@ default:
 
 # --- run ---
 
-# Build everything, install the bundled addons into ./data (SQLite) and serve on 127.0.0.1:8080
-run: build-addons
+# Build everything, install the bundled addons into ./data (SQLite) and serve the console and API on 127.0.0.1:8080
+run: setup build-addons build-dashboard
     cargo build --release -p opsconductor
     ./target/release/opsconductor addon install target/bundles/*
     # Port 162 is privileged: without root, listen for traps on 1162 unless told otherwise.
@@ -20,20 +20,33 @@ run: build-addons
 
 # --- build ---
 
+# Install what building needs when missing: the wasm32-wasip2 target and the dashboard's npm packages
+setup:
+    scripts/setup.sh
+
+# Build the dashboard (dashboard/) into dashboard/dist, which the runtime embeds and serves at /
+build-dashboard: setup
+    cd dashboard && npm run build
+
 # Build the bundled addons and the sandbox test guests for wasm32-wasip2 into target/bundles
-build-addons:
+build-addons: setup
     scripts/build-addons.sh
 
 # --- test ---
 
-# Everything: unit, addon-native, fixture and end-to-end tests on SQLite and PostgreSQL
-test: build-addons
+# Everything: unit, addon-native, fixture, end-to-end and browser tests on SQLite and PostgreSQL
+test: test-peers build-addons build-dashboard
+    cd dashboard && npm test
     cargo test --manifest-path addons/Cargo.toml
     cargo test --manifest-path tests/guests/Cargo.toml
     cargo test --workspace
 
+# Install or start the real peers the tests use when missing (net-snmp, sshd, slapd, PostgreSQL, chromium)
+test-peers:
+    scripts/test-peers.sh
+
 # Format and lint checks (what CI enforces)
-lint:
+lint: setup
     cargo fmt --all -- --check
     cargo fmt --manifest-path addons/Cargo.toml --all -- --check
     cargo fmt --manifest-path tests/guests/Cargo.toml --all -- --check
@@ -57,6 +70,10 @@ bench-traps *ARGS: build-addons
 # Polling: N http-json targets against an HTTP peer in-process (args: --targets --interval --seconds --concurrency --db)
 bench-polls *ARGS: build-addons
     cargo run --release -p opsconductor-tests --bin bench-polls -- {{ARGS}}
+
+# The console with 100,000 open alerts in a real browser: first render, filter time, a 1,000 events/s burst (args: --alerts --rate --seconds)
+bench-console *ARGS: setup build-addons build-dashboard
+    cargo run --release -p opsconductor-tests --bin bench-console -- {{ARGS}}
 
 # Fuzz the SNMP datagram decoder and USM path (needs the nightly toolchain and cargo-fuzz)
 fuzz-snmp SECONDS="300":

@@ -245,7 +245,11 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 None => None,
             };
             let server = Server::start(&config, listener, traps).await?;
-            println!("opsconductor listening on http://{}", server.addr());
+            println!(
+                "opsconductor listening on http://{}; the console is at {}",
+                server.addr(),
+                crate::server::console_url(server.addr())
+            );
             shutdown_signal().await;
             tracing::info!("shutting down");
             server.stop().await?;

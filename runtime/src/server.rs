@@ -99,7 +99,7 @@ impl Server {
                 .map_err(|e| crate::auth::AuthError::Config(format!("[ldap]: {e}")))?;
         }
         let bundles = Arc::new(config.bundles.policy()?);
-        bootstrap_admin(&auth).await?;
+        bootstrap_admin(&auth, &console_url(listener.local_addr()?)).await?;
         let limits = Arc::new(crate::api::limits::Limits::new(&config.limits));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let store_err = |source| StartError::Store {
@@ -269,20 +269,36 @@ impl Server {
 /// On the first start (no user at all), creates the administrator `admin` with a generated
 /// password and prints it once to standard error — not to the log, which may be shipped
 /// elsewhere. Set a password of your own with `opsconductor user set-password admin`.
-async fn bootstrap_admin(auth: &crate::auth::Auth) -> Result<(), crate::auth::AuthError> {
+async fn bootstrap_admin(
+    auth: &crate::auth::Auth,
+    console: &str,
+) -> Result<(), crate::auth::AuthError> {
     if let Some(password) = auth.bootstrap_admin().await? {
         info!(
             user = crate::auth::BOOTSTRAP_ADMIN,
             "first start: administrator created"
         );
+        // Together, so that a newcomer has all they need in one place: where to go, and how
+        // to sign in there.
         eprintln!(
-            "\n  First start: created the administrator `{}` with the one-time password\n\n      {}\n\n  It is shown only this once. Sign in and change it (opsconductor user set-password {}).\n",
-            crate::auth::BOOTSTRAP_ADMIN,
-            password.expose(),
-            crate::auth::BOOTSTRAP_ADMIN,
+            "\n  First start: created the administrator `{user}` with the one-time password\n\n      {password}\n\n  Open {console} and sign in as `{user}` with it. It is shown only this once:\n  change it after signing in (opsconductor user set-password {user}).\n",
+            user = crate::auth::BOOTSTRAP_ADMIN,
+            password = password.expose(),
         );
     }
     Ok(())
+}
+
+/// The console's address for people: a wildcard listen address is reached on loopback.
+pub fn console_url(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}/")
 }
 
 /// Every minute, lets the rate limiters forget callers that have been quiet long enough.
@@ -315,6 +331,20 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_console_url_names_a_reachable_address() {
+        use super::console_url;
+        assert_eq!(
+            console_url("127.0.0.1:8080".parse().unwrap()),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(
+            console_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(console_url("[::]:80".parse().unwrap()), "http://[::1]:80/");
+    }
+
     use super::redact_url;
 
     #[test]

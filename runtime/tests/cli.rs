@@ -185,6 +185,13 @@ fn install_list_toggle_and_serve() {
     // The first start created `admin` and printed its one-time password to stderr, once.
     let stderr = std::fs::read_to_string(data.path().join("serve.stderr")).unwrap();
     assert_eq!(stderr.matches("First start").count(), 1, "{stderr}");
+    // Where to sign in is said beside the password.
+    assert!(
+        stderr.contains(&format!(
+            "Open http://127.0.0.1:{port}/ and sign in as `admin`"
+        )),
+        "{stderr}"
+    );
     let password = stderr
         .lines()
         .find(|l| l.starts_with("      ") && !l.trim().is_empty())

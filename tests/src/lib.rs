@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: a real runtime on a loopback port, on SQLite or on a
 //! fresh PostgreSQL database, with real addon bundles built by `just build-addons`.
 
+pub mod browser;
 pub mod slapd;
 pub mod snmpd;
 pub mod sshd;
