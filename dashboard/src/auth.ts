@@ -1,0 +1,152 @@
+// Who is signed in, and their tokens. The access token lives 15 minutes; it is refreshed
+// quietly before it expires. Refresh tokens are single-use, and the runtime revokes the whole
+// session when one is presented twice (a stolen token's tell), so tabs must never refresh
+// with the same one: the refresh runs under a Web Lock shared by every tab of this origin, and
+// re-reads the stored tokens inside it — when another tab has just refreshed, its tokens are
+// used instead. Tokens are kept in localStorage so that a reload or a second tab stays signed
+// in; the strict Content-Security-Policy the runtime sends is what keeps scripts of others
+// from reading them.
+// client.ts imports this module too; the cycle is safe because neither uses the other while
+// loading, only when called.
+import { api } from "./api/client";
+import type { Me, TokenAnswer } from "./api/types";
+import { cell } from "./state";
+
+const KEY = "oc.session";
+/** Refresh when less than this is left of the access token. */
+const MARGIN_MS = 60_000;
+
+export interface Session {
+  username: string;
+  accessToken: string;
+  /** Milliseconds since the epoch, by this browser's clock. */
+  accessExpires: number;
+  refreshToken: string;
+}
+
+export class SignedOut extends Error {}
+
+function load(): Session | null {
+  try {
+    const raw = localStorage.getItem(KEY);
+    return raw ? (JSON.parse(raw) as Session) : null;
+  } catch {
+    return null;
+  }
+}
+
+function store(session: Session | null) {
+  if (session) localStorage.setItem(KEY, JSON.stringify(session));
+  else localStorage.removeItem(KEY);
+  current.set(session);
+}
+
+/** The session, or null when signed out; follows other tabs too. */
+export const current = cell<Session | null>(load());
+/** Who the session is and what the role may do, once read. */
+export const me = cell<Me | null>(null);
+
+window.addEventListener("storage", (e) => {
+  if (e.key === KEY) current.set(load());
+});
+
+function fromAnswer(username: string, a: TokenAnswer): Session {
+  return {
+    username,
+    accessToken: a.access_token,
+    // By the answer's lifetime, not its timestamp: the browser's clock may differ.
+    accessExpires: Date.now() + a.expires_in * 1000,
+    refreshToken: a.refresh_token,
+  };
+}
+
+async function post(path: string, body: unknown): Promise<Response> {
+  return fetch(path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+async function messageOf(response: Response): Promise<string> {
+  try {
+    const body = await response.json();
+    return body?.error?.message ?? response.statusText;
+  } catch {
+    return response.statusText || `HTTP ${response.status}`;
+  }
+}
+
+export async function signIn(username: string, password: string): Promise<void> {
+  const response = await post("/api/v1/auth/login", { username, password });
+  if (!response.ok) throw new Error(await messageOf(response));
+  store(fromAnswer(username, await response.json()));
+  await loadMe();
+}
+
+export async function signOut(): Promise<void> {
+  const session = load();
+  store(null);
+  me.set(null);
+  if (session) {
+    // Ends the session on the server too; signed out here whatever it answers.
+    await fetch("/api/v1/auth/logout", {
+      method: "POST",
+      headers: { authorization: `Bearer ${session.accessToken}` },
+    }).catch(() => undefined);
+  }
+}
+
+async function withLock<T>(f: () => Promise<T>): Promise<T> {
+  if (navigator.locks) return navigator.locks.request("oc.refresh", f);
+  return f();
+}
+
+/** Trades the refresh token for new tokens, once across all tabs. */
+export async function refresh(force = false): Promise<Session> {
+  return withLock(async () => {
+    const session = load();
+    if (!session) throw new SignedOut("signed out");
+    if (!force && session.accessExpires - Date.now() > MARGIN_MS) {
+      current.set(session);
+      return session;
+    }
+    const response = await post("/api/v1/auth/refresh", { refresh_token: session.refreshToken });
+    if (response.status === 401 || response.status === 400) {
+      store(null);
+      throw new SignedOut(await messageOf(response));
+    }
+    if (!response.ok) throw new Error(await messageOf(response));
+    const next = fromAnswer(session.username, await response.json());
+    store(next);
+    return next;
+  });
+}
+
+/** A valid access token, refreshed first when it is close to expiring. */
+export async function accessToken(): Promise<string> {
+  const session = current.get() ?? load();
+  if (!session) throw new SignedOut("signed out");
+  if (session.accessExpires - Date.now() > MARGIN_MS) return session.accessToken;
+  return (await refresh()).accessToken;
+}
+
+export async function loadMe(): Promise<Me> {
+  const answer = await api<Me>("GET", "/api/v1/auth/me");
+  me.set(answer);
+  return answer;
+}
+
+/** Whether the signed-in role has `permission` (the API refuses the rest anyway). */
+export function can(permission: string): boolean {
+  return me.get()?.permissions.includes(permission) ?? false;
+}
+
+// Refresh quietly a little before the token expires, so that the socket can be handed the
+// new one in time and no request waits for a refresh.
+setInterval(() => {
+  const session = current.get();
+  if (session && session.accessExpires - Date.now() < MARGIN_MS) {
+    refresh().catch(() => undefined);
+  }
+}, 15_000);

@@ -1,0 +1,155 @@
+// The open alerts the console shows, held in the browser and kept current by the WebSocket:
+// a snapshot (`GET /api/v1/alerts/open`) plus every event since. Events are applied by state,
+// not by type — an alert whose status is `resolved` leaves, any other is put in as the event
+// shows it — so that replaying one twice, or one the snapshot already holds, changes nothing.
+//
+// Events are not applied one by one: they wait in `pending` and are applied together at most
+// every APPLY_MS, so that a burst of thousands per second costs the page a few recomputations
+// per second, not thousands. While paused, or while a snapshot loads, they wait there.
+import { api } from "../api/client";
+import type { Alert, OpenAlerts } from "../api/types";
+import { cell } from "../state";
+import { type Entry, entryOf } from "./view";
+
+const APPLY_MS = 250;
+
+export type LinkState = "connecting" | "loading" | "live" | "disconnected";
+
+interface Pending {
+  alert: Alert;
+  created: boolean;
+  at: number;
+}
+
+/** What the page measures of itself, read by the console benchmark (`just bench-console`). */
+export interface Perf {
+  snapshotMs: number | null;
+  snapshotCount: number;
+  firstRenderMs: number | null;
+  lastFilterMs: number | null;
+  eventsApplied: number;
+  longestTaskMs: number;
+  longTasks: { start: number; duration: number }[];
+}
+
+export const perf: Perf = {
+  snapshotMs: null,
+  snapshotCount: 0,
+  firstRenderMs: null,
+  lastFilterMs: null,
+  eventsApplied: 0,
+  longestTaskMs: 0,
+  longTasks: [],
+};
+(window as unknown as { __ocPerf: Perf }).__ocPerf = perf;
+try {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      perf.longTasks.push({ start: e.startTime, duration: e.duration });
+      perf.longestTaskMs = Math.max(perf.longestTaskMs, e.duration);
+    }
+    if (perf.longTasks.length > 1000) perf.longTasks.splice(0, perf.longTasks.length - 1000);
+  }).observe({ type: "longtask", buffered: true });
+} catch {
+  // Browsers without long-task timing: nothing to measure.
+}
+
+export const alerts = new Map<number, Entry>();
+/** Moves whenever `alerts` changed: views recompute from it. */
+export const version = cell(0);
+export const link = cell<LinkState>("connecting");
+/** When the socket retries, after a disconnection (ms since the epoch). */
+export const retryAt = cell<number | null>(null);
+export const paused = cell(false);
+/** How many events wait, and since when the oldest does (for "N s behind"). */
+export const backlog = cell<{ count: number; since: number | null }>({ count: 0, since: null });
+/** New alerts as they are applied, for notifications. */
+export const arrivals = cell<Alert[]>([]);
+
+let pending: Pending[] = [];
+let loading = false;
+let timer: ReturnType<typeof setTimeout> | null = null;
+
+function showBacklog() {
+  backlog.set({ count: pending.length, since: pending.length > 0 ? pending[0].at : null });
+}
+
+/** An alert event from the socket. */
+export function receive(alert: Alert, created: boolean) {
+  pending.push({ alert, created, at: Date.now() });
+  if (pending.length === 1) showBacklog();
+  schedule();
+}
+
+function schedule() {
+  if (timer !== null || paused.get() || loading) return;
+  timer = setTimeout(() => {
+    timer = null;
+    requestAnimationFrame(apply);
+  }, APPLY_MS);
+}
+
+/** Applies every waiting event at once. */
+function apply() {
+  if (paused.get() || loading || pending.length === 0) return;
+  const batch = pending;
+  pending = [];
+  const now = Date.now();
+  const arrived: Alert[] = [];
+  for (const { alert, created } of batch) {
+    if (alert.status === "resolved") {
+      alerts.delete(alert.id);
+      continue;
+    }
+    const known = alerts.get(alert.id);
+    // An older rendering of an alert never replaces a newer one.
+    if (known && Date.parse(alert.last_seen_at) < known.lastSeen && alert.occurrence_count < known.alert.occurrence_count) {
+      continue;
+    }
+    if (!known && created) arrived.push(alert);
+    alerts.set(alert.id, entryOf(alert, now, !known));
+  }
+  perf.eventsApplied += batch.length;
+  showBacklog();
+  version.update((n) => n + 1);
+  if (arrived.length > 0) arrivals.set(arrived);
+}
+
+export function setPaused(value: boolean) {
+  paused.set(value);
+  if (!value) schedule();
+}
+
+/** Re-reads every open alert; events received meanwhile wait and are applied after it. */
+export async function loadSnapshot(): Promise<void> {
+  loading = true;
+  link.set("loading");
+  const started = performance.now();
+  try {
+    const { alerts: open } = await api<OpenAlerts>("GET", "/api/v1/alerts/open");
+    alerts.clear();
+    for (const alert of open) alerts.set(alert.id, entryOf(alert, 0, false));
+    perf.snapshotMs = performance.now() - started;
+    perf.snapshotCount = open.length;
+    version.update((n) => n + 1);
+  } finally {
+    loading = false;
+  }
+  // Whatever arrived while it loaded is newer than or as new as the snapshot: apply it.
+  apply();
+  schedule();
+}
+
+/** Puts an alert in as an action's answer shows it, before its event arrives. */
+export function put(alert: Alert) {
+  if (alert.status === "resolved") alerts.delete(alert.id);
+  else alerts.set(alert.id, entryOf(alert, Date.now(), false));
+  version.update((n) => n + 1);
+}
+
+export function clear() {
+  alerts.clear();
+  pending = [];
+  showBacklog();
+  version.update((n) => n + 1);
+}

@@ -1,0 +1,649 @@
+// The alert console: every open alert, live, filtered by the matcher language, counted by
+// facet, grouped and sorted, acted on one at a time, by selection or by filter. The view —
+// filter, grouping, sort, the alert open beside the list — lives in the URL.
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { api, problem } from "../api/client";
+import type { Alert, AlertAction, BulkAnswer, SavedView, ViewList } from "../api/types";
+import { can, me } from "../auth";
+import { Ago, Confirm, Dialog, SeverityBadge, notify } from "../components";
+import { VirtualList } from "../components/vlist";
+import { type Filter, FilterError, NAMES, compileFilter, hasMatcher, toggleMatcher } from "../filter";
+import { alerts, link, perf, put, version } from "../live/store";
+import { FACETS, GROUPS, type GroupKey, type Row, SORTS, cachedSearch, computeView, deviceOf, parseSort, toCsv } from "../live/view";
+import { location, navigate, setQuery } from "../router";
+import { useValue } from "../state";
+import { AlertDetail } from "./alert";
+
+const ROW_HEIGHT = 36;
+/** Most ids per bulk request (the API's limit); more are sent in several. */
+const BULK_IDS = 1000;
+/** How long a new or changed alert stays highlighted. */
+const HIGHLIGHT_MS = 4000;
+
+function compile(text: string): { filter: Filter; error: string | null } {
+  try {
+    return { filter: compileFilter(text, cachedSearch), error: null };
+  } catch (e) {
+    return { filter: compileFilter(""), error: e instanceof FilterError ? e.message : String(e) };
+  }
+}
+
+export function ConsolePage() {
+  const loc = useValue(location);
+  const v = useValue(version);
+  const state = useValue(link);
+  useValue(me);
+  const q = loc.query.get("q") ?? "";
+  const group = (loc.query.get("group") ?? "none") as GroupKey;
+  const sort = parseSort(loc.query.get("sort"));
+  const openId = loc.query.get("alert") ? Number(loc.query.get("alert")) : null;
+  const [collapsed, setCollapsed] = useState<Set<string>>(new Set());
+  const [selected, setSelected] = useState<Set<number>>(new Set());
+  const [allMatching, setAllMatching] = useState(false);
+  const [cursor, setCursor] = useState<number | null>(null);
+  const [confirm, setConfirm] = useState<AlertAction | null>(null);
+  const [facetsOpen, setFacetsOpen] = useState(false);
+  const [help, setHelp] = useState(false);
+  const lastSelected = useRef<number | null>(null);
+  const filterInput = useRef<HTMLInputElement>(null);
+  const mayAct = can("act_on_alerts");
+
+  useEffect(() => {
+    document.title = "Alerts · OpsConductor";
+  }, []);
+
+  const { filter, error } = useMemo(() => compile(q), [q]);
+  const lastQ = useRef<string | null>(null);
+  const view = useMemo(() => {
+    const started = performance.now();
+    const result = computeView(alerts.values(), filter, sort, group, collapsed);
+    if (lastQ.current !== q) {
+      perf.lastFilterMs = performance.now() - started;
+      lastQ.current = q;
+    }
+    return result;
+  }, [v, filter, sort.key, sort.descending, group, collapsed]);
+
+  // The first render with the snapshot in, measured for the benchmark.
+  useEffect(() => {
+    if (perf.firstRenderMs === null && state === "live" && perf.snapshotMs !== null) {
+      requestAnimationFrame(() => {
+        perf.firstRenderMs ??= performance.now();
+      });
+    }
+  }, [state, v]);
+
+  // A new filter starts a new selection.
+  useEffect(() => {
+    setSelected(new Set());
+    setAllMatching(false);
+    setCursor(null);
+  }, [q]);
+
+  const alertRows = view.rows;
+  const rowAlert = (i: number | null): Alert | null => {
+    if (i === null) return null;
+    const r = alertRows[i];
+    return r && r.kind === "alert" ? r.entry.alert : null;
+  };
+
+  const open = (id: number | null) => setQuery({ alert: id === null ? null : String(id) }, false);
+
+  const toggleSelect = (id: number, index: number, range: boolean) => {
+    setAllMatching(false);
+    setSelected((prev) => {
+      const next = new Set(prev);
+      if (range && lastSelected.current !== null) {
+        const [a, b] = [Math.min(lastSelected.current, index), Math.max(lastSelected.current, index)];
+        for (let i = a; i <= b; i++) {
+          const r = alertRows[i];
+          if (r?.kind === "alert") next.add(r.entry.alert.id);
+        }
+      } else if (next.has(id)) next.delete(id);
+      else next.add(id);
+      return next;
+    });
+    lastSelected.current = index;
+  };
+
+  // Keyboard: j/k or arrows move, Enter/o opens, x selects, a acknowledges, r resolves,
+  // / searches, Esc closes, ? helps. Never while typing.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const target = e.target as HTMLElement;
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      if (target.closest("input, textarea, select, [contenteditable], dialog")) {
+        if (e.key === "Escape" && target === filterInput.current) filterInput.current?.blur();
+        return;
+      }
+      const move = (d: number) => {
+        e.preventDefault();
+        let i = cursor === null ? (d > 0 ? -1 : alertRows.length) : cursor;
+        do i += d;
+        while (i >= 0 && i < alertRows.length && alertRows[i].kind !== "alert");
+        if (i >= 0 && i < alertRows.length) setCursor(i);
+      };
+      const current = rowAlert(cursor);
+      switch (e.key) {
+        case "j":
+        case "ArrowDown":
+          return move(1);
+        case "k":
+        case "ArrowUp":
+          return move(-1);
+        case "Enter":
+        case "o":
+          if (current) open(current.id);
+          return;
+        case "x":
+          if (current && mayAct && cursor !== null) toggleSelect(current.id, cursor, false);
+          return;
+        case "a":
+          if (current && mayAct) void single(current, current.status === "acknowledged" ? "unacknowledge" : "acknowledge");
+          return;
+        case "r":
+          if (current && mayAct) {
+            setSelected(new Set([current.id]));
+            setAllMatching(false);
+            setConfirm("resolve");
+          }
+          return;
+        case "/":
+          e.preventDefault();
+          filterInput.current?.focus();
+          return;
+        case "Escape":
+          if (openId !== null) open(null);
+          else if (selected.size > 0 || allMatching) {
+            setSelected(new Set());
+            setAllMatching(false);
+          }
+          return;
+        case "?":
+          setHelp(true);
+          return;
+      }
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  });
+
+  const single = async (a: Alert, action: "acknowledge" | "unacknowledge") => {
+    try {
+      put(await api<Alert>("POST", `/api/v1/alerts/${a.id}/${action}`, {}));
+    } catch (e) {
+      notify("error", problem(e));
+    }
+  };
+
+  const count = allMatching ? view.matched.length : selected.size;
+  const bulk = async (action: AlertAction) => {
+    setConfirm(null);
+    try {
+      let succeeded = 0;
+      let failed = 0;
+      if (allMatching) {
+        const answer = await api<BulkAnswer>("POST", "/api/v1/alerts/bulk", { filter: q, action });
+        succeeded = answer.succeeded;
+        failed = answer.failed;
+      } else {
+        const ids = [...selected];
+        for (let i = 0; i < ids.length; i += BULK_IDS) {
+          const answer = await api<BulkAnswer>("POST", "/api/v1/alerts/bulk", { ids: ids.slice(i, i + BULK_IDS), action });
+          succeeded += answer.succeeded;
+          failed += answer.failed;
+          for (const r of answer.results) if (r.alert) put(r.alert);
+        }
+      }
+      notify(failed > 0 ? "error" : "ok", `${action}: ${succeeded} done${failed > 0 ? `, ${failed} refused (already in that state)` : ""}`);
+      setSelected(new Set());
+      setAllMatching(false);
+    } catch (e) {
+      notify("error", problem(e));
+    }
+  };
+
+  const silenceSelection = () => {
+    if (allMatching || selected.size === 0) {
+      navigate(`/silences/new?q=${encodeURIComponent(q)}`);
+    } else {
+      navigate(`/silences/new?ids=${[...selected].slice(0, 500).join(",")}`);
+    }
+  };
+
+  const exportCsv = () => {
+    const blob = new Blob([toCsv(view.matched)], { type: "text/csv;charset=utf-8" });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `alerts-${new Date().toISOString().slice(0, 16).replace(/[:T]/g, "")}.csv`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  };
+
+  const renderRow = (row: Row, index: number) => {
+    if (row.kind === "group") {
+      const toggle = () =>
+        setCollapsed((prev) => {
+          const next = new Set(prev);
+          if (next.has(row.key)) next.delete(row.key);
+          else next.add(row.key);
+          return next;
+        });
+      return (
+        <div class="group-row" role="gridcell">
+          <button type="button" class="group-toggle" aria-expanded={!row.collapsed} onClick={toggle}>
+            <span aria-hidden="true">{row.collapsed ? "▸" : "▾"}</span> {row.key}
+          </button>
+          <span class="muted">{row.count} alerts</span>
+          <SeverityBadge severity={row.worst} />
+        </div>
+      );
+    }
+    const a = row.entry.alert;
+    const recent = Date.now() - row.entry.changedAt < HIGHLIGHT_MS;
+    const classes = [
+      "alert-row",
+      `status-row-${a.status}`,
+      recent ? (row.entry.fresh ? "is-new" : "is-changed") : "",
+      cursor === index ? "is-cursor" : "",
+      openId === a.id ? "is-open" : "",
+      selected.has(a.id) || allMatching ? "is-selected" : "",
+    ].join(" ");
+    return (
+      <div
+        class={classes}
+        data-testid="alert-row"
+        data-alert-id={a.id}
+        data-status={a.status}
+        data-severity={a.severity}
+        role="gridcell"
+        aria-selected={selected.has(a.id) || allMatching}
+        aria-label={`${a.severity} ${a.status}: ${a.title}`}
+        onClick={(e) => {
+          if ((e.target as HTMLElement).closest("input, button, a")) return;
+          setCursor(index);
+          open(a.id);
+        }}
+      >
+        {mayAct ? (
+          <input
+            type="checkbox"
+            data-testid="row-select"
+            aria-label={`Select alert ${a.id}`}
+            checked={selected.has(a.id) || allMatching}
+            onClick={(e) => {
+              e.stopPropagation();
+              toggleSelect(a.id, index, (e as MouseEvent).shiftKey);
+            }}
+          />
+        ) : (
+          <span />
+        )}
+        <SeverityBadge severity={a.severity} />
+        <span class={`status status-${a.status}`}>{a.status === "acknowledged" ? "ack" : a.status}</span>
+        <span class="title" title={a.message || a.title}>
+          {a.title}
+        </span>
+        <span class="device mono" title={[a.device_name, a.device_ip].filter(Boolean).join(" · ")}>
+          {deviceOf(a) || "—"}
+        </span>
+        <span class="source muted">
+          {a.addon_id} · {a.alert_type}
+        </span>
+        <span class="occurrences" title="occurrences">
+          ×{a.occurrence_count}
+        </span>
+        <span class="seen muted">
+          <Ago at={a.last_seen_at} />
+        </span>
+      </div>
+    );
+  };
+
+  const loadingText = state !== "live" && view.total === 0 ? (state === "loading" ? "Loading alerts…" : "Connecting…") : null;
+  return (
+    <main class={`console${openId !== null ? " with-detail" : ""}`} id="main">
+      <div class="toolbar">
+        <FilterBar q={q} error={error} inputRef={filterInput} onHelp={() => setHelp(true)} />
+        <div class="toolbar-row">
+          <button type="button" class="facets-toggle" aria-expanded={facetsOpen} onClick={() => setFacetsOpen(!facetsOpen)}>
+            Facets
+          </button>
+          <label class="inline">
+            Group
+            <select data-testid="group-by" value={group} onChange={(e) => setQuery({ group: (e.target as HTMLSelectElement).value === "none" ? null : (e.target as HTMLSelectElement).value })}>
+              {GROUPS.map((g) => (
+                <option key={g.key} value={g.key}>
+                  {g.label}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label class="inline">
+            Sort
+            <select
+              data-testid="sort-by"
+              value={`${sort.descending ? "-" : ""}${sort.key}`}
+              onChange={(e) => {
+                const value = (e.target as HTMLSelectElement).value;
+                setQuery({ sort: value === "severity" ? null : value });
+              }}
+            >
+              {SORTS.flatMap((s) => [
+                <option key={s.key} value={s.key}>
+                  {s.label} {s.key === "severity" ? "(worst first)" : s.key === "title" || s.key === "device" ? "(A–Z)" : "(oldest first)"}
+                </option>,
+                <option key={`-${s.key}`} value={`-${s.key}`}>
+                  {s.label} {s.key === "severity" ? "(mildest first)" : s.key === "title" || s.key === "device" ? "(Z–A)" : "(newest first)"}
+                </option>,
+              ])}
+            </select>
+          </label>
+          <SavedViews />
+          <button type="button" data-testid="export-csv" onClick={exportCsv} disabled={view.matched.length === 0}>
+            Export CSV
+          </button>
+          <span class="total" aria-live="polite">
+            <span data-testid="alert-total">{view.matched.length}</span>
+            <span class="muted"> of {view.total} open</span>
+          </span>
+        </div>
+        {mayAct ? (
+          <div class="bulkbar" role="group" aria-label="Act on alerts">
+            <button
+              type="button"
+              data-testid="select-all-matching"
+              aria-pressed={allMatching}
+              disabled={view.matched.length === 0}
+              onClick={() => {
+                setAllMatching(!allMatching);
+                setSelected(new Set());
+              }}
+            >
+              {allMatching ? `All ${view.matched.length} matching selected` : `Select all ${view.matched.length} matching`}
+            </button>
+            <span class="muted">{count > 0 ? `${count} selected` : "Tick alerts, or select all matching, to act on many"}</span>
+            <button type="button" data-testid="bulk-acknowledge" disabled={count === 0} onClick={() => setConfirm("acknowledge")}>
+              Acknowledge
+            </button>
+            <button type="button" data-testid="bulk-resolve" disabled={count === 0} onClick={() => setConfirm("resolve")}>
+              Resolve
+            </button>
+            <button type="button" data-testid="bulk-silence" disabled={count === 0} onClick={silenceSelection}>
+              Silence…
+            </button>
+          </div>
+        ) : null}
+      </div>
+      <div class="console-body">
+        <Facets view={view} q={q} open={facetsOpen} />
+        <div class="list-pane">
+          {loadingText ? <p class="muted empty">{loadingText}</p> : null}
+          {!loadingText && view.matched.length === 0 ? <p class="muted empty">{view.total === 0 ? "No open alerts. All quiet." : "No open alert matches this filter."}</p> : null}
+          <VirtualList items={alertRows} rowHeight={ROW_HEIGHT} renderRow={renderRow} focus={cursor} label="Open alerts" testid="alert-list" keyOf={(r) => (r.kind === "group" ? `g:${r.key}` : r.entry.alert.id)} />
+        </div>
+        {openId !== null ? (
+          <aside class="detail-pane" aria-label="Alert detail">
+            <AlertDetail id={openId} onClose={() => open(null)} />
+          </aside>
+        ) : null}
+      </div>
+      {confirm ? (
+        <Confirm
+          title={`${confirm[0].toUpperCase()}${confirm.slice(1)} ${count} alert${count === 1 ? "" : "s"}?`}
+          okLabel={`${confirm[0].toUpperCase()}${confirm.slice(1)} ${count}`}
+          danger={confirm === "resolve"}
+          onCancel={() => setConfirm(null)}
+          onOk={() => void bulk(confirm)}
+        >
+          {allMatching ? (
+            <p>
+              Every open alert matching <code>{q || "(everything)"}</code> when you confirm: {count} now.
+            </p>
+          ) : (
+            <p>The {count} ticked alert{count === 1 ? "" : "s"}.</p>
+          )}
+        </Confirm>
+      ) : null}
+      {help ? <Shortcuts onClose={() => setHelp(false)} /> : null}
+    </main>
+  );
+}
+
+function FilterBar({ q, error, inputRef, onHelp }: { q: string; error: string | null; inputRef: preact.RefObject<HTMLInputElement>; onHelp: () => void }) {
+  const [text, setText] = useState(q);
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(() => setText(q), [q]);
+  const applyNow = (value: string) => {
+    if (timer.current) clearTimeout(timer.current);
+    if (value !== q) setQuery({ q: value.trim() === "" ? null : value });
+  };
+  return (
+    <div class="filterbar">
+      <label class="sr-only" for="filter">
+        Filter alerts
+      </label>
+      <input
+        id="filter"
+        ref={inputRef}
+        data-testid="filter-input"
+        class={error ? "invalid" : ""}
+        type="search"
+        spellcheck={false}
+        autocomplete="off"
+        placeholder='Filter: severity=critical device=~"10.20.*" addon!=prtg "link down"   (press / to focus)'
+        aria-invalid={error !== null}
+        aria-describedby={error ? "filter-error" : undefined}
+        value={text}
+        onInput={(e) => {
+          const value = (e.target as HTMLInputElement).value;
+          setText(value);
+          if (timer.current) clearTimeout(timer.current);
+          // Applied when typing pauses; errors show then, not at every keystroke.
+          timer.current = setTimeout(() => applyNow(value), 600);
+        }}
+        onKeyDown={(e) => {
+          if (e.key === "Enter") applyNow(text);
+        }}
+      />
+      <button type="button" class="icon" aria-label="Filter syntax" onClick={onHelp}>
+        ?
+      </button>
+      {error ? (
+        <p id="filter-error" class="error filter-error" role="alert" data-testid="filter-error">
+          {error}
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
+function Facets({ view, q, open }: { view: ReturnType<typeof computeView>; q: string; open: boolean }) {
+  let terms: ReturnType<typeof compileFilter>["terms"] = [];
+  try {
+    terms = compileFilter(q).terms;
+  } catch {
+    // The filter bar says what is wrong.
+  }
+  const click = (name: string, value: string, negate: boolean) => setQuery({ q: toggleMatcher(q, name, negate ? "!=" : "=", value) || null });
+  return (
+    <nav class={`facets${open ? " open" : ""}`} aria-label="Facets">
+      <p class="muted hint">Click to filter; Alt- or Shift-click to exclude.</p>
+      {FACETS.map((f) => {
+        const counts = [...(view.facets.get(f.name) ?? new Map()).entries()].sort((a, b) => b[1] - a[1] || String(a[0]).localeCompare(String(b[0])));
+        if (counts.length === 0) return null;
+        return (
+          <section key={f.name} class="facet">
+            <h2>{f.label}</h2>
+            <ul>
+              {counts.slice(0, 12).map(([value, n]) => {
+                const on = hasMatcher(terms, f.name, "=", value);
+                const off = hasMatcher(terms, f.name, "!=", value);
+                return (
+                  <li key={value}>
+                    <button
+                      type="button"
+                      class={`facet-value${on ? " on" : ""}${off ? " off" : ""}`}
+                      data-testid={`facet-${f.name}-${value}`}
+                      aria-pressed={on}
+                      title={`${f.name}=${value}`}
+                      onClick={(e) => click(f.name, value, (e as MouseEvent).altKey || (e as MouseEvent).shiftKey)}
+                    >
+                      <span class="facet-name">{value === "" ? "(none)" : value}</span>
+                      <span class="facet-count">{n}</span>
+                    </button>
+                  </li>
+                );
+              })}
+              {counts.length > 12 ? <li class="muted">…and {counts.length - 12} more; filter to narrow</li> : null}
+            </ul>
+          </section>
+        );
+      })}
+    </nav>
+  );
+}
+
+function SavedViews() {
+  const [views, setViews] = useState<SavedView[] | null>(null);
+  const [menu, setMenu] = useState(false);
+  const [saving, setSaving] = useState(false);
+  const [name, setName] = useState("");
+  const [shared, setShared] = useState(false);
+  const who = useValue(me);
+  const load = () => api<ViewList>("GET", "/api/v1/views").then((l) => setViews(l.items), (e) => notify("error", problem(e)));
+  const query = () => {
+    const params = new URLSearchParams(window.location.search);
+    params.delete("alert");
+    return params.toString();
+  };
+  const save = async (e: Event) => {
+    e.preventDefault();
+    try {
+      await api("POST", "/api/v1/views", { name: name.trim(), query: query(), shared });
+      notify("ok", `Saved the view "${name.trim()}"`);
+      setSaving(false);
+      setName("");
+      void load();
+    } catch (err) {
+      notify("error", problem(err));
+    }
+  };
+  return (
+    <>
+      <div class="menu-anchor">
+        <button
+          type="button"
+          aria-expanded={menu}
+          onClick={() => {
+            if (!menu) void load();
+            setMenu(!menu);
+          }}
+        >
+          Views ▾
+        </button>
+        {menu ? (
+          <div class="menu views-menu" role="menu">
+            {views === null ? <p class="muted menu-note">Loading…</p> : null}
+            {views?.length === 0 ? <p class="muted menu-note">No saved views yet.</p> : null}
+            {views?.map((v) => (
+              <div key={v.id} class="view-item">
+                <button
+                  type="button"
+                  role="menuitem"
+                  onClick={() => {
+                    setMenu(false);
+                    navigate(v.query ? `/?${v.query}` : "/");
+                  }}
+                >
+                  {v.name}
+                  {v.shared ? <span class="muted"> · shared by {v.owner}</span> : null}
+                </button>
+                {v.owner === who?.actor ? (
+                  <button
+                    type="button"
+                    class="icon"
+                    aria-label={`Delete the view ${v.name}`}
+                    onClick={async () => {
+                      await api("DELETE", `/api/v1/views/${v.id}`).catch((e) => notify("error", problem(e)));
+                      void load();
+                    }}
+                  >
+                    ×
+                  </button>
+                ) : null}
+              </div>
+            ))}
+          </div>
+        ) : null}
+      </div>
+      <button type="button" data-testid="save-view" onClick={() => setSaving(true)}>
+        Save view
+      </button>
+      {saving ? (
+        <Dialog title="Save this view" onClose={() => setSaving(false)}>
+          <form class="dialog-body form" onSubmit={save}>
+            <label>
+              Name
+              <input required maxLength={100} value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} autofocus />
+            </label>
+            <label>
+              <input type="checkbox" checked={shared} onChange={(e) => setShared((e.target as HTMLInputElement).checked)} /> Share with everyone
+            </label>
+            <p class="muted mono">{query() || "(everything, default order)"}</p>
+            <footer class="dialog-foot">
+              <button type="button" onClick={() => setSaving(false)}>
+                Cancel
+              </button>
+              <button type="submit" class="primary">
+                Save
+              </button>
+            </footer>
+          </form>
+        </Dialog>
+      ) : null}
+    </>
+  );
+}
+
+function Shortcuts({ onClose }: { onClose: () => void }) {
+  const keys: [string, string][] = [
+    ["j / ↓, k / ↑", "move down, up"],
+    ["Enter or o", "open the alert"],
+    ["x", "tick the alert"],
+    ["a", "acknowledge (or take it back)"],
+    ["r", "resolve (asks first)"],
+    ["/", "focus the filter"],
+    ["Esc", "close the detail, clear the selection"],
+    ["?", "this help"],
+  ];
+  return (
+    <Dialog title="Keyboard and filter" onClose={onClose} wide>
+      <div class="dialog-body help">
+        <h3>Keys</h3>
+        <dl class="keys">
+          {keys.map(([k, what]) => (
+            <>
+              <dt>
+                <kbd>{k}</kbd>
+              </dt>
+              <dd>{what}</dd>
+            </>
+          ))}
+        </dl>
+        <h3>Filter</h3>
+        <p>
+          Terms separated by spaces; all must match. <code>name=value</code>, <code>name!=value</code>, <code>name=~regex</code>, <code>name!~regex</code> (anchored;{" "}
+          <code>(?i)</code> ignores case), <code>severity&gt;=major</code>. Quote values with spaces: <code>title="link down"</code>. A word or a quoted phrase without an operator
+          is free text, searched in titles, messages, devices and every field.
+        </p>
+        <p>
+          Names: {NAMES.map((n) => <code key={n}>{n} </code>)} and any field by its name (or <code>fields.name</code>).
+        </p>
+        <p>
+          Examples: <code>severity=critical device=~"10.20.*" addon!=prtg</code> · <code>status!=suppressed acknowledged=false</code> · <code>job=~"node|blackbox" "disk"</code>
+        </p>
+      </div>
+    </Dialog>
+  );
+}
