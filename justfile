@@ -75,6 +75,10 @@ bench-polls *ARGS: build-addons
 bench-console *ARGS: setup build-addons build-dashboard
     cargo run --release -p opsconductor-tests --bin bench-console -- {{ARGS}}
 
+# Screenshots of every console screen, light and dark, into docs/dashboard/
+screenshots: setup build-addons build-dashboard
+    cargo run --release -p opsconductor-tests --bin console-screenshots
+
 # Fuzz the SNMP datagram decoder and USM path (needs the nightly toolchain and cargo-fuzz)
 fuzz-snmp SECONDS="300":
     cd fuzz && sh seed.sh && cargo +nightly fuzz run datagram -- -max_total_time={{SECONDS}} -max_len=4096 -print_final_stats=1

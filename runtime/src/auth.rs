@@ -142,7 +142,7 @@ impl Actor {
 }
 
 /// An authenticated caller: a user through a session's access token, or an API key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Principal {
     /// `user:<username>` or `key:<key name>`.
     pub actor: String,

@@ -89,7 +89,7 @@ impl TrustPolicy {
 }
 
 /// Who signed an opened bundle, as far as the policy could tell.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Signer {
     Unsigned,
@@ -597,7 +597,7 @@ fn check_signature(
 // ---- capability differences ----
 
 /// A numeric limit that changed between two versions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LimitChange {
     /// The manifest field, e.g. `capabilities.memory_mb`.
     pub field: &'static str,
@@ -607,7 +607,7 @@ pub struct LimitChange {
 
 /// What an upgrade changes in what the addon may use: hosts and SSH commands its scripted
 /// polls may reach, its methods (a new way in), and the memory, CPU and time budgets.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CapabilityDiff {
     pub hosts_added: Vec<String>,
     pub hosts_removed: Vec<String>,

@@ -41,6 +41,8 @@ pub enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Prints the REST API's OpenAPI 3.1 document (what docs/openapi.json holds).
+    Openapi,
     /// Manages installed addons.
     #[command(subcommand)]
     Addon(AddonCommand),
@@ -253,6 +255,13 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             shutdown_signal().await;
             tracing::info!("shutting down");
             server.stop().await?;
+            Ok(())
+        }
+        Command::Openapi => {
+            print!(
+                "{}",
+                crate::api::openapi::pretty(&crate::api::openapi::build(&crate::api::routes()))
+            );
             Ok(())
         }
         Command::Snmp(cmd) => snmp_command(cmd, &config).await,

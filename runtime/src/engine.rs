@@ -261,7 +261,7 @@ pub const MAX_SILENCE_COMMENT_LEN: usize = 1024;
 /// What a silence applies to. Every matcher given must match (an alert matches a silence
 /// with `addon` and `device` only if both match); at least one is required, so that no
 /// silence silences everything by accident.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceMatchers {
     /// The addon's id, exactly.
@@ -280,7 +280,7 @@ pub struct SilenceMatchers {
 }
 
 /// A day of the week, as recurrences name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Day {
     Mon,
@@ -310,6 +310,20 @@ impl Day {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimeOfDay {
     minute_of_day: u16,
+}
+
+impl schemars::JsonSchema for TimeOfDay {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TimeOfDay".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+            "description": "A time of day in UTC, `HH:MM`",
+        })
+    }
 }
 
 impl TimeOfDay {
@@ -371,7 +385,7 @@ impl<'de> Deserialize<'de> for TimeOfDay {
 /// The window opens at `start` on each day listed and closes at the next `end`; an `end`
 /// earlier than `start` closes it on the following day, so `sat` with 22:00–02:00 covers
 /// Saturday 22:00 to Sunday 02:00 (and not Saturday 00:00–02:00).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recurrence {
     pub days: Vec<Day>,
@@ -394,7 +408,7 @@ impl Recurrence {
 }
 
 /// What a client sends to create or replace a silence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceSpec {
     pub matchers: SilenceMatchers,
@@ -407,7 +421,7 @@ pub struct SilenceSpec {
 }
 
 /// A stored silence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Silence {
     pub id: i64,
     pub matchers: SilenceMatchers,
@@ -424,7 +438,7 @@ pub struct Silence {
 /// Where a silence is in its life at some instant. `Active` means between `starts_at` and
 /// `ends_at`; a recurring silence is in force only inside its windows (see
 /// [`Silence::in_force`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SilenceState {
     Pending,

@@ -311,7 +311,9 @@ pub struct BusConfig {
 }
 
 /// Counters of the bus, cumulative except `clients`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 pub struct BusStats {
     /// WebSocket clients connected now.
     pub clients: usize,

@@ -424,7 +424,7 @@ pub const FACETS: [&str; 7] = [
 ];
 
 /// How many alerts have each value of one attribute.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Facet {
     pub values: BTreeMap<String, u64>,
     /// Alerts whose value is not among `values` (there were more than [`MAX_FACET_VALUES`]).
@@ -432,7 +432,7 @@ pub struct Facet {
 }
 
 /// Facet counts over the alerts a filter matches.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Facets {
     /// Alerts the filter matches.
     pub total: u64,

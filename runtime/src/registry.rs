@@ -84,7 +84,7 @@ impl IngestCounters {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct IngestStats {
     pub events: u64,
     pub alerts_created: u64,
@@ -378,7 +378,7 @@ impl Index {
 }
 
 /// What `install_bundle` did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct InstallReport {
     pub id: String,
     pub version: String,

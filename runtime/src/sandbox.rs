@@ -108,7 +108,7 @@ pub struct CallCounters {
     guest_micros: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CallStats {
     pub calls: u64,
     pub ok: u64,

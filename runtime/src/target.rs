@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::snmp::{AuthProtocol, PrivProtocol, UsmUser};
 
 /// When a target is polled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Schedule {
     /// Every so many seconds, with a per-target offset (jitter) so that targets created
@@ -100,7 +100,7 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
 }
 
 /// A target as stored, with its last poll's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Target {
     pub id: i64,
     pub name: String,
@@ -119,7 +119,7 @@ pub struct Target {
 }
 
 /// What the scheduler recorded about a target's polls.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PollStatus {
     pub next_due_at: Option<DateTime<Utc>>,
     pub last_poll_at: Option<DateTime<Utc>>,
@@ -135,7 +135,7 @@ pub struct PollStatus {
 }
 
 /// A new target, or the full replacement of one.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
     pub name: String,
@@ -435,7 +435,7 @@ impl CredentialSecret {
 }
 
 /// A credential as listed: name, kind and public fields.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct CredentialSummary {
     pub name: String,
     pub kind: String,

@@ -57,7 +57,7 @@ struct WriterCounters {
     failed_jobs: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct WriterStats {
     /// Write requests (one per event) answered.
     pub jobs: u64,

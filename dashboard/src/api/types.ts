@@ -1,159 +1,59 @@
 // The API's types, in one place: every request and answer the console uses.
 
-export type Severity = "critical" | "major" | "minor" | "warning" | "info";
-export type AlertStatus = "active" | "acknowledged" | "suppressed" | "resolved";
+// The API's types, in one place. They are the runtime's own: generated from its OpenAPI
+// document (docs/openapi.json, which a runtime test keeps equal to what the code serves) into
+// schema.d.ts by `npm run types` (part of `npm run build`), so that a change of the API that
+// this console does not follow fails the type check rather than a user.
+import type { components } from "./schema";
+
+type Schemas = components["schemas"];
+
+export type Severity = Schemas["Severity"];
+export type AlertStatus = Schemas["AlertStatus"];
+export type Alert = Schemas["StoredAlert"];
+export type OpenAlerts = Schemas["OpenAlerts"];
+export type AlertEventKind = Schemas["AlertEventKind"];
+export type AlertEvent = Schemas["AlertEvent"];
+export type HistoryPage = Schemas["HistoryPage"];
+export type AlertAction = Schemas["AlertOp"];
+export type BulkResult = Schemas["BulkResult"];
+export type BulkAnswer = Schemas["BulkAnswer"];
+export type SilenceMatchers = Schemas["SilenceMatchers"];
+export type Day = Schemas["Day"];
+export type Recurrence = Schemas["Recurrence"];
+export type SilenceSpec = Schemas["SilenceSpec"];
+export type Silence = Schemas["SilenceView"];
+export type SilencePage = Schemas["SilencePage"];
+export type SilencePreview = Schemas["SilencePreview"];
+export type SavedView = Schemas["SavedView"];
+export type ViewList = Schemas["ViewList"];
+export type Principal = Schemas["Principal"];
+export type Role = Schemas["Role"];
+export type Me = Schemas["Me"];
+export type TokenAnswer = Schemas["TokenAnswer"];
+export type AddonView = Schemas["AddonView"];
+export type AddonDetail = Schemas["AddonDetail"];
+export type PublicSettings = Schemas["PublicSettings"];
+export type Target = Schemas["Target"];
+export type TargetSpec = Schemas["TargetSpec"];
+export type Schedule = Schemas["Schedule"];
+export type CredentialSummary = Schemas["CredentialSummary"];
+export type PinnedHostKey = Schemas["PinnedHostKey"];
+export type User = Schemas["User"];
+export type UserWithPassword = Schemas["UserWithPassword"];
+export type ApiKeyInfo = Schemas["ApiKeyInfo"];
+export type NewApiKey = Schemas["NewApiKey"];
+export type SessionInfo = Schemas["SessionInfo"];
+export type AuditEntry = Schemas["AuditEntry"];
+export type AuditPage = Schemas["AuditPage"];
+export type UnhandledTrap = Schemas["UnhandledTrap"];
+export type Version = Schemas["Version"];
+export type Stats = Schemas["Stats"];
+export type Health = Schemas["Health"];
 
 export const SEVERITIES: Severity[] = ["critical", "major", "minor", "warning", "info"];
 export const OPEN_STATUSES: AlertStatus[] = ["active", "acknowledged", "suppressed"];
-
-export interface Alert {
-  id: number;
-  addon_id: string;
-  fingerprint: string;
-  alert_type: string;
-  device_ip: string | null;
-  device_name: string | null;
-  severity: Severity;
-  category: string;
-  title: string;
-  message: string;
-  status: AlertStatus;
-  fields: Record<string, string>;
-  occurrence_count: number;
-  occurred_at: string;
-  first_seen_at: string;
-  last_seen_at: string;
-  acknowledged_at: string | null;
-  acknowledged_by: string | null;
-  resolved_at: string | null;
-  resolved_by: string | null;
-}
-
-export interface OpenAlerts {
-  alerts: Alert[];
-}
-
-export type AlertEventKind =
-  | "created"
-  | "acknowledged"
-  | "unacknowledged"
-  | "resolved"
-  | "suppressed"
-  | "unsuppressed"
-  | "note";
-
-export interface AlertEvent {
-  id: number | null;
-  alert_id: number;
-  at: string;
-  kind: AlertEventKind;
-  actor: string;
-  note: string | null;
-  details: Record<string, unknown>;
-}
-
-export interface HistoryPage {
-  alert: Alert;
-  items: AlertEvent[];
-  next_after: number | null;
-}
-
-export type AlertAction = "acknowledge" | "unacknowledge" | "resolve" | "note";
-
-export interface BulkResult {
-  id: number;
-  ok: boolean;
-  alert?: Alert;
-  error?: { code: string; message: string };
-}
-
-export interface BulkAnswer {
-  results: BulkResult[];
-  matched?: number;
-  succeeded: number;
-  failed: number;
-}
-
-export interface SilenceMatchers {
-  addon?: string | null;
-  device?: string | null;
-  alert_type?: string | null;
-  fields: Record<string, string>;
-}
-
-export type Day = "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
 export const DAYS: Day[] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-
-export interface Recurrence {
-  days: Day[];
-  /** "HH:MM", UTC */
-  start: string;
-  end: string;
-}
-
-export interface SilenceSpec {
-  matchers: SilenceMatchers;
-  starts_at: string;
-  ends_at: string;
-  recurrence?: Recurrence | null;
-  comment: string;
-}
-
-export interface Silence extends SilenceSpec {
-  id: number;
-  created_by: string;
-  created_at: string;
-  updated_at: string;
-  state: "pending" | "active" | "expired";
-  in_force: boolean;
-}
-
-export interface SilencePage {
-  items: Silence[];
-  next_before: number | null;
-}
-
-export interface SilencePreview {
-  matching: number;
-  alerts: Alert[];
-}
-
-export interface SavedView {
-  id: number;
-  owner: string;
-  name: string;
-  query: string;
-  shared: boolean;
-  created_at: string;
-}
-
-export interface ViewList {
-  items: SavedView[];
-}
-
-export interface Principal {
-  actor: string;
-  role: Role;
-}
-
-export type Role = "admin" | "operator" | "viewer" | "service";
-
-export interface Me {
-  actor: string;
-  role: Role;
-  permissions: string[];
-  [key: string]: unknown;
-}
-
-export interface TokenAnswer {
-  access_token: string;
-  token_type: string;
-  expires_in: number;
-  expires_at: string;
-  refresh_token: string;
-  refresh_expires_at: string;
-  principal: Record<string, unknown>;
-}
 
 export interface ApiErrorBody {
   error: { code: string; message: string; [key: string]: unknown };

@@ -4,60 +4,17 @@
 // difference to accept; rolling back.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, problem } from "../api/client";
+import type { AddonDetail, AddonView, PublicSettings as Settings } from "../api/types";
 import { can } from "../auth";
 import { Ago, Confirm, Loading, Page, notify, useLoad } from "../components";
 import { addonStatus } from "../live/socket";
 import { linkTo } from "../router";
 import { useValue } from "../state";
 
-interface IngestStats {
-  events: number;
-  alerts_created: number;
-  alerts_updated: number;
-  alerts_resolved: number;
-  rejected: number;
-  failed: number;
-  polls: number;
-  polls_unreachable: number;
-  io_denied: number;
-  last_event_at: string | null;
-}
 
-interface CallStats {
-  calls: number;
-  ok: number;
-  addon_errors: number;
-  traps: number;
-  cpu_deadlines: number;
-  memory_limits: number;
-  timeouts: number;
-  guest_micros: number;
-}
 
-interface AddonView {
-  id: string;
-  name: string;
-  version: string;
-  world: string | null;
-  enabled: boolean;
-  loaded: boolean;
-  methods: string[];
-  webhook_path: string | null;
-  trap_oid_prefixes: string[];
-  wasm_sha256: string;
-  installed_at: string;
-  updated_at: string;
-  ingest: IngestStats | null;
-  calls: CallStats | null;
-}
 
-interface AddonDetail extends AddonView {
-  manifest: Record<string, unknown>;
-}
 
-interface Settings {
-  webhook: { auth: { mode: "none" | "token" | "hmac"; secret?: string; tolerance_seconds?: number }; allow_cidrs: string[] };
-}
 
 /** How often the addon screen re-reads the counters: rates need two readings. */
 const REFRESH_MS = 5000;

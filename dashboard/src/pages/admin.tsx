@@ -2,57 +2,14 @@
 // filters. Each tab appears only to roles that may use it; the API refuses the rest anyway.
 import { useState } from "preact/hooks";
 import { api, problem } from "../api/client";
-import type { Role } from "../api/types";
+import type { ApiKeyInfo as ApiKey, Role, AuditEntry, AuditPage, NewApiKey, SessionInfo as Session, User, UserWithPassword } from "../api/types";
 import { can } from "../auth";
 import { Ago, Confirm, Dialog, Loading, Page, When, notify, useLoad } from "../components";
 import { linkTo } from "../router";
 
-interface User {
-  id: number;
-  username: string;
-  role: Role;
-  source: string;
-  disabled: boolean;
-  has_password: boolean;
-  created_at: string;
-  last_login_at: string | null;
-}
 
-interface ApiKey {
-  id: number;
-  name: string;
-  prefix: string;
-  role: Role;
-  created_by: string;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-  last_used_at: string | null;
-}
 
-interface Session {
-  id: string;
-  username: string;
-  created_at: string;
-  last_used_at: string;
-  expires_at: string;
-  revoked_at: string | null;
-  client_ip: string | null;
-  user_agent: string | null;
-}
 
-interface AuditEntry {
-  id: number;
-  at: string;
-  actor: string;
-  role: Role | null;
-  source_ip: string | null;
-  action: string;
-  target: string | null;
-  before: unknown;
-  after: unknown;
-  outcome: string;
-}
 
 const ROLES: Role[] = ["admin", "operator", "viewer", "service"];
 
@@ -87,7 +44,7 @@ function Users() {
   const [secret, setSecret] = useState<{ who: string; password: string } | null>(null);
   const change = async (u: User, body: Record<string, unknown>) => {
     try {
-      const answer = await api<{ generated_password?: string }>("PUT", `/api/v1/users/${encodeURIComponent(u.username)}`, body);
+      const answer = await api<UserWithPassword>("PUT", `/api/v1/users/${encodeURIComponent(u.username)}`, body);
       if (answer?.generated_password) setSecret({ who: u.username, password: answer.generated_password });
       reload();
     } catch (e) {
@@ -182,8 +139,8 @@ function NewUser({ onClose }: { onClose: (created: { who: string; password?: str
   const submit = async (e: Event) => {
     e.preventDefault();
     try {
-      const answer = await api<{ generated_password?: string }>("POST", "/api/v1/users", { username, role, ...(password ? { password } : {}) });
-      onClose({ who: username, password: answer.generated_password });
+      const answer = await api<UserWithPassword>("POST", "/api/v1/users", { username, role, ...(password ? { password } : {}) });
+      onClose({ who: username, password: answer.generated_password ?? undefined });
     } catch (err) {
       setError(problem(err));
     }
@@ -234,7 +191,7 @@ function ApiKeys() {
     e.preventDefault();
     try {
       const expires_at = days ? new Date(Date.now() + Number(days) * 86_400_000).toISOString() : null;
-      const answer = await api<{ key: string }>("POST", "/api/v1/api-keys", { name, role, expires_at });
+      const answer = await api<NewApiKey>("POST", "/api/v1/api-keys", { name, role, expires_at });
       setCreated({ name, key: answer.key });
       setName("");
       reload();
@@ -405,7 +362,7 @@ function Audit() {
   const query = new URLSearchParams(Object.entries(applied).filter(([, v]) => v !== "") as [string, string][]);
   query.set("limit", "100");
   if (cursor !== undefined) query.set("before", String(cursor));
-  const { data, error } = useLoad(() => api<{ items: AuditEntry[]; next_before?: number }>("GET", `/api/v1/audit?${query}`), [query.toString()]);
+  const { data, error } = useLoad(() => api<AuditPage>("GET", `/api/v1/audit?${query}`), [query.toString()]);
   const [open, setOpen] = useState<AuditEntry | null>(null);
   const field = (k: keyof typeof filters, label: string) => (
     <label>

@@ -2,18 +2,11 @@
 // the event bus, alerts by status), and the traps no addon claims — which OIDs need an addon.
 import { useEffect, useState } from "preact/hooks";
 import { api, problem } from "../api/client";
+import type { Health, Stats, UnhandledTrap as Unhandled, Version } from "../api/types";
 import { Ago, Loading, Page } from "../components";
 import { systemStatus } from "../live/socket";
 import { useValue } from "../state";
 
-interface Unhandled {
-  received_at: string;
-  source: string;
-  agent_address: string;
-  version: string;
-  trap_oid: string;
-  varbinds: number;
-}
 
 /** Counters read again this often while the page is open. */
 const REFRESH_MS = 5000;
@@ -34,7 +27,7 @@ function useEvery<T>(f: () => Promise<T>, ms: number): { data: T | null; error: 
   return { data, error };
 }
 
-function Counters({ title, values }: { title: string; values: Record<string, unknown> }) {
+function Counters({ title, values }: { title: string; values: object }) {
   return (
     <section class="card">
       <h2>{title}</h2>
@@ -51,9 +44,9 @@ function Counters({ title, values }: { title: string; values: Record<string, unk
 }
 
 export function SystemPage() {
-  const health = useEvery(() => fetch("/health").then((r) => r.json() as Promise<Record<string, unknown>>), REFRESH_MS);
-  const version = useEvery(() => api<Record<string, unknown>>("GET", "/api/v1/system/version"), 60_000);
-  const stats = useEvery(() => api<Record<string, Record<string, unknown>>>("GET", "/api/v1/stats"), REFRESH_MS);
+  const health = useEvery(() => fetch("/health").then((r) => r.json() as Promise<Health>), REFRESH_MS);
+  const version = useEvery(() => api<Version>("GET", "/api/v1/system/version"), 60_000);
+  const stats = useEvery(() => api<Stats>("GET", "/api/v1/stats"), REFRESH_MS);
   const unhandled = useEvery(() => api<Unhandled[]>("GET", "/api/v1/traps/unhandled"), REFRESH_MS);
   const nodes = useValue(systemStatus);
   return (
@@ -75,7 +68,7 @@ export function SystemPage() {
               <dt>database</dt>
               <dd>{String(version.data.database)}</dd>
               <dt>WIT worlds</dt>
-              <dd class="mono">{(version.data.wit_worlds as string[]).join(", ")}</dd>
+              <dd class="mono">{version.data.wit_worlds.join(", ")}</dd>
               <dt>WebSocket protocol</dt>
               <dd>{String(version.data.websocket_protocol)}</dd>
             </dl>

@@ -2,60 +2,26 @@
 // a credential picker; pinned SSH host keys and "forget key".
 import { useEffect, useState } from "preact/hooks";
 import { api, problem } from "../api/client";
+import type { AddonView, CredentialSummary as Credential, PinnedHostKey as HostKey, Schedule, Target } from "../api/types";
 import { can } from "../auth";
 import { Ago, Confirm, Dialog, Loading, Page, notify, useLoad } from "../components";
 
-interface PollStatus {
-  next_due_at: string | null;
-  last_poll_at: string | null;
-  last_poll_status: string | null;
-  last_poll_duration_ms: number | null;
-  last_poll_error: string | null;
-  last_success_at: string | null;
-  polls_total: number;
-  poll_failures: number;
-  lease_owner: string | null;
-}
 
-type Schedule = { interval_seconds: number } | { cron: string };
 
-interface Target {
-  id: number;
-  name: string;
-  address: string;
-  addon_id: string;
-  schedule: Schedule;
-  enabled: boolean;
-  config: Record<string, unknown>;
-  credentials: string | null;
-  created_at: string;
-  updated_at: string;
-  status: PollStatus;
-}
 
-interface Credential {
-  name: string;
-  kind: string;
-  public: Record<string, unknown>;
-}
 
-interface HostKey {
-  endpoint: string;
-  key_type: string;
-  fingerprint: string;
-  first_seen_at: string;
-  last_seen_at: string;
-}
 
-interface AddonBrief {
-  id: string;
-  methods: string[];
-  enabled: boolean;
-}
 
 /** While a poll asked for now is pending, how often the list is read again. */
 const PENDING_REFRESH_MS = 1000;
 const REFRESH_MS = 10_000;
+
+/** The user a credential signs in as, if it has one (its public fields only). */
+function credentialUser(c: Credential): string {
+  const p = (c.public ?? {}) as Record<string, unknown>;
+  const user = p.username ?? p.user;
+  return user ? `, ${String(user)}` : "";
+}
 
 function scheduleText(s: Schedule): string {
   return "interval_seconds" in s ? `every ${s.interval_seconds}s` : `cron ${s.cron}`;
@@ -219,7 +185,7 @@ export function TargetsPage(_: { path: string }) {
 }
 
 function TargetForm({ target, onClose }: { target: Target | null; onClose: (saved: boolean) => void }) {
-  const { data: addons } = useLoad(() => api<AddonBrief[]>("GET", "/api/v1/addons"), []);
+  const { data: addons } = useLoad(() => api<AddonView[]>("GET", "/api/v1/addons"), []);
   const { data: credentials } = useLoad(() => api<Credential[]>("GET", "/api/v1/credentials"), []);
   const [name, setName] = useState(target?.name ?? "");
   const [address, setAddress] = useState(target?.address ?? "");
@@ -290,7 +256,7 @@ function TargetForm({ target, onClose }: { target: Target | null; onClose: (save
               {(credentials ?? []).map((c) => (
                 <option key={c.name} value={c.name}>
                   {c.name} ({c.kind}
-                  {c.public.username ? `, ${String(c.public.username)}` : c.public.user ? `, ${String(c.public.user)}` : ""})
+                  {credentialUser(c)})
                 </option>
               ))}
             </select>

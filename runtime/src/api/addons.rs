@@ -23,7 +23,7 @@ use crate::store::{AddonRow, StoreError};
 
 /// One installed addon, as `GET /api/v1/addons/{id}` shows it: its entry in the list, and the
 /// manifest it was installed with.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AddonDetail {
     #[serde(flatten)]
     pub addon: AddonView,
@@ -148,11 +148,11 @@ async fn current_settings(
 pub(super) async fn get_addon_settings(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::inbound::webhook_auth::PublicSettings>, ApiError> {
     installed(&state, &id).await?;
     match current_settings(&state, &id).await? {
-        None => Ok(Json(AddonSettings::default().public())),
-        Some(Ok(settings)) => Ok(Json(settings.public())),
+        None => Ok(Json(AddonSettings::default().public_view())),
+        Some(Ok(settings)) => Ok(Json(settings.public_view())),
         Some(Err(message)) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "settings_unusable",
@@ -185,7 +185,7 @@ pub(super) async fn put_addon_settings(
             other => other.into(),
         })?;
     reload(&state).await;
-    let after = settings.public();
+    let after = settings.public_view();
     let before = match &current {
         None => AddonSettings::default().public(),
         Some(Ok(c)) => c.public(),
@@ -198,9 +198,9 @@ pub(super) async fn put_addon_settings(
 }
 
 /// Query of `POST /api/v1/addons`.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct InstallQuery {
+pub struct InstallQuery {
     /// The caller's consent to an upgrade that widens the addon's capabilities.
     #[serde(default)]
     accept_capabilities: bool,
@@ -311,6 +311,14 @@ fn install_refused(
     Ok((audit, refusal).into_response())
 }
 
+/// The answer of `POST /api/v1/addons/{id}/rollback`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct RolledBack {
+    /// The version that was active before.
+    pub rolled_back_from: crate::store::AddonVersion,
+    pub addon: AddonDetail,
+}
+
 /// `POST /api/v1/addons/{id}/rollback`: puts back the version the addon's last upgrade
 /// replaced (`409` when none is kept); loaded on this node before the answer.
 pub(super) async fn rollback_addon(
@@ -330,9 +338,12 @@ pub(super) async fn rollback_addon(
     let audit = AuditDetail::target(format!("addon:{id}"))
         .before(&done.from)
         .after(&done.to);
-    let detail = json!({
-        "rolled_back_from": done.from,
-        "addon": AddonDetail { addon: view(&state, &row), manifest: row.manifest },
-    });
+    let detail = RolledBack {
+        rolled_back_from: done.from,
+        addon: AddonDetail {
+            addon: view(&state, &row),
+            manifest: row.manifest,
+        },
+    };
     Ok((audit, Json(detail)).into_response())
 }

@@ -119,7 +119,7 @@ fn refused(e: StoreError, id: i64) -> ApiError {
 }
 
 /// Query of `GET /api/v1/alerts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
     pub status: Option<String>,
@@ -140,7 +140,7 @@ pub struct AlertQuery {
 }
 
 /// One page of alerts, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AlertPage {
     pub items: Vec<StoredAlert>,
     /// Pass as `before` to get the next (older) page; absent on the last page.
@@ -211,7 +211,7 @@ pub(super) async fn get_alert(
 }
 
 /// The answer of `GET /api/v1/alerts/open`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct OpenAlerts {
     /// Every open alert, newest first.
     pub alerts: Vec<StoredAlert>,
@@ -228,7 +228,7 @@ pub(super) async fn open_alerts(
 }
 
 /// Query of `GET /api/v1/alerts/facets`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FacetQuery {
     /// A filter in the console's language ([`crate::filter`]); all open alerts when absent.
@@ -255,9 +255,9 @@ pub(super) async fn facets(
 
 /// Body of `POST /api/v1/alerts/{id}/acknowledge|unacknowledge|resolve`; optional (an empty
 /// body is no note).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ActionBody {
+pub struct ActionBody {
     #[serde(default)]
     note: Option<String>,
 }
@@ -342,9 +342,9 @@ pub(super) async fn resolve(
 }
 
 /// Body of `POST /api/v1/alerts/{id}/notes`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NoteBody {
+pub struct NoteBody {
     text: String,
 }
 
@@ -368,7 +368,7 @@ pub(super) async fn add_note(
 }
 
 /// Query of `GET /api/v1/alerts/{id}/history`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Page size, 1..=1000 (default 50).
@@ -396,9 +396,9 @@ pub(super) async fn history(
 
 /// Body of `POST /api/v1/alerts/bulk`: the alerts named by `ids`, or every open alert that
 /// `filter` matches.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct BulkBody {
+pub struct BulkBody {
     #[serde(default)]
     ids: Option<Vec<i64>>,
     #[serde(default)]
@@ -410,7 +410,7 @@ struct BulkBody {
 
 /// What a bulk action did to one alert: the alert as changed, or the error a single action
 /// would have answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BulkResult {
     pub id: i64,
     pub ok: bool,
@@ -422,14 +422,14 @@ pub struct BulkResult {
 
 /// Why a bulk action did not apply to one alert: the `code` and `message` of the error the
 /// single action would have answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BulkError {
     pub code: &'static str,
     pub message: String,
 }
 
 /// The answer of `POST /api/v1/alerts/bulk`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BulkAnswer {
     /// By ids: one per id, in the order of the request. By filter: the failures only, at most
     /// [`MAX_BULK_FAILURES_LISTED`].

@@ -13,7 +13,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::alerts::{invalid, parse_body};
 use super::guard::{auth_failure, too_many};
@@ -22,7 +21,7 @@ use crate::auth::{Actor, ClientInfo, Principal, Role, Secret, TokenPair};
 use crate::store::{AuditFilter, AuditOutcome, SessionFilter, SessionInfo};
 
 /// What a login or a refresh answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct TokenAnswer {
     pub access_token: String,
     pub token_type: &'static str,
@@ -48,9 +47,9 @@ impl From<TokenPair> for TokenAnswer {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub struct LoginBody {
     username: String,
     password: Secret,
 }
@@ -84,9 +83,9 @@ pub(super) async fn login(
     Ok(Json(TokenAnswer::from(pair)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RefreshBody {
+pub struct RefreshBody {
     refresh_token: Secret,
 }
 
@@ -120,22 +119,47 @@ pub(super) async fn logout(
 }
 
 /// `GET /api/v1/auth/me`: the caller and what their role allows.
-pub(super) async fn me(caller: Caller) -> Json<Value> {
+pub(super) async fn me(caller: Caller) -> Json<Me> {
     let permissions: Vec<&str> = crate::auth::Permission::ALL
         .into_iter()
         .filter(|p| caller.principal.can(*p))
         .map(crate::auth::Permission::as_str)
         .collect();
-    Json(json!({
-        "actor": caller.principal.actor,
-        "role": caller.principal.role,
-        "session_id": caller.principal.session_id,
-        "api_key_id": caller.principal.api_key_id,
-        "permissions": permissions,
-    }))
+    Json(Me {
+        actor: caller.principal.actor,
+        role: caller.principal.role,
+        session_id: caller.principal.session_id,
+        api_key_id: caller.principal.api_key_id,
+        permissions,
+    })
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The answer of `GET /api/v1/auth/me`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Me {
+    pub actor: String,
+    pub role: Role,
+    pub session_id: Option<String>,
+    pub api_key_id: Option<i64>,
+    /// What the role allows, by permission name.
+    pub permissions: Vec<&'static str>,
+}
+
+/// The answer of `POST /api/v1/api-keys`: the key itself, shown this once.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct NewApiKey {
+    pub key: String,
+    pub api_key: crate::store::ApiKeyInfo,
+}
+
+/// The answer of `POST /api/v1/auth/signing-keys/rotate`.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct RotatedKey {
+    /// The id of the key now signing.
+    pub active_kid: String,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionQuery {
     /// Only sessions neither revoked nor expired (default true).
@@ -262,9 +286,9 @@ pub(super) async fn get_user(
         .ok_or_else(|| ApiError::not_found(format!("no user named `{name}`")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUserBody {
+pub struct NewUserBody {
     username: String,
     role: Role,
     /// Absent: one is generated and returned once.
@@ -272,8 +296,8 @@ struct NewUserBody {
 }
 
 /// A user, with the generated password when there is one (shown this once).
-#[derive(Serialize)]
-struct UserWithPassword {
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct UserWithPassword {
     user: crate::store::User,
     #[serde(skip_serializing_if = "Option::is_none")]
     generated_password: Option<String>,
@@ -284,7 +308,7 @@ pub(super) async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<UserWithPassword>), ApiError> {
     let body: NewUserBody = parse_body("user", &body)?;
     let (user, generated) = state
         .auth
@@ -300,12 +324,12 @@ pub(super) async fn create_user(
         user,
         generated_password: generated.map(|p| p.expose().to_owned()),
     };
-    Ok((StatusCode::CREATED, Json(json!(answer))))
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UserChange {
+pub struct UserChange {
     role: Option<Role>,
     disabled: Option<bool>,
     /// A new password; `"generate"` for a generated one, returned once.
@@ -319,7 +343,7 @@ pub(super) async fn update_user(
     caller: Caller,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserWithPassword>, ApiError> {
     let change: UserChange = parse_body("user change", &body)?;
     if change.role.is_none() && change.disabled.is_none() && change.password.is_none() {
         return Err(invalid(
@@ -351,10 +375,10 @@ pub(super) async fn update_user(
         .await
         .map_err(auth_failure)?
         .ok_or_else(|| ApiError::not_found(format!("no user named `{name}`")))?;
-    Ok(Json(json!(UserWithPassword {
+    Ok(Json(UserWithPassword {
         user,
         generated_password: generated.map(|p| p.expose().to_owned()),
-    })))
+    }))
 }
 
 // ---- API keys ----
@@ -365,9 +389,9 @@ pub(super) async fn list_api_keys(
     Ok(Json(state.auth.api_keys().await.map_err(auth_failure)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewApiKeyBody {
+pub struct NewApiKeyBody {
     name: String,
     role: Role,
     expires_at: Option<DateTime<Utc>>,
@@ -378,7 +402,7 @@ pub(super) async fn create_api_key(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<NewApiKey>), ApiError> {
     let body: NewApiKeyBody = parse_body("API key", &body)?;
     let (info, key) = state
         .auth
@@ -387,7 +411,10 @@ pub(super) async fn create_api_key(
         .map_err(auth_failure)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "key": key.expose(), "api_key": info })),
+        Json(NewApiKey {
+            key: key.expose().to_owned(),
+            api_key: info,
+        }),
     ))
 }
 
@@ -413,18 +440,18 @@ pub(super) async fn revoke_api_key(
 pub(super) async fn rotate_signing_key(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RotatedKey>, ApiError> {
     let kid = state
         .auth
         .rotate_signing_key(&caller.actor())
         .await
         .map_err(auth_failure)?;
-    Ok(Json(json!({ "active_kid": kid })))
+    Ok(Json(RotatedKey { active_kid: kid }))
 }
 
 // ---- audit ----
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub actor: Option<String>,
@@ -436,7 +463,7 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AuditPage {
     pub items: Vec<crate::store::AuditEntry>,
     /// Pass as `before` for the next page; absent on the last.

@@ -3,17 +3,25 @@
 //! route served is described, with its path parameters, who may call it (`security` and
 //! `x-required-permission`), whether it is audited, and the error answers the guard gives.
 //!
-//! Bodies are described as JSON objects without field schemas (the field reference is
-//! README.md's API section), except the file uploads (`BINARY_UPLOADS`), which are
-//! `application/octet-stream`. (utoipa would give field schemas too, at the cost of annotating
-//! every handler and type twice; the route table is what must never drift.)
+//! Request and answer bodies and query parameters have real schemas: each route in the table
+//! names the types its handler reads and answers (`takes`, `returns`, `query`), and schemars
+//! derives their JSON Schemas from the same Rust types serde serialises, so the two cannot
+//! disagree; named types become `components/schemas`. The document is checked in as
+//! `docs/openapi.json`, from which the dashboard generates its TypeScript types
+//! (`dashboard/src/api/schema.d.ts`); a test fails when the two differ, and
+//! `tests/tests/openapi.rs` validates real answers against it.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
+use schemars::SchemaGenerator;
+use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
-use super::{Access, Audit, Route, routes};
+use super::{Access, Audit, RequestBody, ResponseBody, Route, routes};
+
+/// Where named schemas live in an OpenAPI 3.1 document.
+const COMPONENTS: &str = "#/components/schemas/";
 
 /// The document. Built per request: it is small, and rarely asked for.
 pub(super) async fn document() -> Json<Value> {
@@ -22,15 +30,21 @@ pub(super) async fn document() -> Json<Value> {
 
 /// The document for `routes`.
 pub fn build(routes: &[Route]) -> Value {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = COMPONENTS.into())
+        .into_generator();
     let mut paths: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
     for route in routes {
         let path = openapi_path(route.path);
-        let operation = operation(route);
+        let operation = operation(route, &mut generator);
         paths
             .entry(path)
             .or_default()
             .insert(route.method.as_str().to_lowercase(), operation);
     }
+    let mut schemas: serde_json::Map<String, Value> = generator.take_definitions(true);
+    schemas.insert("Error".into(), error_schema());
+    let schemas: BTreeMap<String, Value> = schemas.into_iter().collect();
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -53,24 +67,77 @@ pub fn build(routes: &[Route]) -> Value {
                     "description": "Per addon, when its settings ask for it: a shared token, or an HMAC-SHA256 signature in X-OpsConductor-Signature over `{timestamp}.{body}` with X-OpsConductor-Timestamp.",
                 },
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        },
-                    },
+            "schemas": schemas,
+        },
+    })
+}
+
+/// `{"error": {"code", "message"}}`, every failure's shape; some add fields (a capability
+/// difference), hence no `additionalProperties: false`.
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
                 },
             },
         },
     })
+}
+
+fn schema(f: super::SchemaFn, generator: &mut SchemaGenerator) -> Value {
+    serde_json::to_value(f(generator)).expect("schemas serialise")
+}
+
+/// The query parameters a struct's schema describes: one per property, required when the
+/// struct requires it.
+fn query_parameters(f: super::SchemaFn, generator: &mut SchemaGenerator) -> Vec<Value> {
+    let reference = schema(f, generator);
+    let resolved = match reference["$ref"].as_str() {
+        Some(r) => generator
+            .definitions()
+            .get(r.trim_start_matches(COMPONENTS))
+            .cloned()
+            .unwrap_or(Value::Null),
+        None => reference,
+    };
+    let required: Vec<&str> = resolved["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    resolved["properties"]
+        .as_object()
+        .map(|props| {
+            props
+                .iter()
+                .map(|(name, property)| {
+                    let mut parameter = json!({
+                        "name": name,
+                        "in": "query",
+                        "required": required.contains(&name.as_str()),
+                        "schema": property,
+                    });
+                    if let Some(d) = property.get("description") {
+                        parameter["description"] = d.clone();
+                    }
+                    parameter
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The document as checked in: pretty, keys in order, a final newline.
+pub fn pretty(doc: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(doc).expect("the document serialises");
+    text.push('\n');
+    text
 }
 
 /// `/api/v1/alerts/{id}` stays as it is; axum's catch-all `{*path}` becomes `{path}`.
@@ -78,11 +145,14 @@ fn openapi_path(path: &str) -> String {
     path.replace("{*", "{")
 }
 
-fn operation(route: &Route) -> Value {
-    let parameters: Vec<Value> = path_parameters(route.path)
+fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
+    let mut parameters: Vec<Value> = path_parameters(route.path)
         .into_iter()
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
         .collect();
+    if let Some(query) = route.query {
+        parameters.extend(query_parameters(query, generator));
+    }
     let error = |description: &str| {
         json!({
             "description": description,
@@ -90,10 +160,23 @@ fn operation(route: &Route) -> Value {
         })
     };
     let mut responses = serde_json::Map::new();
-    responses.insert(
-        "200".into(),
-        json!({"description": "Success", "content": {"application/json": {"schema": {}}}}),
-    );
+    let success = match route.response {
+        ResponseBody::Json(f) => {
+            json!({"description": "Success", "content": {"application/json": {"schema": schema(f, generator)}}})
+        }
+        ResponseBody::Empty => json!({"description": "Done; no content"}),
+        ResponseBody::Html => {
+            json!({"description": "The console's page", "content": {"text/html": {"schema": {"type": "string"}}}})
+        }
+        ResponseBody::Asset => {
+            json!({"description": "A file of the console", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}})
+        }
+        ResponseBody::Upgrade => json!({"description": "Switching to the WebSocket protocol"}),
+        ResponseBody::Unspecified => json!({"description": "Success (undescribed)"}),
+    };
+    for status in std::iter::once(route.status).chain(route.also.iter().copied()) {
+        responses.insert(status.to_string(), success.clone());
+    }
     responses.insert("400".into(), error("Malformed request"));
     responses.insert(
         "422".into(),
@@ -101,11 +184,20 @@ fn operation(route: &Route) -> Value {
     );
     let mut op = serde_json::Map::new();
     op.insert("summary".into(), json!(route.summary));
-    op.insert(
-        "operationId".into(),
-        json!(operation_id(route.method.as_str(), route.path)),
-    );
-    op.insert("tags".into(), json!([tag(route.path)]));
+    let id = operation_id(route.method.as_str(), route.path);
+    // The console's page paths echo the API's (`/alerts/{id}`): keep their ids apart.
+    let id = if matches!(route.response, ResponseBody::Html | ResponseBody::Asset) {
+        format!("console_{id}")
+    } else {
+        id
+    };
+    op.insert("operationId".into(), json!(id));
+    let tag = if matches!(route.response, ResponseBody::Html | ResponseBody::Asset) {
+        "dashboard".to_owned()
+    } else {
+        tag(route.path)
+    };
+    op.insert("tags".into(), json!([tag]));
     if !parameters.is_empty() {
         op.insert("parameters".into(), json!(parameters));
     }
@@ -157,29 +249,26 @@ fn operation(route: &Route) -> Value {
     if route.audit == Audit::ByService {
         op.insert("x-audited".into(), json!(true));
     }
-    if is_binary_upload(route) {
-        op.insert(
-            "requestBody".into(),
-            json!({"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}),
-        );
-    } else if matches!(route.method.as_str(), "POST" | "PUT") {
-        op.insert(
-            "requestBody".into(),
-            json!({"required": false, "content": {"application/json": {"schema": {"type": "object"}}}}),
-        );
+    match route.request {
+        RequestBody::Binary => {
+            op.insert(
+                "requestBody".into(),
+                json!({"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}),
+            );
+        }
+        RequestBody::Json {
+            schema: f,
+            required,
+        } => {
+            op.insert(
+                "requestBody".into(),
+                json!({"required": required, "content": {"application/json": {"schema": schema(f, generator)}}}),
+            );
+        }
+        RequestBody::None => {}
     }
     op.insert("responses".into(), Value::Object(responses));
     Value::Object(op)
-}
-
-/// Routes whose body is a file rather than JSON: `(method, path)`.
-const BINARY_UPLOADS: &[(&str, &str)] = &[
-    // An addon bundle file, as `opsconductor addon pack` writes it.
-    ("POST", "/api/v1/addons"),
-];
-
-fn is_binary_upload(route: &Route) -> bool {
-    BINARY_UPLOADS.contains(&(route.method.as_str(), route.path))
 }
 
 fn path_parameters(path: &str) -> Vec<String> {
@@ -200,6 +289,9 @@ fn operation_id(method: &str, path: &str) -> String {
                 .replace(['-', '.'], "_")
         })
         .collect();
+    if rest.is_empty() {
+        return format!("{}_index", method.to_lowercase());
+    }
     format!("{}_{}", method.to_lowercase(), rest.join("_"))
 }
 
@@ -265,16 +357,7 @@ mod tests {
 
     #[test]
     fn the_bundle_upload_takes_a_binary_body() {
-        let routes = routes();
-        for (method, path) in BINARY_UPLOADS {
-            assert!(
-                routes
-                    .iter()
-                    .any(|r| r.method.as_str() == *method && r.path == *path),
-                "{method} {path} is a route"
-            );
-        }
-        let doc = build(&routes);
+        let doc = build(&routes());
         let upload = &doc["paths"]["/api/v1/addons"]["post"]["requestBody"];
         assert_eq!(upload["required"], true);
         assert_eq!(
@@ -288,6 +371,110 @@ mod tests {
             "{settings}"
         );
         assert!(doc["paths"]["/api/v1/addons"]["get"]["requestBody"].is_null());
+    }
+
+    /// Every route says what it answers, and every POST and PUT what it takes (or that it
+    /// takes nothing): a new route cannot leave its bodies undescribed.
+    #[test]
+    fn every_route_describes_its_bodies() {
+        for route in routes() {
+            assert!(
+                !matches!(route.response, ResponseBody::Unspecified),
+                "{} {} does not say what it answers (.returns::<T>(), .no_content(), ...)",
+                route.method,
+                route.path
+            );
+        }
+        let doc = build(&routes());
+        let takes_nothing = [
+            "/api/v1/auth/logout",
+            "/api/v1/auth/signing-keys/rotate",
+            "/api/v1/addons/{id}/rollback",
+            "/api/v1/addons/{id}/enable",
+            "/api/v1/addons/{id}/disable",
+            "/api/v1/targets/{id}/enable",
+            "/api/v1/targets/{id}/disable",
+            "/api/v1/targets/{id}/poll",
+        ];
+        for route in routes() {
+            if matches!(route.method.as_str(), "POST" | "PUT")
+                && !takes_nothing.contains(&route.path)
+            {
+                let op =
+                    &doc["paths"][openapi_path(route.path)][route.method.as_str().to_lowercase()];
+                assert!(
+                    op["requestBody"]["content"].is_object(),
+                    "{} {} takes an undescribed body",
+                    route.method,
+                    route.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bodies_and_queries_have_real_schemas() {
+        let doc = build(&routes());
+        let schemas = &doc["components"]["schemas"];
+        let alert = &schemas["StoredAlert"];
+        assert_eq!(alert["type"], "object", "{alert}");
+        assert!(alert["properties"]["severity"].is_object(), "{alert}");
+        assert!(
+            schemas["Severity"]["enum"]
+                .as_array()
+                .is_some_and(|e| e.len() == 5),
+            "{}",
+            schemas["Severity"]
+        );
+        let list = &doc["paths"]["/api/v1/alerts"]["get"];
+        assert_eq!(
+            list["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/AlertPage"
+        );
+        let names: Vec<&str> = list["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for q in [
+            "status", "severity", "addon", "device", "q", "limit", "before",
+        ] {
+            assert!(names.contains(&q), "{names:?}");
+        }
+        let note = &doc["paths"]["/api/v1/alerts/{id}/notes"]["post"];
+        assert!(note["responses"]["201"].is_object(), "{note}");
+        assert!(doc["paths"]["/api/v1/silences/{id}"]["delete"]["responses"]["204"].is_object());
+        // Every reference resolves.
+        let text = doc.to_string();
+        for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = piece.split('"').next().unwrap();
+            assert!(
+                schemas[name].is_object() || schemas[name].is_boolean(),
+                "dangling $ref {name}"
+            );
+        }
+    }
+
+    /// `docs/openapi.json` is the document the code builds: the dashboard's TypeScript types
+    /// are generated from that file, so a change of the API that is not written there fails
+    /// here. `OPSCONDUCTOR_UPDATE_OPENAPI=1 cargo test -p opsconductor --lib openapi` (or
+    /// `opsconductor openapi > docs/openapi.json`) rewrites it.
+    #[test]
+    fn the_checked_in_document_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+        let current = pretty(&build(&routes()));
+        if std::env::var_os("OPSCONDUCTOR_UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &current).unwrap();
+            return;
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == current,
+            "docs/openapi.json is not the API the code serves: regenerate it with \
+             `OPSCONDUCTOR_UPDATE_OPENAPI=1 cargo test -p opsconductor --lib openapi`, then \
+             rebuild the dashboard (its types come from it)"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::engine::{Silence, SilenceMatchers, SilenceSpec, SilenceState};
 use crate::store::{SilenceFilter, StoreError};
 
 /// A silence as the API shows it: as stored, plus where it is in its life now.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SilenceView {
     #[serde(flatten)]
     pub silence: Silence,
@@ -44,7 +44,7 @@ impl From<Silence> for SilenceView {
 }
 
 /// Query of `GET /api/v1/silences`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceQuery {
     /// `pending`, `active` or `expired`; all when absent.
@@ -56,7 +56,7 @@ pub struct SilenceQuery {
 }
 
 /// One page of silences, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SilencePage {
     pub items: Vec<SilenceView>,
     /// Pass as `before` to get the next (older) page; absent on the last page.
@@ -182,8 +182,8 @@ pub(super) async fn delete_silence(
 
 /// Body of `POST /api/v1/silences/preview`: a silence as for create or update, of which only
 /// the matchers count (an editor sends its whole form, comment or not).
-#[derive(Debug, Deserialize)]
-struct PreviewBody {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct PreviewBody {
     matchers: SilenceMatchers,
 }
 
@@ -191,7 +191,7 @@ struct PreviewBody {
 pub const PREVIEW_SAMPLE: usize = 10;
 
 /// The answer of `POST /api/v1/silences/preview`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SilencePreview {
     /// Open alerts the matchers match now.
     pub matching: usize,

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::alerts::{invalid, parse_body};
 use super::{ApiError, AppState, AuditDetail};
@@ -21,28 +21,64 @@ use super::{ApiError, AppState, AuditDetail};
 /// balancers and orchestrators.
 pub(super) async fn ready(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(json!({ "ready": true })).into_response(),
+        Ok(()) => Json(Readiness {
+            ready: true,
+            reason: None,
+        })
+        .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "ready": false, "reason": "database unreachable" })),
+                Json(Readiness {
+                    ready: false,
+                    reason: Some("database unreachable"),
+                }),
             )
                 .into_response()
         }
     }
 }
 
+/// The answer of `GET /ready`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// The answer of `GET /api/v1/system/version`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Version {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub api: &'static str,
+    /// The WIT worlds addons may be built for.
+    pub wit_worlds: Vec<&'static str>,
+    pub websocket_protocol: u32,
+    /// `sqlite` or `postgres`.
+    pub database: String,
+}
+
+/// The answer of `PUT /api/v1/system/settings/{key}`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct SettingSet {
+    pub key: String,
+    pub value: Value,
+}
+
 /// `GET /api/v1/system/version`.
-pub(super) async fn version(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "name": "opsconductor",
-        "version": env!("CARGO_PKG_VERSION"),
-        "api": "v1",
-        "wit_worlds": crate::manifest::SUPPORTED_WORLDS,
-        "websocket_protocol": crate::ws::PROTOCOL_VERSION,
-        "database": state.store.kind().to_string(),
-    }))
+pub(super) async fn version(State(state): State<AppState>) -> Json<Version> {
+    Json(Version {
+        name: "opsconductor",
+        version: env!("CARGO_PKG_VERSION"),
+        api: "v1",
+        wit_worlds: crate::manifest::SUPPORTED_WORLDS.to_vec(),
+        websocket_protocol: crate::ws::PROTOCOL_VERSION,
+        database: state.store.kind().to_string(),
+    })
 }
 
 /// Key prefixes and suffixes the runtime keeps for itself.
@@ -82,7 +118,7 @@ fn check_key(key: &str) -> Result<(), ApiError> {
 }
 
 /// One setting as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SettingView {
     pub key: String,
     /// The JSON value as set (a value set outside the API that is not JSON is a string).
@@ -108,9 +144,9 @@ pub(super) async fn list_settings(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SettingBody {
+pub struct SettingBody {
     value: Value,
 }
 
@@ -137,7 +173,14 @@ pub(super) async fn put_setting(
     let audit = AuditDetail::target(format!("setting:{key}"))
         .before(&before)
         .after(&body.value);
-    Ok((audit, Json(json!({ "key": key, "value": body.value }))).into_response())
+    Ok((
+        audit,
+        Json(SettingSet {
+            key,
+            value: body.value,
+        }),
+    )
+        .into_response())
 }
 
 /// `DELETE /api/v1/system/settings/{key}`.

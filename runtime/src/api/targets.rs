@@ -24,7 +24,7 @@ use crate::store::{StoreError, TargetFilter};
 use crate::target::{CredentialSecret, CredentialSummary, Target, TargetSpec};
 
 /// Query of `GET /api/v1/targets`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetQuery {
     pub addon: Option<String>,
@@ -34,7 +34,7 @@ pub struct TargetQuery {
 /// The body of `PUT /api/v1/credentials/{name}`: the kind and its fields, secrets included.
 /// Also what `opsconductor credential set` builds from its flags, so that both check the same
 /// things. No `Debug`: it holds passwords.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CredentialInput {
     SnmpCommunity {

@@ -14,16 +14,16 @@ use super::{ApiError, AppState};
 use crate::store::{NewView, SavedView, StoreError};
 
 /// The answer of `GET /api/v1/views`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ViewList {
     /// The caller's views and everyone's shared ones, by name.
     pub items: Vec<SavedView>,
 }
 
 /// Body of `POST /api/v1/views`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ViewBody {
+pub struct ViewBody {
     name: String,
     query: String,
     #[serde(default)]

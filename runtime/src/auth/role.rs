@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::UnknownVariant;
 
 /// What a user or API key is allowed to do, as a whole. Assigned per user and per API key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, including users, API keys, sessions of others, signing keys and the audit

@@ -13,6 +13,18 @@ use sha2::{Digest, Sha256};
 #[serde(transparent)]
 pub struct Secret(String);
 
+/// A secret is a string in a request body (a password to sign in with, a credential to store);
+/// it never appears in an answer.
+impl schemars::JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "writeOnly": true})
+    }
+}
+
 impl Secret {
     pub fn new(value: impl Into<String>) -> Secret {
         Secret(value.into())

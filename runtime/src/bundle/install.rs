@@ -18,7 +18,7 @@ use crate::sandbox::Sandbox;
 use crate::store::{AddonRollback, AddonVersion, Store, StoreError};
 
 /// What installing a bundle file did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct BundleInstall {
     #[serde(flatten)]
     pub report: InstallReport,

@@ -79,7 +79,7 @@ pub struct TrapCounters {
     send_errors: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TrapStats {
     /// Datagrams read from the socket.
     pub received: u64,
@@ -144,7 +144,7 @@ fn bump(c: &AtomicU64) {
 }
 
 /// A trap no addon claimed, kept so operators can see what they are not handling yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct UnhandledTrap {
     pub received_at: DateTime<Utc>,
     pub source: String,

@@ -50,7 +50,7 @@ pub struct WebhookCounters {
     store_failed: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct WebhookStats {
     pub received: u64,
     pub accepted: u64,
@@ -87,7 +87,7 @@ fn bump(c: &AtomicU64) {
 }
 
 /// The answer to an accepted webhook.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Accepted {
     pub addon: String,
     /// Alerts the addon reported.

@@ -68,7 +68,9 @@ pub const REPLAY_CAPACITY: usize = 100_000;
 pub const SECRET_SET: &str = "set";
 
 /// How a webhook authenticates its sender.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    schemars::JsonSchema, Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     #[default]
@@ -89,14 +91,14 @@ impl AuthMode {
 
 /// An addon's settings document. Unknown fields are refused, so a typo cannot silently leave a
 /// webhook unauthenticated.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddonSettings {
     #[serde(default)]
     pub webhook: WebhookSettings,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     #[serde(default)]
@@ -106,7 +108,7 @@ pub struct WebhookSettings {
     pub allow_cidrs: Vec<Cidr>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     #[serde(default)]
@@ -120,10 +122,48 @@ pub struct AuthSettings {
     pub tolerance_seconds: Option<u32>,
 }
 
+/// An addon's settings as the API shows them: a secret appears only as `"set"`. (The JSON is
+/// made by the same function as the stored form, with the secret replaced; this type gives it
+/// a schema and a name.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PublicSettings {
+    pub webhook: PublicWebhookSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PublicWebhookSettings {
+    pub auth: PublicAuthSettings,
+    /// Client networks allowed to post; empty allows any.
+    pub allow_cidrs: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PublicAuthSettings {
+    pub mode: AuthMode,
+    /// `"set"` when a secret is set; never the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance_seconds: Option<u32>,
+}
+
 /// A network, from `10.0.0.0/8` or a bare address (`192.0.2.7` = `192.0.2.7/32`). Host bits
 /// are dropped: `10.1.2.3/8` is `10.0.0.0/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr(pub IpNet);
+
+impl schemars::JsonSchema for Cidr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Cidr".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "An address or CIDR block: `10.0.0.0/8`, `192.0.2.7`, `::1/128`",
+        })
+    }
+}
 
 impl std::str::FromStr for Cidr {
     type Err = String;
@@ -272,6 +312,12 @@ impl AddonSettings {
     /// What the API and the CLI show: the secret as `"set"`, never itself.
     pub fn public(&self) -> Value {
         self.to_json(|_| Value::String(SECRET_SET.to_owned()))
+    }
+
+    /// [`AddonSettings::public`] as its type, as the API answers it.
+    pub fn public_view(&self) -> PublicSettings {
+        serde_json::from_value(self.public())
+            .expect("the public form of settings reads back as PublicSettings")
     }
 
     fn to_json(&self, secret: impl Fn(&Secret) -> Value) -> Value {

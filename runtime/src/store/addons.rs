@@ -55,7 +55,7 @@ pub struct AddonRow {
 }
 
 /// A version of an addon: what rollback reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct AddonVersion {
     pub version: String,
     pub wasm_sha256: String,

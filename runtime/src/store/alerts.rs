@@ -230,7 +230,7 @@ impl TryFrom<AlertRow> for StoredAlert {
 }
 
 /// What happened to an alert, as its history lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertEventKind {
     /// Opened by its addon, `active` or (under a silence) `suppressed`.
@@ -270,7 +270,7 @@ impl AlertEventKind {
 }
 
 /// One entry of an alert's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AlertEvent {
     /// The entry's id, which orders the history. `None` for an entry derived from the alert
     /// itself rather than recorded: the creation of an alert older than the history table, and
@@ -322,7 +322,7 @@ impl TryFrom<EventRow> for AlertEvent {
 }
 
 /// What an operator does to an alert (or to many at once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertOp {
     /// `active` or `suppressed` → `acknowledged`.
@@ -423,7 +423,7 @@ pub fn check_note(text: &str) -> Result<String, String> {
 }
 
 /// One page of an alert's history, oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct HistoryPage {
     /// The alert as it is now; its `occurrence_count`, `first_seen_at` and `last_seen_at` are
     /// the occurrences, which are not entries of their own.

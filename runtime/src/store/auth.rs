@@ -120,7 +120,7 @@ fn parse_role(value: &str, whose: impl fmt::Display) -> Result<Role, StoreError>
 pub const DIRECTORY_SOURCE: &str = "ldap";
 
 /// A user as listings and the API show it: never the password hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct User {
     pub id: i64,
     pub username: String,
@@ -192,7 +192,7 @@ struct UserCredentialsRow {
 }
 
 /// A session as listings show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct SessionInfo {
     pub id: String,
     pub user_id: i64,
@@ -301,7 +301,7 @@ pub enum RefreshOutcome {
 }
 
 /// An API key as listings show it: never the key or its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ApiKeyInfo {
     pub id: i64,
     pub name: String,
@@ -359,7 +359,7 @@ pub struct NewApiKey<'a> {
 }
 
 /// How an audited action ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditOutcome {
     Success,
@@ -447,7 +447,7 @@ impl AuditRecord {
 }
 
 /// An entry of the audit log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,

@@ -55,7 +55,7 @@ impl PollRecord {
 }
 
 /// An SSH host key pinned on first use.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct PinnedHostKey {
     /// `host:port`.
     pub endpoint: String,

@@ -15,7 +15,7 @@ pub const MAX_VIEWS_PER_OWNER: i64 = 200;
 const VIEW_COLUMNS: &str = "id, owner, name, query, shared, created_at";
 
 /// A saved view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 pub struct SavedView {
     pub id: i64,
     /// Who saved it: `user:<name>` or `key:<name>`.
