@@ -6,7 +6,7 @@ import { settings as alerting, beep, enableNotifications } from "./alerting";
 import { SEVERITIES, type Severity } from "./api/types";
 import { SignedOut, can, current, loadMe, me, signOut } from "./auth";
 import { Notices } from "./components";
-import { backlog, link, paused, retryAt, setPaused } from "./live/store";
+import { backlog, clear, link, paused, retryAt, setPaused } from "./live/store";
 import { counts } from "./live/counts";
 import { reconnectNow, start, stop } from "./live/socket";
 import { AddonsPage } from "./pages/addons";
@@ -29,6 +29,7 @@ export function App() {
   useEffect(() => {
     if (!session) {
       stop();
+      clear();
       return;
     }
     const signedOut = () => {

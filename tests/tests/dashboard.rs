@@ -265,6 +265,9 @@ async fn operators_work_alerts_live() {
     a.css(&row(disk)).await;
     assert_eq!(a.count(&testid("alert-row")).await, 1);
     a.screenshot("10-filter-after-reload").await;
+    // Everything ran under the strict Content-Security-Policy, with nothing refused.
+    assert_eq!(a.csp_violations().await, Vec::<String>::new());
+    assert_eq!(b.csp_violations().await, Vec::<String>::new());
 
     a.close().await;
     b.close().await;
@@ -313,6 +316,23 @@ async fn a_viewer_sees_no_action_controls() {
     browser.el("live-indicator").await;
     assert_eq!(browser.count(&testid("silence-save")).await, 0);
     browser.screenshot("12-viewer-silences").await;
+    // An injected inline script (what a stored XSS would be) does not run: the policy refuses
+    // it, and the page records the refusal.
+    let ran = browser
+        .eval(
+            "const s = document.createElement('script'); s.textContent = 'window.__injected = true'; \
+             document.body.appendChild(s); return window.__injected === true;",
+            vec![],
+        )
+        .await;
+    assert_eq!(ran, json!(false), "an inline script ran");
+    browser
+        .until(
+            "the refusal to be recorded",
+            "return ((window.__ocPerf || {}).cspViolations || []).some(v => v.startsWith('script-src'));",
+            vec![],
+        )
+        .await;
     browser.close().await;
     drop(driver);
     rt.stop().await;

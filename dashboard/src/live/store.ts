@@ -30,6 +30,8 @@ export interface Perf {
   eventsApplied: number;
   longestTaskMs: number;
   longTasks: { start: number; duration: number }[];
+  /** What the Content-Security-Policy refused on this page (the browser tests expect none). */
+  cspViolations: string[];
 }
 
 export const perf: Perf = {
@@ -40,7 +42,9 @@ export const perf: Perf = {
   eventsApplied: 0,
   longestTaskMs: 0,
   longTasks: [],
+  cspViolations: [],
 };
+document.addEventListener("securitypolicyviolation", (e) => perf.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
 (window as unknown as { __ocPerf: Perf }).__ocPerf = perf;
 try {
   new PerformanceObserver((list) => {
