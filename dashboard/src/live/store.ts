@@ -9,9 +9,11 @@
 import { api } from "../api/client";
 import type { Alert, OpenAlerts } from "../api/types";
 import { cell } from "../state";
-import { type Entry, entryOf } from "./view";
+import { type Change, type Entry, entryOf } from "./view";
 
 const APPLY_MS = 250;
+/** Alerts of a snapshot taken in per task. */
+const SNAPSHOT_SLICE = 20_000;
 
 export type LinkState = "connecting" | "loading" | "live" | "disconnected";
 
@@ -71,6 +73,32 @@ export const backlog = cell<{ count: number; since: number | null }>({ count: 0,
 export const arrivals = cell<Alert[]>([]);
 
 let pending: Pending[] = [];
+
+/** What each recent version changed, for views that follow incrementally; `null` for a version
+ * that replaced everything (a snapshot). */
+const log: { version: number; changes: Change[] | null }[] = [];
+const LOG_VERSIONS = 64;
+
+function bump(changes: Change[] | null) {
+  const next = version.get() + 1;
+  log.push({ version: next, changes });
+  if (log.length > LOG_VERSIONS) log.shift();
+  version.set(next);
+}
+
+/** The changes from version `since` to now, or null when a view must recompute (a snapshot
+ * came in between, or `since` is older than what is kept). */
+export function changesSince(since: number): Change[] | null {
+  if (since === version.get()) return [];
+  const start = log.findIndex((l) => l.version === since + 1);
+  if (start < 0) return null;
+  const out: Change[] = [];
+  for (const l of log.slice(start)) {
+    if (l.changes === null) return null;
+    out.push(...l.changes);
+  }
+  return out;
+}
 let loading = false;
 let timer: ReturnType<typeof setTimeout> | null = null;
 
@@ -100,22 +128,28 @@ function apply() {
   pending = [];
   const now = Date.now();
   const arrived: Alert[] = [];
+  const changes: Change[] = [];
   for (const { alert, created } of batch) {
+    const known = alerts.get(alert.id);
     if (alert.status === "resolved") {
-      alerts.delete(alert.id);
+      if (known) {
+        alerts.delete(alert.id);
+        changes.push({ old: known, now: undefined });
+      }
       continue;
     }
-    const known = alerts.get(alert.id);
     // An older rendering of an alert never replaces a newer one.
     if (known && Date.parse(alert.last_seen_at) < known.lastSeen && alert.occurrence_count < known.alert.occurrence_count) {
       continue;
     }
     if (!known && created) arrived.push(alert);
-    alerts.set(alert.id, entryOf(alert, now, !known));
+    const entry = entryOf(alert, now, !known);
+    alerts.set(alert.id, entry);
+    changes.push({ old: known, now: entry });
   }
   perf.eventsApplied += batch.length;
   showBacklog();
-  version.update((n) => n + 1);
+  bump(changes);
   if (arrived.length > 0) arrivals.set(arrived);
 }
 
@@ -132,10 +166,15 @@ export async function loadSnapshot(): Promise<void> {
   try {
     const { alerts: open } = await api<OpenAlerts>("GET", "/api/v1/alerts/open");
     alerts.clear();
-    for (const alert of open) alerts.set(alert.id, entryOf(alert, 0, false));
+    // In slices, yielding between them, so that a large snapshot does not hold the page in one
+    // long task (the indicator says "loading" meanwhile; events wait in `pending`).
+    for (let i = 0; i < open.length; i += SNAPSHOT_SLICE) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 0));
+      for (const alert of open.slice(i, i + SNAPSHOT_SLICE)) alerts.set(alert.id, entryOf(alert, 0, false));
+    }
     perf.snapshotMs = performance.now() - started;
     perf.snapshotCount = open.length;
-    version.update((n) => n + 1);
+    bump(null);
   } finally {
     loading = false;
   }
@@ -146,14 +185,16 @@ export async function loadSnapshot(): Promise<void> {
 
 /** Puts an alert in as an action's answer shows it, before its event arrives. */
 export function put(alert: Alert) {
+  const old = alerts.get(alert.id);
+  let now: Entry | undefined;
   if (alert.status === "resolved") alerts.delete(alert.id);
-  else alerts.set(alert.id, entryOf(alert, Date.now(), false));
-  version.update((n) => n + 1);
+  else alerts.set(alert.id, (now = entryOf(alert, Date.now(), false)));
+  if (old || now) bump([{ old, now }]);
 }
 
 export function clear() {
   alerts.clear();
   pending = [];
   showBacklog();
-  version.update((n) => n + 1);
+  bump(null);
 }

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { Alert, Severity } from "../api/types";
 import { compileFilter } from "../filter";
-import { cachedSearch, computeView, entryOf, parseSort, toCsv } from "./view";
+import { type Change, type Entry, cachedSearch, computeView, entryOf, isGroup, parseSort, toCsv, updateView } from "./view";
 
 let next = 1;
 function alert(severity: Severity, device: string, type: string, extra: Partial<Alert> = {}): Alert {
@@ -23,7 +23,7 @@ function alert(severity: Severity, device: string, type: string, extra: Partial<
     occurrence_count: 1,
     occurred_at: "2026-12-01T00:00:00Z",
     first_seen_at: "2026-12-01T00:00:00Z",
-    last_seen_at: `2026-12-01T00:00:${String(id).padStart(2, "0")}Z`,
+    last_seen_at: new Date(Date.UTC(2026, 11, 1, 0, 0, id)).toISOString(),
     acknowledged_at: null,
     acknowledged_by: null,
     resolved_at: null,
@@ -61,7 +61,7 @@ describe("computeView", () => {
 
   it("groups with headers that count and name the worst severity, and folds collapsed groups", () => {
     const view = computeView(entries, compileFilter(""), parseSort(null), "device", new Set(["core-1"]));
-    const groups = view.rows.filter((r) => r.kind === "group");
+    const groups = view.rows.filter(isGroup);
     expect(groups).toEqual([
       { kind: "group", key: "edge-7", count: 2, worst: "critical", collapsed: false },
       { kind: "group", key: "core-1", count: 2, worst: "critical", collapsed: true },
@@ -72,6 +72,63 @@ describe("computeView", () => {
   it("free text finds field values", () => {
     const view = computeView(entries, compileFilter("BLACKBOX", cachedSearch), parseSort(null), "none", new Set());
     expect(view.matched.map((e) => e.alert.alert_type)).toEqual(["CertExpiring"]);
+  });
+});
+
+describe("updateView", () => {
+  it("gives what a full recomputation gives, whatever the changes", () => {
+    // A seeded generator: the same cases every run.
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const sevs: Severity[] = ["critical", "major", "minor", "warning", "info"];
+    const model = new Map<number, Entry>();
+    for (let i = 0; i < 300; i++) {
+      const a = alert(sevs[rand(5)], `dev-${rand(20)}`, ["A", "B", "C"][rand(3)]);
+      model.set(a.id, entryOf(a, 0, false));
+    }
+    for (const [text, sortText, group] of [
+      ["", null, "none"],
+      ["severity>=minor", "-last_seen", "device"],
+      ["type=~\"A|B\"", "count", "alert_type"],
+    ] as const) {
+      const filter = compileFilter(text, cachedSearch);
+      const sort = parseSort(sortText);
+      const collapsed = new Set(["dev-3"]);
+      let view = computeView(model.values(), filter, sort, group, collapsed);
+      for (let round = 0; round < 20; round++) {
+        const changes: Change[] = [];
+        for (let c = 0; c < 15; c++) {
+          const ids = [...model.keys()];
+          const pick = rand(3);
+          if (pick === 0) {
+            const a = alert(sevs[rand(5)], `dev-${rand(20)}`, ["A", "B", "C"][rand(3)]);
+            const now = entryOf(a, 1, true);
+            model.set(a.id, now);
+            changes.push({ old: undefined, now });
+          } else if (pick === 1) {
+            const old = model.get(ids[rand(ids.length)])!;
+            const a = { ...old.alert, severity: sevs[rand(5)], occurrence_count: old.alert.occurrence_count + 1, last_seen_at: `2026-12-02T00:${String(rand(60)).padStart(2, "0")}:00Z` };
+            const now = entryOf(a, 1, false);
+            model.set(a.id, now);
+            changes.push({ old, now });
+          } else {
+            const old = model.get(ids[rand(ids.length)])!;
+            model.delete(old.alert.id);
+            changes.push({ old, now: undefined });
+          }
+        }
+        view = updateView(view, changes, filter, sort, group, collapsed);
+        const full = computeView(model.values(), filter, sort, group, collapsed);
+        expect(view.total).toBe(full.total);
+        expect(view.bySeverity).toEqual(full.bySeverity);
+        expect(view.matched.map((e) => e.alert.id)).toEqual(full.matched.map((e) => e.alert.id));
+        expect(view.rows.length).toBe(full.rows.length);
+        for (const [name, counts] of full.facets) expect(Object.fromEntries(view.facets.get(name)!)).toEqual(Object.fromEntries(counts));
+      }
+    }
   });
 });
 

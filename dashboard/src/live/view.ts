@@ -9,8 +9,6 @@ import { searchText } from "../filter";
 /** One alert with what the console computes of it once, not at every filter pass. */
 export interface Entry {
   alert: Alert;
-  /** Lowercased text for free-text terms. */
-  search: string;
   /** Severity rank, 0 = critical. */
   rank: number;
   lastSeen: number;
@@ -33,9 +31,10 @@ export function cachedSearch(alert: Alert): string {
 }
 
 export function entryOf(alert: Alert, changedAt: number, fresh: boolean): Entry {
+  // The search text is made on first use (`cachedSearch`): most filters never need it, and
+  // making it for 100,000 alerts at load would cost the first render a third of a second.
   return {
     alert,
-    search: cachedSearch(alert),
     rank: RANK[alert.severity] ?? 5,
     lastSeen: Date.parse(alert.last_seen_at),
     firstSeen: Date.parse(alert.first_seen_at),
@@ -78,9 +77,22 @@ export function deviceOf(a: Alert): string {
   return a.device_name ?? a.device_ip ?? "";
 }
 
-export type Row =
-  | { kind: "group"; key: string; count: number; worst: Severity; collapsed: boolean }
-  | { kind: "alert"; entry: Entry };
+/** A group's header row. */
+export interface GroupRow {
+  kind: "group";
+  key: string;
+  count: number;
+  worst: Severity;
+  collapsed: boolean;
+}
+
+/** A row of the list: an alert's entry itself (no wrapper: 100,000 of those would be garbage at
+ * every update), or a group's header. */
+export type Row = Entry | GroupRow;
+
+export function isGroup(row: Row): row is GroupRow {
+  return (row as GroupRow).kind === "group";
+}
 
 export interface View {
   /** Open alerts by severity, whatever the filter. */
@@ -153,9 +165,74 @@ export function computeView(
     }
   }
   matched.sort(compare(sort.key, sort.descending));
+  return { bySeverity, total, matched, facets, rows: rowsOf(matched, group, collapsed) };
+}
+
+/** One change of the model: the entry as it was (absent when new) and as it is (absent when
+ * it left). */
+export interface Change {
+  old: Entry | undefined;
+  now: Entry | undefined;
+}
+
+function count(facets: View["facets"], a: Alert, by: number) {
+  for (const f of FACETS) {
+    const counts = facets.get(f.name)!;
+    const v = f.value(a);
+    const n = (counts.get(v) ?? 0) + by;
+    if (n === 0) counts.delete(v);
+    else counts.set(v, n);
+  }
+}
+
+/**
+ * `prev` with `changes` applied, for the same filter, sort and grouping: counts move by what
+ * changed, and the changed entries are taken out of the sorted list and merged back in — a
+ * few passes over the list instead of a sort of it, so that a burst of events costs the page
+ * little whatever the number of open alerts.
+ */
+export function updateView(
+  prev: View,
+  changes: Change[],
+  filter: Filter,
+  sort: { key: SortKey; descending: boolean },
+  group: GroupKey,
+  collapsed: Set<string>,
+): View {
+  const bySeverity = { ...prev.bySeverity };
+  const facets = new Map([...prev.facets].map(([k, v]) => [k, new Map(v)]));
+  let total = prev.total;
+  const latest = new Map<number, Entry | undefined>();
+  for (const { old, now } of changes) {
+    if (old) {
+      total--;
+      bySeverity[old.alert.severity]--;
+      if (filter.matches(old.alert)) count(facets, old.alert, -1);
+    }
+    if (now) {
+      total++;
+      bySeverity[now.alert.severity]++;
+      if (filter.matches(now.alert)) count(facets, now.alert, 1);
+    }
+    latest.set((old ?? now)!.alert.id, now);
+  }
+  const cmp = compare(sort.key, sort.descending);
+  const added = [...latest.values()].filter((e): e is Entry => e !== undefined && filter.matches(e.alert)).sort(cmp);
+  const kept = prev.matched.filter((e) => !latest.has(e.alert.id));
+  const matched: Entry[] = new Array(kept.length + added.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < kept.length && j < added.length) matched[k++] = cmp(kept[i], added[j]) <= 0 ? kept[i++] : added[j++];
+  while (i < kept.length) matched[k++] = kept[i++];
+  while (j < added.length) matched[k++] = added[j++];
+  return { bySeverity, total, matched, facets, rows: rowsOf(matched, group, collapsed) };
+}
+
+function rowsOf(matched: Entry[], group: GroupKey, collapsed: Set<string>): Row[] {
   let rows: Row[];
   if (group === "none") {
-    rows = matched.map((entry) => ({ kind: "alert", entry }));
+    rows = matched;
   } else {
     const groups = new Map<string, Entry[]>();
     for (const e of matched) {
@@ -170,10 +247,10 @@ export function computeView(
       const worst = SEVERITY_OF_RANK[Math.min(...members.map((m) => m.rank))];
       const isCollapsed = collapsed.has(key);
       rows.push({ kind: "group", key, count: members.length, worst, collapsed: isCollapsed });
-      if (!isCollapsed) for (const entry of members) rows.push({ kind: "alert", entry });
+      if (!isCollapsed) for (const entry of members) rows.push(entry);
     }
   }
-  return { bySeverity, total, matched, facets, rows };
+  return rows;
 }
 
 /** The view as CSV: one line per alert, fields as columns of their own. */

@@ -8,8 +8,8 @@ import { can, me } from "../auth";
 import { Ago, Confirm, Dialog, SeverityBadge, notify } from "../components";
 import { VirtualList } from "../components/vlist";
 import { type Filter, FilterError, NAMES, compileFilter, hasMatcher, toggleMatcher } from "../filter";
-import { alerts, link, perf, put, version } from "../live/store";
-import { FACETS, GROUPS, type GroupKey, type Row, SORTS, cachedSearch, computeView, deviceOf, parseSort, toCsv } from "../live/view";
+import { alerts, changesSince, link, perf, put, version } from "../live/store";
+import { FACETS, GROUPS, type GroupKey, type Row, SORTS, cachedSearch, computeView, deviceOf, isGroup, parseSort, toCsv, updateView } from "../live/view";
 import { location, navigate, setQuery } from "../router";
 import { useValue } from "../state";
 import { AlertDetail } from "./alert";
@@ -53,14 +53,18 @@ export function ConsolePage() {
   }, []);
 
   const { filter, error } = useMemo(() => compile(q), [q]);
-  const lastQ = useRef<string | null>(null);
+  // The view follows the model incrementally while filter, sort and grouping stay; anything
+  // else (and a snapshot) recomputes it from every alert.
+  const last = useRef<{ view: ReturnType<typeof computeView>; version: number; filter: Filter; sort: string; group: GroupKey; collapsed: Set<string> } | null>(null);
   const view = useMemo(() => {
     const started = performance.now();
-    const result = computeView(alerts.values(), filter, sort, group, collapsed);
-    if (lastQ.current !== q) {
-      perf.lastFilterMs = performance.now() - started;
-      lastQ.current = q;
-    }
+    const sortKey = `${sort.descending}${sort.key}`;
+    const prev = last.current;
+    const same = prev !== null && prev.filter === filter && prev.sort === sortKey && prev.group === group && prev.collapsed === collapsed;
+    const changes = same ? changesSince(prev.version) : null;
+    const result = same && changes !== null ? updateView(prev.view, changes, filter, sort, group, collapsed) : computeView(alerts.values(), filter, sort, group, collapsed);
+    if (prev === null || prev.filter !== filter) perf.lastFilterMs = performance.now() - started;
+    last.current = { view: result, version: v, filter, sort: sortKey, group, collapsed };
     return result;
   }, [v, filter, sort.key, sort.descending, group, collapsed]);
 
@@ -84,7 +88,7 @@ export function ConsolePage() {
   const rowAlert = (i: number | null): Alert | null => {
     if (i === null) return null;
     const r = alertRows[i];
-    return r && r.kind === "alert" ? r.entry.alert : null;
+    return r && !isGroup(r) ? r.alert : null;
   };
 
   const open = (id: number | null) => setQuery({ alert: id === null ? null : String(id) }, false);
@@ -97,7 +101,7 @@ export function ConsolePage() {
         const [a, b] = [Math.min(lastSelected.current, index), Math.max(lastSelected.current, index)];
         for (let i = a; i <= b; i++) {
           const r = alertRows[i];
-          if (r?.kind === "alert") next.add(r.entry.alert.id);
+          if (r && !isGroup(r)) next.add(r.alert.id);
         }
       } else if (next.has(id)) next.delete(id);
       else next.add(id);
@@ -120,7 +124,7 @@ export function ConsolePage() {
         e.preventDefault();
         let i = cursor === null ? (d > 0 ? -1 : alertRows.length) : cursor;
         do i += d;
-        while (i >= 0 && i < alertRows.length && alertRows[i].kind !== "alert");
+        while (i >= 0 && i < alertRows.length && isGroup(alertRows[i]));
         if (i >= 0 && i < alertRows.length) setCursor(i);
       };
       const current = rowAlert(cursor);
@@ -221,7 +225,7 @@ export function ConsolePage() {
   };
 
   const renderRow = (row: Row, index: number) => {
-    if (row.kind === "group") {
+    if (isGroup(row)) {
       const toggle = () =>
         setCollapsed((prev) => {
           const next = new Set(prev);
@@ -239,12 +243,12 @@ export function ConsolePage() {
         </div>
       );
     }
-    const a = row.entry.alert;
-    const recent = Date.now() - row.entry.changedAt < HIGHLIGHT_MS;
+    const a = row.alert;
+    const recent = Date.now() - row.changedAt < HIGHLIGHT_MS;
     const classes = [
       "alert-row",
       `status-row-${a.status}`,
-      recent ? (row.entry.fresh ? "is-new" : "is-changed") : "",
+      recent ? (row.fresh ? "is-new" : "is-changed") : "",
       cursor === index ? "is-cursor" : "",
       openId === a.id ? "is-open" : "",
       selected.has(a.id) || allMatching ? "is-selected" : "",
@@ -380,7 +384,7 @@ export function ConsolePage() {
         <div class="list-pane">
           {loadingText ? <p class="muted empty">{loadingText}</p> : null}
           {!loadingText && view.matched.length === 0 ? <p class="muted empty">{view.total === 0 ? "No open alerts. All quiet." : "No open alert matches this filter."}</p> : null}
-          <VirtualList items={alertRows} rowHeight={ROW_HEIGHT} renderRow={renderRow} focus={cursor} label="Open alerts" testid="alert-list" keyOf={(r) => (r.kind === "group" ? `g:${r.key}` : r.entry.alert.id)} />
+          <VirtualList items={alertRows} rowHeight={ROW_HEIGHT} renderRow={renderRow} focus={cursor} label="Open alerts" testid="alert-list" keyOf={(r) => (isGroup(r) ? `g:${r.key}` : r.alert.id)} />
         </div>
         {openId !== null ? (
           <aside class="detail-pane" aria-label="Alert detail">

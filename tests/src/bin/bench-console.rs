@@ -222,6 +222,32 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
+    // ---- what the snapshot costs the server and the wire ----
+    let t = Instant::now();
+    let open = rt.server.state().store.open_alerts().await.unwrap();
+    let read = t.elapsed();
+    let t = Instant::now();
+    let json = serde_json::to_vec(&open).unwrap();
+    let mut snapshot = vec![format!(
+        "store read {}, JSON {} ({:.1} MB)",
+        ms(read),
+        ms(t.elapsed()),
+        json.len() as f64 / 1e6
+    )];
+    drop((open, json));
+    for encoding in ["identity", "gzip"] {
+        let t = Instant::now();
+        let response = rt
+            .http
+            .get(rt.url("/api/v1/alerts/open"))
+            .header("accept-encoding", encoding)
+            .send()
+            .await
+            .unwrap();
+        let bytes = response.bytes().await.unwrap().len();
+        snapshot.push(format!("{encoding}: {:.1} MB in {}", bytes as f64 / 1e6, ms(t.elapsed())));
+    }
+
     // ---- first render ----
     let driver = Driver::start().await;
     let browser = driver.browser(&rt.url(""), 1600, 1000).await;
@@ -379,6 +405,7 @@ async fn main() {
         ms(*reloads.iter().min().unwrap()),
         ms(*reloads.iter().max().unwrap())
     );
+    println!("| GET /api/v1/alerts/open (bench client) | {} |", snapshot.join("; "));
     println!("| page's own measures after load | {perf} |");
     println!(
         "| facet filter `severity=critical` to total shown | {} (filter pass {filter_perf} ms); clearing it {} |",
