@@ -243,6 +243,52 @@ export function searchText(a: Alert): string {
   return parts.join("\u0000").toLowerCase();
 }
 
+/** What a single-valued name reads from an alert; `null` for `device`, which has several. */
+function reader(name: string): ((a: Alert) => string) | null {
+  switch (name) {
+    case "severity":
+      return (a) => a.severity;
+    case "status":
+      return (a) => a.status;
+    case "acknowledged":
+      return (a) => (a.status === "acknowledged" ? "true" : "false");
+    case "acknowledged_by":
+      return (a) => a.acknowledged_by ?? "";
+    case "addon":
+      return (a) => a.addon_id;
+    case "type":
+    case "alert_type":
+      return (a) => a.alert_type;
+    case "category":
+      return (a) => a.category;
+    case "device":
+      return null;
+    case "device_ip":
+      return (a) => a.device_ip ?? "";
+    case "device_name":
+      return (a) => a.device_name ?? "";
+    case "title":
+      return (a) => a.title;
+    case "message":
+      return (a) => a.message;
+    case "id":
+      return (a) => String(a.id);
+    default: {
+      const field = name.startsWith("fields.") ? name.slice("fields.".length) : name;
+      return (a) => a.fields[field] ?? "";
+    }
+  }
+}
+
+/** Whether `test` holds for any of the alert's device values (IP, name, or "" for neither),
+ * without making a list of them: this runs for every alert at every filter pass. */
+function anyDevice(a: Alert, test: (v: string) => boolean): boolean {
+  const ip = a.device_ip;
+  const name = a.device_name;
+  if ((ip === null || ip === undefined) && (name === null || name === undefined)) return test("");
+  return (ip !== null && ip !== undefined && test(ip)) || (name !== null && name !== undefined && test(name));
+}
+
 function compileMatcher(m: Matcher): (a: Alert) => boolean {
   const { name, op, value } = m;
   if (op === ">=" || op === ">" || op === "<=" || op === "<") {
@@ -252,13 +298,16 @@ function compileMatcher(m: Matcher): (a: Alert) => boolean {
       return op === ">=" ? r <= than : op === ">" ? r < than : op === "<=" ? r >= than : r > than;
     };
   }
+  const read = reader(name);
   if (op === "=" || op === "!=") {
     const positive = op === "=";
-    return (a) => valuesOf(name, a).includes(value) === positive;
+    if (read === null) return (a) => anyDevice(a, (v) => v === value) === positive;
+    return (a) => (read(a) === value) === positive;
   }
   const re = compile(value);
   const positive = op === "=~";
-  return (a) => valuesOf(name, a).some((v) => re.test(v)) === positive;
+  if (read === null) return (a) => anyDevice(a, (v) => re.test(v)) === positive;
+  return (a) => re.test(read(a)) === positive;
 }
 
 /**

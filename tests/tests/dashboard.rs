@@ -247,7 +247,19 @@ async fn operators_work_alerts_live() {
     until_row_status(&a, again, "suppressed").await;
     a.screenshot("09-next-occurrence-suppressed").await;
 
+    // "Silence alerts like this" opened straight from its address (a reload, a shared link)
+    // reads the alert itself.
+    a.open(&format!("/silences/new?alert={disk}")).await;
+    a.until(
+        "the editor to be filled in from the alert",
+        "const e = document.querySelector(arguments[0]); \
+         return e !== null && parseInt(e.textContent, 10) >= 1;",
+        vec![json!(testid("silence-preview-count"))],
+    )
+    .await;
+
     // The filter lives in the URL and survives a reload.
+    a.open("/").await;
     let filter = r#"severity=critical device=~"10.20.*""#;
     a.fill("filter-input", &format!("{filter}\u{E007}")).await;
     a.until_text("alert-total", "1").await;

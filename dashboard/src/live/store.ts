@@ -5,11 +5,13 @@
 //
 // Events are not applied one by one: they wait in `pending` and are applied together at most
 // every APPLY_MS, so that a burst of thousands per second costs the page a few recomputations
-// per second, not thousands. While paused, or while a snapshot loads, they wait there.
+// per second, not thousands. While paused, or while a snapshot loads, they wait there — one
+// per alert (the latest: events are applied by state, so an earlier one of the same alert
+// would change nothing), so that a long pause holds at most one event per alert.
 import { api } from "../api/client";
 import type { Alert, OpenAlerts } from "../api/types";
 import { cell } from "../state";
-import { type Change, type Entry, entryOf } from "./view";
+import { type Change, type Entry, cachedSearch, entryOf, sortKeys } from "./view";
 
 const APPLY_MS = 250;
 /** Alerts of a snapshot taken in per task. */
@@ -72,7 +74,10 @@ export const backlog = cell<{ count: number; since: number | null }>({ count: 0,
 /** New alerts as they are applied, for notifications. */
 export const arrivals = cell<Alert[]>([]);
 
-let pending: Pending[] = [];
+/** Waiting events, the latest per alert id, in the order their alerts first arrived. */
+let pending = new Map<number, Pending>();
+/** When the oldest waiting event arrived (for "N s behind"). */
+let pendingSince: number | null = null;
 
 /** What each recent version changed, for views that follow incrementally; `null` for a version
  * that replaced everything (a snapshot). */
@@ -103,13 +108,21 @@ let loading = false;
 let timer: ReturnType<typeof setTimeout> | null = null;
 
 function showBacklog() {
-  backlog.set({ count: pending.length, since: pending.length > 0 ? pending[0].at : null });
+  const next = { count: pending.size, since: pending.size > 0 ? pendingSince : null };
+  const now = backlog.get();
+  if (now.count !== next.count || now.since !== next.since) backlog.set(next);
 }
 
 /** An alert event from the socket. */
 export function receive(alert: Alert, created: boolean) {
-  pending.push({ alert, created, at: Date.now() });
-  if (pending.length === 1) showBacklog();
+  const at = Date.now();
+  const earlier = pending.get(alert.id);
+  // Created stays true when a later event of the same batch updates a new alert.
+  pending.set(alert.id, { alert, created: created || (earlier?.created ?? false), at: earlier?.at ?? at });
+  if (pending.size === 1) {
+    pendingSince = at;
+    showBacklog();
+  }
   schedule();
 }
 
@@ -117,15 +130,20 @@ function schedule() {
   if (timer !== null || paused.get() || loading) return;
   timer = setTimeout(() => {
     timer = null;
-    requestAnimationFrame(apply);
+    // In a frame when the page is seen; at once when it is hidden, where frames do not come:
+    // the model (and notifications of new alerts) must follow in a background tab too.
+    if (document.hidden) apply();
+    else requestAnimationFrame(apply);
   }, APPLY_MS);
 }
 
 /** Applies every waiting event at once. */
 function apply() {
-  if (paused.get() || loading || pending.length === 0) return;
-  const batch = pending;
-  pending = [];
+  if (paused.get() || loading || pending.size === 0) return;
+  const batch = pending.values();
+  const size = pending.size;
+  pending = new Map();
+  pendingSince = null;
   const now = Date.now();
   const arrived: Alert[] = [];
   const changes: Change[] = [];
@@ -147,7 +165,7 @@ function apply() {
     alerts.set(alert.id, entry);
     changes.push({ old: known, now: entry });
   }
-  perf.eventsApplied += batch.length;
+  perf.eventsApplied += size;
   showBacklog();
   bump(changes);
   if (arrived.length > 0) arrivals.set(arrived);
@@ -160,6 +178,11 @@ export function setPaused(value: boolean) {
 
 /** Re-reads every open alert; events received meanwhile wait and are applied after it. */
 export async function loadSnapshot(): Promise<void> {
+  // Events still waiting from before (a pause, a connection that could not be resumed) are
+  // older than the snapshot: applied after it, they could bring back alerts resolved since.
+  pending = new Map();
+  pendingSince = null;
+  showBacklog();
   loading = true;
   link.set("loading");
   const started = performance.now();
@@ -181,6 +204,32 @@ export async function loadSnapshot(): Promise<void> {
   // Whatever arrived while it loaded is newer than or as new as the snapshot: apply it.
   apply();
   schedule();
+  prepare();
+}
+
+/**
+ * Makes the search text and sort keys of every alert in small slices while the page is idle,
+ * so that the first free-text filter or text sort does not pay for 100,000 of them at once.
+ */
+function prepare() {
+  const all = [...alerts.values()];
+  let i = 0;
+  const step = () => {
+    const until = performance.now() + 8;
+    while (i < all.length && performance.now() < until) {
+      for (const stop = Math.min(all.length, i + 500); i < stop; i++) {
+        cachedSearch(all[i].alert);
+        sortKeys(all[i]);
+      }
+    }
+    if (i < all.length) idle(step);
+  };
+  idle(step);
+}
+
+function idle(f: () => void) {
+  if ("requestIdleCallback" in window) requestIdleCallback(f, { timeout: 1000 });
+  else setTimeout(f, 16);
 }
 
 /** Puts an alert in as an action's answer shows it, before its event arrives. */
@@ -194,7 +243,8 @@ export function put(alert: Alert) {
 
 export function clear() {
   alerts.clear();
-  pending = [];
+  pending = new Map();
+  pendingSince = null;
   showBacklog();
   bump(null);
 }

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { Alert, Severity } from "../api/types";
 import { compileFilter } from "../filter";
-import { type Change, type Entry, cachedSearch, computeView, entryOf, isGroup, parseSort, toCsv, updateView } from "./view";
+import { type Change, type Entry, ViewCache, cachedSearch, computeView, entryOf, facetMap, facetValues, isGroup, naturalKey, parseSort, toCsv, updateView } from "./view";
 
 let next = 1;
 function alert(severity: Severity, device: string, type: string, extra: Partial<Alert> = {}): Alert {
@@ -45,8 +45,8 @@ describe("computeView", () => {
     expect(view.total).toBe(4);
     expect(view.bySeverity).toEqual({ critical: 2, major: 0, minor: 0, warning: 1, info: 0 + 1 });
     expect(view.matched.map((e) => e.alert.alert_type)).toEqual(["NodeDown", "CertExpiring"]);
-    expect(Object.fromEntries(view.facets.get("acknowledged")!)).toEqual({ true: 1, false: 1 });
-    expect(Object.fromEntries(view.facets.get("severity")!)).toEqual({ critical: 1, info: 1 });
+    expect(Object.fromEntries(facetMap(view, "acknowledged"))).toEqual({ true: 1, false: 1 });
+    expect(Object.fromEntries(facetMap(view, "severity"))).toEqual({ critical: 1, info: 1 });
   });
 
   it("sorts most severe first, then most recently seen; descending reverses", () => {
@@ -126,9 +126,82 @@ describe("updateView", () => {
         expect(view.bySeverity).toEqual(full.bySeverity);
         expect(view.matched.map((e) => e.alert.id)).toEqual(full.matched.map((e) => e.alert.id));
         expect(view.rows.length).toBe(full.rows.length);
-        for (const [name, counts] of full.facets) expect(Object.fromEntries(view.facets.get(name)!)).toEqual(Object.fromEntries(counts));
+        for (const name of ["severity", "status", "acknowledged", "addon", "category", "type", "device"]) expect(Object.fromEntries(facetMap(view, name))).toEqual(Object.fromEntries(facetMap(full, name)));
       }
     }
+  });
+});
+
+describe("ViewCache", () => {
+  it("gives what a full recomputation gives through changes of the model, filter, sort and groups", () => {
+    let seed = 11;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const sevs: Severity[] = ["critical", "major", "minor", "warning", "info"];
+    const model = new Map<number, Entry>();
+    for (let i = 0; i < 200; i++) {
+      const a = alert(sevs[rand(5)], `dev-${rand(30)}`, ["A", "B", "C"][rand(3)], { occurrence_count: rand(9) + 1 });
+      model.set(a.id, entryOf(a, 0, false));
+    }
+    const log: Change[][] = [];
+    let version = 0;
+    const since = (v: number) => (v < version - log.length ? null : log.slice(log.length - (version - v)).flat());
+    const filters = ["", "severity>=minor", 'type=~"A|B"', "dev-1", "severity=critical device!=dev-2"].map((t) => compileFilter(t, cachedSearch));
+    const sorts = ["severity", "-last_seen", "count", "device", "-title", "first_seen"];
+    const groups = ["none", "device", "addon", "alert_type"] as const;
+    const cache = new ViewCache();
+    let collapsed = new Set<string>();
+    for (let round = 0; round < 60; round++) {
+      const changes: Change[] = [];
+      for (let c = 0; c < rand(6); c++) {
+        const ids = [...model.keys()];
+        const old = model.get(ids[rand(ids.length)])!;
+        if (rand(4) === 0) {
+          model.delete(old.alert.id);
+          changes.push({ old, now: undefined });
+        } else {
+          const now = entryOf({ ...old.alert, severity: sevs[rand(5)], last_seen_at: `2026-12-03T00:${String(rand(60)).padStart(2, "0")}:00Z` }, 1, false);
+          model.set(now.alert.id, now);
+          changes.push({ old, now });
+        }
+      }
+      if (changes.length > 0) {
+        log.push(changes);
+        version++;
+      }
+      if (rand(3) === 0) collapsed = new Set([`dev-${rand(30)}`]);
+      const filter = filters[rand(filters.length)];
+      const sort = parseSort(sorts[rand(sorts.length)]);
+      const group = groups[rand(groups.length)];
+      const view = cache.get(() => model.values(), version, since, filter, sort, group, collapsed);
+      const full = computeView(model.values(), filter, sort, group, collapsed);
+      expect(view.matched.map((e) => e.alert.id)).toEqual(full.matched.map((e) => e.alert.id));
+      expect(view.rows.map((r) => (isGroup(r) ? `${r.key}:${r.count}:${r.worst}` : r.alert.id))).toEqual(full.rows.map((r) => (isGroup(r) ? `${r.key}:${r.count}:${r.worst}` : r.alert.id)));
+      expect(view.bySeverity).toEqual(full.bySeverity);
+      for (const name of ["severity", "type", "device"]) expect(Object.fromEntries(facetMap(view, name))).toEqual(Object.fromEntries(facetMap(full, name)));
+    }
+  });
+});
+
+describe("sorting and facets", () => {
+  it("sorts text naturally: numbers by value, case ignored", () => {
+    const names = ["10.0.0.12", "10.0.0.2", "Edge-10", "edge-9", "core-1"];
+    expect([...names].sort((a, b) => (naturalKey(a) < naturalKey(b) ? -1 : 1))).toEqual(["10.0.0.2", "10.0.0.12", "core-1", "edge-9", "Edge-10"]);
+  });
+
+  it("lists known facet values in their order and the others commonest first, up to a limit", () => {
+    const many = ["x", "y", "y", "z", "z", "z"].map((d) => entryOf(alert("minor", d, "T"), 0, false));
+    const view = computeView([...many, ...entries], compileFilter(""), parseSort(null), "none", new Set());
+    const sev = facetValues(view, 0, 10).values.map(([v]) => v);
+    expect(sev).toEqual(["critical", "minor", "warning", "info"]);
+    const devices = facetValues(view, 6, 2);
+    expect(devices.values).toEqual([
+      ["z", 3],
+      ["core-1", 2],
+    ]);
+    expect(devices.more).toBe(3);
   });
 });
 

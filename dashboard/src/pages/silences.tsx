@@ -3,7 +3,7 @@
 // ("silence alerts like this"), from a console filter, or from ticked alerts.
 import { useEffect, useState } from "preact/hooks";
 import { api, problem } from "../api/client";
-import { DAYS, type Day, type Silence, type SilenceMatchers, type SilencePage, type SilencePreview, type SilenceSpec } from "../api/types";
+import { type Alert, DAYS, type Day, type Silence, type SilenceMatchers, type SilencePage, type SilencePreview, type SilenceSpec } from "../api/types";
 import { can } from "../auth";
 import { Ago, Confirm, Loading, Page, When, notify, useLoad } from "../components";
 import { silenceMatchersOf } from "../filter";
@@ -176,19 +176,24 @@ function blank(): Form {
 /** Fields that name what an alert is about, rather than what it says: silenced by default. */
 const IDENTITY_FIELDS = /^(alertname|instance|job|ifIndex|ifName|interface|mount|service|host|sensor|check|namespace|pod|container)$/;
 
+/** The editor filled in from an alert: what identifies the problem, not what it says. */
+function fromAlert(a: Alert): { form: Form; note: string } {
+  const form = blank();
+  form.addon = a.addon_id;
+  form.alertType = a.alert_type;
+  form.device = a.device_ip ?? a.device_name ?? "";
+  form.fields = Object.entries(a.fields).filter(([k]) => IDENTITY_FIELDS.test(k));
+  return { form, note: `From alert ${a.id}: ${a.title}` };
+}
+
 function fromQuery(query: URLSearchParams): { form: Form; note: string | null } {
   const form = blank();
   const alertId = query.get("alert");
   if (alertId) {
     const a = alerts.get(Number(alertId))?.alert;
-    if (a) {
-      form.addon = a.addon_id;
-      form.alertType = a.alert_type;
-      form.device = a.device_ip ?? a.device_name ?? "";
-      form.fields = Object.entries(a.fields).filter(([k]) => IDENTITY_FIELDS.test(k));
-      form.comment = "";
-      return { form, note: `From alert ${a.id}: ${a.title}` };
-    }
+    // Not in the model yet (a reload of this page): the editor reads it itself.
+    if (a) return fromAlert(a);
+    return { form, note: null };
   }
   const q = query.get("q");
   if (q !== null) {
@@ -259,12 +264,26 @@ function SilenceEditor({ id }: { id?: number }) {
   const loc = useValue(location);
   const initial = id === undefined ? fromQuery(loc.query) : null;
   const [form, setForm] = useState<Form>(initial?.form ?? blank());
+  const [note, setNote] = useState<string | null>(initial?.note ?? null);
   const [loaded, setLoaded] = useState<Silence | null>(null);
   const [preview, setPreview] = useState<SilencePreview | null>(null);
   const [previewError, setPreviewError] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const mayAct = can("act_on_alerts");
+
+  useEffect(() => {
+    const alertId = loc.query.get("alert");
+    if (id !== undefined || !alertId || alerts.has(Number(alertId))) return;
+    api<Alert>("GET", `/api/v1/alerts/${alertId}`).then(
+      (a) => {
+        const filled = fromAlert(a);
+        setForm(filled.form);
+        setNote(filled.note);
+      },
+      (e) => setError(problem(e)),
+    );
+  }, [id]);
 
   useEffect(() => {
     if (id === undefined) return;
@@ -317,7 +336,7 @@ function SilenceEditor({ id }: { id?: number }) {
   const readOnly = !mayAct;
   return (
     <Page title={id === undefined ? "New silence" : `Silence ${id}`}>
-      {initial?.note ? <p class="muted">{initial.note}</p> : null}
+      {note ? <p class="muted">{note}</p> : null}
       {loaded ? (
         <p class="muted">
           Created by {loaded.created_by} <Ago at={loaded.created_at} />; {loaded.state}
