@@ -1,11 +1,11 @@
 // The shell: sign-in when nobody is, otherwise the top bar (navigation, open alerts by
 // severity, the live indicator, pause, notifications, theme, the user menu) over the page the
 // path names.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { settings as alerting, beep, enableNotifications } from "./alerting";
 import { SEVERITIES, type Severity } from "./api/types";
 import { SignedOut, can, current, loadMe, me, signOut } from "./auth";
-import { Notices } from "./components";
+import { Notices, useDismiss } from "./components";
 import { backlog, clear, link, paused, retryAt, setPaused } from "./live/store";
 import { counts } from "./live/counts";
 import { reconnectNow, start, stop } from "./live/socket";
@@ -88,6 +88,10 @@ const NAV: { path: string; label: string; show?: () => boolean }[] = [
 
 function TopBar({ path }: { path: string }) {
   const [menu, setMenu] = useState<"user" | "alerting" | null>(null);
+  const alertingRef = useRef<HTMLDivElement>(null);
+  const userRef = useRef<HTMLDivElement>(null);
+  useDismiss(alertingRef, menu === "alerting", () => setMenu(null));
+  useDismiss(userRef, menu === "user", () => setMenu(null));
   const who = useValue(me);
   const t = useValue(theme);
   const section = (p: string) => (p === "/" ? path === "/" || path.startsWith("/alerts") : path.startsWith(p));
@@ -107,7 +111,7 @@ function TopBar({ path }: { path: string }) {
       <div class="topbar-end">
         <LiveIndicator />
         <PauseButton />
-        <div class="menu-anchor">
+        <div class="menu-anchor" ref={alertingRef}>
           <button type="button" class="icon" aria-label="Alert notifications" aria-expanded={menu === "alerting"} onClick={() => setMenu(menu === "alerting" ? null : "alerting")}>
             <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
               <path fill="currentColor" d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3a1.5 1.5 0 0 0-3 0v1.16A7 7 0 0 0 5 11v5l-2 2v1h18v-1Z" />
@@ -118,9 +122,9 @@ function TopBar({ path }: { path: string }) {
         <button type="button" class="icon" data-testid="theme-toggle" aria-label={`Theme: ${t} (change)`} title={`Theme: ${t}`} onClick={() => theme.set(nextTheme(t))}>
           {t === "dark" ? "☾" : t === "light" ? "☀" : "◐"}
         </button>
-        <div class="menu-anchor">
-          <button type="button" data-testid="user-menu" aria-expanded={menu === "user"} onClick={() => setMenu(menu === "user" ? null : "user")}>
-            {who?.actor.replace(/^user:/, "")} <span class="muted">({who?.role})</span>
+        <div class="menu-anchor" ref={userRef}>
+          <button type="button" data-testid="user-menu" aria-haspopup="menu" aria-expanded={menu === "user"} onClick={() => setMenu(menu === "user" ? null : "user")}>
+            {who?.actor.replace(/^user:/, "")} <span class="muted user-role">({who?.role})</span>
           </button>
           {menu === "user" ? (
             <div class="menu" role="menu">
@@ -145,14 +149,21 @@ function TopBar({ path }: { path: string }) {
   );
 }
 
+/** On a phone the counts show a short name: severity is never told by colour alone. */
+const SEVERITY_ABBR: Record<Severity, string> = { critical: "crit", major: "maj", minor: "min", warning: "warn", info: "info" };
+
 function SeverityCounts() {
   const c = useValue(counts);
   return (
     <ul class="counts" aria-label="Open alerts by severity">
       {SEVERITIES.map((s: Severity) => (
         <li key={s} class={`count sev-${s}${c[s] > 0 ? "" : " zero"}`} title={`${c[s]} ${s}`}>
-          <a href={`/?q=${encodeURIComponent(`severity=${s}`)}`} onClick={linkTo(`/?q=${encodeURIComponent(`severity=${s}`)}`)}>
-            <span class="count-label">{s}</span> <span data-testid={`count-${s}`}>{c[s]}</span>
+          <a href={`/?q=${encodeURIComponent(`severity=${s}`)}`} aria-label={`${c[s]} ${s}: show them`} onClick={linkTo(`/?q=${encodeURIComponent(`severity=${s}`)}`)}>
+            <span class="count-label">{s}</span>
+            <span class="count-abbr" aria-hidden="true">
+              {SEVERITY_ABBR[s]}
+            </span>{" "}
+            <span data-testid={`count-${s}`}>{c[s]}</span>
           </a>
         </li>
       ))}
@@ -201,8 +212,16 @@ function LiveIndicator() {
 function PauseButton() {
   const isPaused = useValue(paused);
   return (
-    <button type="button" data-testid="pause" aria-pressed={isPaused} onClick={() => setPaused(!isPaused)} title={isPaused ? "Apply live updates again" : "Hold live updates (they are kept and applied on resume)"}>
-      {isPaused ? "▶ Resume" : "❚❚ Pause"}
+    <button
+      type="button"
+      data-testid="pause"
+      aria-pressed={isPaused}
+      aria-label={isPaused ? "Resume live updates" : "Pause live updates"}
+      onClick={() => setPaused(!isPaused)}
+      title={isPaused ? "Apply live updates again" : "Hold live updates (they are kept and applied on resume)"}
+    >
+      <span aria-hidden="true">{isPaused ? "▶" : "❚❚"}</span>
+      <span class="pause-label">{isPaused ? "Resume" : "Pause"}</span>
     </button>
   );
 }

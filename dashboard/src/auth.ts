@@ -13,8 +13,9 @@ import type { Me, TokenAnswer } from "./api/types";
 import { cell } from "./state";
 
 const KEY = "oc.session";
-/** Refresh when less than this is left of the access token. */
-const MARGIN_MS = 60_000;
+/** Refresh when less than this is left of the access token (a background tab's timers may
+ * run only once a minute, so more than that). */
+const MARGIN_MS = 120_000;
 
 export interface Session {
   username: string;
@@ -97,17 +98,55 @@ export async function signOut(): Promise<void> {
   }
 }
 
+const LOCK = "oc.refresh";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `f` while no other tab of this origin runs it. The Web Locks API where there is one;
+ * it exists only in secure contexts, and a console reached over plain HTTP at an internal
+ * address is not one, so there a lease in localStorage stands in: claimed, then read back
+ * after a moment to see that no other tab claimed it meanwhile, and given up after
+ * LEASE_MS in case its tab died holding it.
+ */
 async function withLock<T>(f: () => Promise<T>): Promise<T> {
-  if (navigator.locks) return navigator.locks.request("oc.refresh", f);
-  return f();
+  if (navigator.locks) return navigator.locks.request(LOCK, f);
+  const me = `${Date.now()}-${Math.random()}`;
+  const LEASE_MS = 10_000;
+  const holder = () => {
+    try {
+      return JSON.parse(localStorage.getItem(LOCK) ?? "null") as { id: string; until: number } | null;
+    } catch {
+      return null;
+    }
+  };
+  for (;;) {
+    const held = holder();
+    if (held === null || held.until < Date.now()) {
+      localStorage.setItem(LOCK, JSON.stringify({ id: me, until: Date.now() + LEASE_MS }));
+      await sleep(40);
+      if (holder()?.id === me) break;
+    }
+    await sleep(60 + Math.random() * 120);
+  }
+  try {
+    return await f();
+  } finally {
+    if (holder()?.id === me) localStorage.removeItem(LOCK);
+  }
 }
 
-/** Trades the refresh token for new tokens, once across all tabs. */
-export async function refresh(force = false): Promise<Session> {
+/**
+ * Trades the refresh token for new tokens, once across all tabs. `failed` is an access token
+ * the server refused: a refresh is forced unless another tab has already replaced it (then its
+ * tokens are used — refreshing again would spend a refresh token for nothing).
+ */
+export async function refresh(failed?: string): Promise<Session> {
   return withLock(async () => {
+    // Read inside the lock: another tab may have refreshed while this one waited for it.
     const session = load();
     if (!session) throw new SignedOut("signed out");
-    if (!force && session.accessExpires - Date.now() > MARGIN_MS) {
+    const replaced = failed !== undefined && session.accessToken !== failed;
+    if (replaced || (failed === undefined && session.accessExpires - Date.now() > MARGIN_MS)) {
       current.set(session);
       return session;
     }

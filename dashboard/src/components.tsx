@@ -54,6 +54,28 @@ export function When({ at }: { at: string | null | undefined }) {
   );
 }
 
+/** Closes a menu or popover on Escape and on a click outside `ref` (when `open`). */
+export function useDismiss(ref: { current: HTMLElement | null }, open: boolean, close: () => void) {
+  useEffect(() => {
+    if (!open) return;
+    const onDown = (e: Event) => {
+      if (ref.current && !ref.current.contains(e.target as Node)) close();
+    };
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === "Escape") {
+        close();
+        (ref.current?.querySelector("button") as HTMLElement | null)?.focus();
+      }
+    };
+    document.addEventListener("pointerdown", onDown);
+    document.addEventListener("keydown", onKey);
+    return () => {
+      document.removeEventListener("pointerdown", onDown);
+      document.removeEventListener("keydown", onKey);
+    };
+  }, [open]);
+}
+
 /** A modal dialog with focus kept inside; Escape closes it. */
 export function Dialog({
   title,

@@ -261,7 +261,10 @@ impl Browser {
     /// What the page's Content-Security-Policy refused (the console records violations).
     pub async fn csp_violations(&self) -> Vec<String> {
         let v = self
-            .eval("return (window.__ocPerf || {}).cspViolations || [];", vec![])
+            .eval(
+                "return (window.__ocPerf || {}).cspViolations || [];",
+                vec![],
+            )
             .await;
         serde_json::from_value(v).unwrap_or_default()
     }

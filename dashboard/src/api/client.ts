@@ -36,10 +36,11 @@ async function send(method: string, path: string, token: string, body?: Body): P
 }
 
 export async function api<T>(method: string, path: string, body?: Body): Promise<T> {
-  let response = await send(method, path, await accessToken(), body);
+  const token = await accessToken();
+  let response = await send(method, path, token, body);
   if (response.status === 401) {
     // The token may have been revoked or expired early: one quiet refresh, one retry.
-    const session = await refresh(true);
+    const session = await refresh(token);
     response = await send(method, path, session.accessToken, body);
     if (response.status === 401) throw new SignedOut("signed out");
   }

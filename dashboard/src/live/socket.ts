@@ -12,6 +12,11 @@ import { link, loadSnapshot, receive, retryAt } from "./store";
 const EVENTS = ["alert_created", "alert_updated", "alert_resolved", "addon_status", "system_status"];
 const ALERT_EVENTS = ["alert_created", "alert_updated", "alert_resolved"];
 const MAX_BACKOFF_MS = 30_000;
+/** A ping of our own this often; a connection silent for WATCHDOG_MS is taken for dead (a
+ * network that vanished closes nothing: the browser would wait minutes to notice). The
+ * server's heartbeats are WebSocket pings, which pages cannot see. */
+const PING_MS = 20_000;
+const WATCHDOG_MS = 50_000;
 
 /** The latest `addon_status` per addon, and each node's latest `system_status`. */
 export const addonStatus = cell<Record<string, AddonStatusBody>>({});
@@ -29,6 +34,8 @@ let backoff = 1000;
 let retry: ReturnType<typeof setTimeout> | null = null;
 let stopped = true;
 let sentToken: string | null = null;
+let lastHeard = 0;
+let watchdog: ReturnType<typeof setInterval> | null = null;
 
 function send(message: unknown) {
   if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
@@ -107,6 +114,33 @@ async function onMessage(message: ServerMessage) {
   }
 }
 
+/** The connection is gone (closed, or silent too long): show it, and try again later. */
+function lost(socket: WebSocket, code: number) {
+  if (ws !== socket) return;
+  ws = null;
+  if (watchdog !== null) clearInterval(watchdog);
+  watchdog = null;
+  if (stopped) return;
+  link.set("disconnected");
+  const wait = backoff;
+  backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+  if (code === 4401) {
+    // Refused credentials: a fresh token (unless another tab has one already), or the
+    // sign-in page. The first retry is at once; repeated refusals back off like the rest.
+    refresh(sentToken ?? undefined).then(
+      () => later(wait === 1000 ? 0 : wait),
+      (error) => {
+        if (error instanceof SignedOut) {
+          stop();
+          onSignedOut();
+        } else later(wait);
+      },
+    );
+    return;
+  }
+  later(wait);
+}
+
 function connect() {
   if (stopped) return;
   retryAt.set(null);
@@ -114,34 +148,23 @@ function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}/ws`);
   ws = socket;
+  lastHeard = Date.now();
+  if (watchdog !== null) clearInterval(watchdog);
+  watchdog = setInterval(() => {
+    if (Date.now() - lastHeard > WATCHDOG_MS) {
+      lost(socket, 1006);
+      socket.close();
+    } else send({ type: "ping" });
+  }, PING_MS);
   socket.onmessage = (e) => {
+    lastHeard = Date.now();
     try {
       void onMessage(JSON.parse(e.data as string) as ServerMessage);
     } catch (error) {
       console.warn("websocket: not understood", error);
     }
   };
-  socket.onclose = (e) => {
-    if (ws !== socket) return;
-    ws = null;
-    if (stopped) return;
-    link.set("disconnected");
-    if (e.code === 4401) {
-      // Refused credentials: a fresh token, or the sign-in page.
-      refresh(true).then(
-        () => later(0),
-        (error) => {
-          if (error instanceof SignedOut) {
-            stop();
-            onSignedOut();
-          } else later(backoff);
-        },
-      );
-      return;
-    }
-    later(backoff);
-    backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-  };
+  socket.onclose = (e) => lost(socket, e.code);
 }
 
 function later(ms: number) {
@@ -162,6 +185,8 @@ export function start(signedOut: () => void) {
 
 export function stop() {
   stopped = true;
+  if (watchdog !== null) clearInterval(watchdog);
+  watchdog = null;
   if (retry !== null) clearTimeout(retry);
   retry = null;
   ws?.close(1000, "signed out");

@@ -78,6 +78,8 @@ export const arrivals = cell<Alert[]>([]);
 let pending = new Map<number, Pending>();
 /** When the oldest waiting event arrived (for "N s behind"). */
 let pendingSince: number | null = null;
+/** How many events `pending` stands for (several of one alert count once there). */
+let pendingEvents = 0;
 
 /** What each recent version changed, for views that follow incrementally; `null` for a version
  * that replaced everything (a snapshot). */
@@ -119,6 +121,7 @@ export function receive(alert: Alert, created: boolean) {
   const earlier = pending.get(alert.id);
   // Created stays true when a later event of the same batch updates a new alert.
   pending.set(alert.id, { alert, created: created || (earlier?.created ?? false), at: earlier?.at ?? at });
+  pendingEvents++;
   if (pending.size === 1) {
     pendingSince = at;
     showBacklog();
@@ -141,9 +144,10 @@ function schedule() {
 function apply() {
   if (paused.get() || loading || pending.size === 0) return;
   const batch = pending.values();
-  const size = pending.size;
+  const events = pendingEvents;
   pending = new Map();
   pendingSince = null;
+  pendingEvents = 0;
   const now = Date.now();
   const arrived: Alert[] = [];
   const changes: Change[] = [];
@@ -165,7 +169,7 @@ function apply() {
     alerts.set(alert.id, entry);
     changes.push({ old: known, now: entry });
   }
-  perf.eventsApplied += size;
+  perf.eventsApplied += events;
   showBacklog();
   bump(changes);
   if (arrived.length > 0) arrivals.set(arrived);
@@ -182,6 +186,7 @@ export async function loadSnapshot(): Promise<void> {
   // older than the snapshot: applied after it, they could bring back alerts resolved since.
   pending = new Map();
   pendingSince = null;
+  pendingEvents = 0;
   showBacklog();
   loading = true;
   link.set("loading");
@@ -232,19 +237,25 @@ function idle(f: () => void) {
   else setTimeout(f, 16);
 }
 
-/** Puts an alert in as an action's answer shows it, before its event arrives. */
-export function put(alert: Alert) {
-  const old = alerts.get(alert.id);
-  let now: Entry | undefined;
-  if (alert.status === "resolved") alerts.delete(alert.id);
-  else alerts.set(alert.id, (now = entryOf(alert, Date.now(), false)));
-  if (old || now) bump([{ old, now }]);
+/** Puts alerts in as an action's answer shows them, before their events arrive. */
+export function put(...changed: Alert[]) {
+  const changes: Change[] = [];
+  const at = Date.now();
+  for (const alert of changed) {
+    const old = alerts.get(alert.id);
+    let now: Entry | undefined;
+    if (alert.status === "resolved") alerts.delete(alert.id);
+    else alerts.set(alert.id, (now = entryOf(alert, at, false)));
+    if (old || now) changes.push({ old, now });
+  }
+  if (changes.length > 0) bump(changes);
 }
 
 export function clear() {
   alerts.clear();
   pending = new Map();
   pendingSince = null;
+  pendingEvents = 0;
   showBacklog();
   bump(null);
 }

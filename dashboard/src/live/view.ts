@@ -27,6 +27,10 @@ export interface Entry {
   fresh: boolean;
   /** The interned number of each facet's value (indexes of FACETS). */
   facetIds: number[];
+  /** Set once a newer entry of the same alert replaced this one, or the alert left: the
+   * lists that hold it drop it at their next merge (a flag is cheaper to test than a lookup,
+   * for every one of 100,000 entries). */
+  superseded?: boolean;
   /** Sort keys of text columns, made on first use. */
   deviceKey?: string;
   titleKey?: string;
@@ -260,12 +264,12 @@ export interface Change {
   now: Entry | undefined;
 }
 
-/** `list` without the entries of `gone`, with `added` (sorted) merged in. */
-function merge(list: Entry[], gone: Map<number, unknown>, added: Entry[], cmp: (a: Entry, b: Entry) => number): Entry[] {
+/** `list` without its superseded entries, with `added` (sorted) merged in. */
+function merge(list: Entry[], added: Entry[], cmp: (a: Entry, b: Entry) => number): Entry[] {
   const out: Entry[] = [];
   let j = 0;
   for (const e of list) {
-    if (gone.has(e.alert.id)) continue;
+    if (e.superseded) continue;
     while (j < added.length && cmp(added[j], e) < 0) out.push(added[j++]);
     out.push(e);
   }
@@ -287,6 +291,7 @@ export function updateView(prev: View, changes: Change[], filter: Filter, sort: 
   const latest = new Map<number, Entry | undefined>();
   for (const { old, now } of changes) {
     if (old) {
+      old.superseded = true;
       total--;
       bySeverity[old.alert.severity]--;
       if (filter.matches(old.alert)) countFacets(facetCounts, old, -1);
@@ -300,13 +305,12 @@ export function updateView(prev: View, changes: Change[], filter: Filter, sort: 
   }
   const cmp = compare(sort);
   const present = [...latest.values()].filter((e): e is Entry => e !== undefined).sort(cmp);
-  const sorted = merge(prev.sorted, latest, present, cmp);
+  const sorted = merge(prev.sorted, present, cmp);
   const matched =
     filter.terms.length === 0
       ? sorted
       : merge(
           prev.matched,
-          latest,
           present.filter((e) => filter.matches(e.alert)),
           cmp,
         );
@@ -369,7 +373,17 @@ function rowsOf(matched: Entry[], group: GroupKey, collapsed: Set<string>): Row[
  * a device facet may hold 100,000). `more` says how many values were left out.
  */
 export function facetValues(view: View, facet: number, limit: number): { values: [string, number][]; more: number } {
-  const counts = view.facetCounts[facet];
+  return topOf(view.facetCounts[facet], facet, limit);
+}
+
+/** A facet's values over `entries` (all open alerts, say), as `facetValues` lists them. */
+export function facetTotals(entries: Entry[], facet: number, limit: number): { values: [string, number][]; more: number } {
+  const counts = new Int32Array(interned[facet].values.length);
+  for (const e of entries) counts[e.facetIds[facet]]++;
+  return topOf(counts, facet, limit);
+}
+
+function topOf(counts: Int32Array, facet: number, limit: number): { values: [string, number][]; more: number } {
   const names = interned[facet].values;
   const order = FACETS[facet].order;
   if (order) {
@@ -381,21 +395,24 @@ export function facetValues(view: View, facet: number, limit: number): { values:
     }
     return { values, more: 0 };
   }
-  // The top `limit` by count, kept sorted (most first; ties by name) in a small array.
+  // The top `limit` by count in a small array kept sorted by count; among equal counts the
+  // value seen first stays (a test of one number per value: a device facet may hold 100,000,
+  // each counted once). Then shown most first, ties by name.
   const top: [string, number][] = [];
   let nonZero = 0;
+  let least = 0;
   for (let id = 0; id < counts.length; id++) {
     const n = counts[id];
     if (n <= 0) continue;
     nonZero++;
-    if (top.length === limit && n < top[limit - 1][1]) continue;
-    const item: [string, number] = [names[id], n];
+    if (top.length === limit && n <= least) continue;
     let i = top.length;
-    while (i > 0 && (top[i - 1][1] < n || (top[i - 1][1] === n && top[i - 1][0] > item[0]))) i--;
-    if (i >= limit) continue;
-    top.splice(i, 0, item);
+    while (i > 0 && top[i - 1][1] < n) i--;
+    top.splice(i, 0, [names[id], n]);
     if (top.length > limit) top.pop();
+    least = top[top.length - 1][1];
   }
+  top.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return { values: top, more: nonZero - top.length };
 }
 

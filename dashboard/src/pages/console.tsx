@@ -3,30 +3,51 @@
 // filter, grouping, sort, the alert open beside the list — lives in the URL.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, problem } from "../api/client";
-import type { Alert, AlertAction, BulkAnswer, SavedView, ViewList } from "../api/types";
+import type { Alert, AlertAction, BulkAnswer, SavedView, Severity, ViewList } from "../api/types";
 import { can, me } from "../auth";
-import { Ago, Confirm, Dialog, SeverityBadge, notify } from "../components";
+import { Ago, Confirm, Dialog, SeverityBadge, notify, useDismiss } from "../components";
 import { VirtualList } from "../components/vlist";
 import { type Filter, FilterError, NAMES, compileFilter, hasMatcher, toggleMatcher } from "../filter";
 import { alerts, changesSince, link, perf, put, version } from "../live/store";
-import { FACETS, GROUPS, type GroupKey, type Row, SORTS, cachedSearch, computeView, deviceOf, isGroup, parseSort, toCsv, updateView } from "../live/view";
+import { FACETS, GROUPS, type GroupKey, type Row, SORTS, type View, ViewCache, cachedSearch, deviceOf, facetValues, isGroup, parseSort, toCsv } from "../live/view";
 import { location, navigate, setQuery } from "../router";
 import { useValue } from "../state";
 import { AlertDetail } from "./alert";
 
+/** Rows are one line on a wide screen, two on a phone (the list needs fixed heights). */
 const ROW_HEIGHT = 36;
+const PHONE_ROW_HEIGHT = 50;
+const phone = window.matchMedia("(max-width: 760px)");
+
+function usePhone(): boolean {
+  const [is, setIs] = useState(phone.matches);
+  useEffect(() => {
+    const change = () => setIs(phone.matches);
+    phone.addEventListener("change", change);
+    return () => phone.removeEventListener("change", change);
+  }, []);
+  return is;
+}
 /** Most ids per bulk request (the API's limit); more are sent in several. */
 const BULK_IDS = 1000;
 /** How long a new or changed alert stays highlighted. */
 const HIGHLIGHT_MS = 4000;
 
+/** The filter last compiled without error: the list keeps showing it while the filter bar
+ * holds a mistake (showing everything instead would look like the filter matched it all). */
+let lastGood: Filter = compileFilter("");
+
 function compile(text: string): { filter: Filter; error: string | null } {
   try {
-    return { filter: compileFilter(text, cachedSearch), error: null };
+    lastGood = compileFilter(text, cachedSearch);
+    return { filter: lastGood, error: null };
   } catch (e) {
-    return { filter: compileFilter(""), error: e instanceof FilterError ? e.message : String(e) };
+    return { filter: lastGood, error: e instanceof FilterError ? e.message : String(e) };
   }
 }
+
+/** The view survives the page: coming back to the console costs no recomputation. */
+const cache = new ViewCache();
 
 export function ConsolePage() {
   const loc = useValue(location);
@@ -40,31 +61,42 @@ export function ConsolePage() {
   const [collapsed, setCollapsed] = useState<Set<string>>(new Set());
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [allMatching, setAllMatching] = useState(false);
-  const [cursor, setCursor] = useState<number | null>(null);
+  // The keyboard cursor follows an alert, not a position: rows move under it as events arrive,
+  // and `a` must acknowledge the alert the operator sees marked. A ref as well as state, so
+  // that keys pressed faster than renders (a held `j`) each move on from the last.
+  const [cursorId, setCursorIdState] = useState<number | null>(null);
+  const cursorRef = useRef<{ id: number | null; index: number | null }>({ id: null, index: null });
+  const setCursorAt = (index: number | null) => {
+    const r = index === null ? undefined : view.rows[index];
+    const id = r && !isGroup(r) ? r.alert.id : null;
+    cursorRef.current = { id, index };
+    setCursorIdState(id);
+  };
   const [confirm, setConfirm] = useState<AlertAction | null>(null);
   const [facetsOpen, setFacetsOpen] = useState(false);
   const [help, setHelp] = useState(false);
   const lastSelected = useRef<number | null>(null);
+  const lastFilter = useRef<Filter | null>(null);
+  const lastMatched = useRef<unknown>(null);
   const filterInput = useRef<HTMLInputElement>(null);
   const mayAct = can("act_on_alerts");
+  const onPhone = usePhone();
 
   useEffect(() => {
     document.title = "Alerts · OpsConductor";
   }, []);
 
   const { filter, error } = useMemo(() => compile(q), [q]);
-  // The view follows the model incrementally while filter, sort and grouping stay; anything
-  // else (and a snapshot) recomputes it from every alert.
-  const last = useRef<{ view: ReturnType<typeof computeView>; version: number; filter: Filter; sort: string; group: GroupKey; collapsed: Set<string> } | null>(null);
+  // The cache does only what changed needs: a merge of the latest events, a pass with a new
+  // filter, new groups; a sort of every alert only for a new sort or a snapshot.
   const view = useMemo(() => {
     const started = performance.now();
-    const sortKey = `${sort.descending}${sort.key}`;
-    const prev = last.current;
-    const same = prev !== null && prev.filter === filter && prev.sort === sortKey && prev.group === group && prev.collapsed === collapsed;
-    const changes = same ? changesSince(prev.version) : null;
-    const result = same && changes !== null ? updateView(prev.view, changes, filter, sort, group, collapsed) : computeView(alerts.values(), filter, sort, group, collapsed);
-    if (prev === null || prev.filter !== filter) perf.lastFilterMs = performance.now() - started;
-    last.current = { view: result, version: v, filter, sort: sortKey, group, collapsed };
+    const result = cache.get(() => alerts.values(), v, changesSince, filter, sort, group, collapsed);
+    if (result.matched !== lastMatched.current) {
+      if (lastFilter.current !== filter) perf.lastFilterMs = performance.now() - started;
+      lastFilter.current = filter;
+      lastMatched.current = result.matched;
+    }
     return result;
   }, [v, filter, sort.key, sort.descending, group, collapsed]);
 
@@ -81,33 +113,44 @@ export function ConsolePage() {
   useEffect(() => {
     setSelected(new Set());
     setAllMatching(false);
-    setCursor(null);
+    setCursorAt(null);
   }, [q]);
 
   const alertRows = view.rows;
-  const rowAlert = (i: number | null): Alert | null => {
-    if (i === null) return null;
-    const r = alertRows[i];
-    return r && !isGroup(r) ? r.alert : null;
-  };
+  // Where the cursor's alert is now; when it left the view, the position it had.
+  const cursor = useMemo(() => {
+    const { id, index } = cursorRef.current;
+    if (id === null) return null;
+    if (index !== null && index < alertRows.length) {
+      const r = alertRows[index];
+      if (!isGroup(r) && r.alert.id === id) return index;
+    }
+    const found = alertRows.findIndex((r) => !isGroup(r) && r.alert.id === id);
+    const at = found >= 0 ? found : index === null ? null : Math.min(index, alertRows.length - 1);
+    cursorRef.current.index = at;
+    return at;
+  }, [alertRows, cursorId]);
 
   const open = (id: number | null) => setQuery({ alert: id === null ? null : String(id) }, false);
 
+  /** Ticks or unticks alert `id` (at row `index`); `range` ticks every alert between the last
+   * one ticked (found again by its id: rows move) and this one. */
   const toggleSelect = (id: number, index: number, range: boolean) => {
     setAllMatching(false);
+    const rows = view.rows;
+    const from = lastSelected.current === null ? -1 : rows.findIndex((r) => !isGroup(r) && r.alert.id === lastSelected.current);
     setSelected((prev) => {
       const next = new Set(prev);
-      if (range && lastSelected.current !== null) {
-        const [a, b] = [Math.min(lastSelected.current, index), Math.max(lastSelected.current, index)];
-        for (let i = a; i <= b; i++) {
-          const r = alertRows[i];
+      if (range && from >= 0) {
+        for (let i = Math.min(from, index); i <= Math.max(from, index); i++) {
+          const r = rows[i];
           if (r && !isGroup(r)) next.add(r.alert.id);
         }
       } else if (next.has(id)) next.delete(id);
       else next.add(id);
       return next;
     });
-    lastSelected.current = index;
+    lastSelected.current = id;
   };
 
   // Keyboard: j/k or arrows move, Enter/o opens, x selects, a acknowledges, r resolves,
@@ -120,14 +163,17 @@ export function ConsolePage() {
         if (e.key === "Escape" && target === filterInput.current) filterInput.current?.blur();
         return;
       }
+      const rows = view.rows;
+      const at = cursorRef.current.index;
       const move = (d: number) => {
         e.preventDefault();
-        let i = cursor === null ? (d > 0 ? -1 : alertRows.length) : cursor;
+        let i = at === null ? (d > 0 ? -1 : rows.length) : Math.min(at, rows.length);
         do i += d;
-        while (i >= 0 && i < alertRows.length && isGroup(alertRows[i]));
-        if (i >= 0 && i < alertRows.length) setCursor(i);
+        while (i >= 0 && i < rows.length && isGroup(rows[i]));
+        if (i >= 0 && i < rows.length) setCursorAt(i);
       };
-      const current = rowAlert(cursor);
+      const row = at === null ? undefined : rows[at];
+      const current = row && !isGroup(row) && row.alert.id === cursorRef.current.id ? row.alert : null;
       switch (e.key) {
         case "j":
         case "ArrowDown":
@@ -140,7 +186,7 @@ export function ConsolePage() {
           if (current) open(current.id);
           return;
         case "x":
-          if (current && mayAct && cursor !== null) toggleSelect(current.id, cursor, false);
+          if (current && mayAct && at !== null) toggleSelect(current.id, at, false);
           return;
         case "a":
           if (current && mayAct) void single(current, current.status === "acknowledged" ? "unacknowledge" : "acknowledge");
@@ -196,7 +242,7 @@ export function ConsolePage() {
           const answer = await api<BulkAnswer>("POST", "/api/v1/alerts/bulk", { ids: ids.slice(i, i + BULK_IDS), action });
           succeeded += answer.succeeded;
           failed += answer.failed;
-          for (const r of answer.results) if (r.alert) put(r.alert);
+          put(...answer.results.flatMap((r) => (r.alert ? [r.alert] : [])));
         }
       }
       notify(failed > 0 ? "error" : "ok", `${action}: ${succeeded} done${failed > 0 ? `, ${failed} refused (already in that state)` : ""}`);
@@ -265,7 +311,7 @@ export function ConsolePage() {
         aria-label={`${a.severity} ${a.status}: ${a.title}`}
         onClick={(e) => {
           if ((e.target as HTMLElement).closest("input, button, a")) return;
-          setCursor(index);
+          setCursorAt(index);
           open(a.id);
         }}
       >
@@ -314,7 +360,7 @@ export function ConsolePage() {
             Facets
           </button>
           <label class="inline">
-            Group
+            <span class="label-text">Group</span>
             <select data-testid="group-by" value={group} onChange={(e) => setQuery({ group: (e.target as HTMLSelectElement).value === "none" ? null : (e.target as HTMLSelectElement).value })}>
               {GROUPS.map((g) => (
                 <option key={g.key} value={g.key}>
@@ -324,7 +370,7 @@ export function ConsolePage() {
             </select>
           </label>
           <label class="inline">
-            Sort
+            <span class="label-text">Sort</span>
             <select
               data-testid="sort-by"
               value={`${sort.descending ? "-" : ""}${sort.key}`}
@@ -358,7 +404,8 @@ export function ConsolePage() {
               type="button"
               data-testid="select-all-matching"
               aria-pressed={allMatching}
-              disabled={view.matched.length === 0}
+              disabled={view.matched.length === 0 || error !== null}
+              title={error !== null ? "Fix the filter first: acting on all matching sends it to the runtime" : undefined}
               onClick={() => {
                 setAllMatching(!allMatching);
                 setSelected(new Set());
@@ -366,25 +413,39 @@ export function ConsolePage() {
             >
               {allMatching ? `All ${view.matched.length} matching selected` : `Select all ${view.matched.length} matching`}
             </button>
-            <span class="muted">{count > 0 ? `${count} selected` : "Tick alerts, or select all matching, to act on many"}</span>
+            <span class={`muted bulk-hint${count > 0 ? " has-count" : ""}`}>
+              {allMatching ? "whatever the filter matches when you confirm" : count > 0 ? `${count} selected` : "Tick alerts (Shift-click for a range, x on the keyboard), or select all matching"}
+            </span>
             <button type="button" data-testid="bulk-acknowledge" disabled={count === 0} onClick={() => setConfirm("acknowledge")}>
-              Acknowledge
+              {allMatching ? `Acknowledge all ${count}…` : count > 0 ? `Acknowledge ${count}` : "Acknowledge"}
             </button>
             <button type="button" data-testid="bulk-resolve" disabled={count === 0} onClick={() => setConfirm("resolve")}>
-              Resolve
+              {allMatching ? `Resolve all ${count}…` : count > 0 ? `Resolve ${count}…` : "Resolve…"}
             </button>
             <button type="button" data-testid="bulk-silence" disabled={count === 0} onClick={silenceSelection}>
-              Silence…
+              {allMatching ? "Silence all matching…" : "Silence…"}
             </button>
+            {count > 0 ? (
+              <button
+                type="button"
+                class="link-button"
+                onClick={() => {
+                  setSelected(new Set());
+                  setAllMatching(false);
+                }}
+              >
+                Clear
+              </button>
+            ) : null}
           </div>
         ) : null}
       </div>
       <div class="console-body">
-        <Facets view={view} q={q} open={facetsOpen} />
+        <Facets view={view} q={q} open={facetsOpen} onClose={() => setFacetsOpen(false)} />
         <div class="list-pane">
           {loadingText ? <p class="muted empty">{loadingText}</p> : null}
           {!loadingText && view.matched.length === 0 ? <p class="muted empty">{view.total === 0 ? "No open alerts. All quiet." : "No open alert matches this filter."}</p> : null}
-          <VirtualList items={alertRows} rowHeight={ROW_HEIGHT} renderRow={renderRow} focus={cursor} label="Open alerts" testid="alert-list" keyOf={(r) => (isGroup(r) ? `g:${r.key}` : r.alert.id)} />
+          <VirtualList items={alertRows} rowHeight={onPhone ? PHONE_ROW_HEIGHT : ROW_HEIGHT} renderRow={renderRow} focus={cursor} label="Open alerts" testid="alert-list" keyOf={(r) => (isGroup(r) ? `g:${r.key}` : r.alert.id)} />
         </div>
         {openId !== null ? (
           <aside class="detail-pane" aria-label="Alert detail">
@@ -394,8 +455,8 @@ export function ConsolePage() {
       </div>
       {confirm ? (
         <Confirm
-          title={`${confirm[0].toUpperCase()}${confirm.slice(1)} ${count} alert${count === 1 ? "" : "s"}?`}
-          okLabel={`${confirm[0].toUpperCase()}${confirm.slice(1)} ${count}`}
+          title={`${confirm[0].toUpperCase()}${confirm.slice(1)} ${allMatching ? "all " : ""}${count} ${allMatching ? "matching " : ""}alert${count === 1 ? "" : "s"}?`}
+          okLabel={`${confirm[0].toUpperCase()}${confirm.slice(1)} ${allMatching ? "all " : ""}${count}`}
           danger={confirm === "resolve"}
           onCancel={() => setConfirm(null)}
           onOk={() => void bulk(confirm)}
@@ -462,7 +523,12 @@ function FilterBar({ q, error, inputRef, onHelp }: { q: string; error: string | 
   );
 }
 
-function Facets({ view, q, open }: { view: ReturnType<typeof computeView>; q: string; open: boolean }) {
+/** Values a facet lists before "show more", and after it. */
+const FACET_SHORT = 10;
+const FACET_LONG = 100;
+
+function Facets({ view, q, open, onClose }: { view: View; q: string; open: boolean; onClose: () => void }) {
+  const [expanded, setExpanded] = useState<Set<string>>(new Set());
   let terms: ReturnType<typeof compileFilter>["terms"] = [];
   try {
     terms = compileFilter(q).terms;
@@ -471,40 +537,82 @@ function Facets({ view, q, open }: { view: ReturnType<typeof computeView>; q: st
   }
   const click = (name: string, value: string, negate: boolean) => setQuery({ q: toggleMatcher(q, name, negate ? "!=" : "=", value) || null });
   return (
-    <nav class={`facets${open ? " open" : ""}`} aria-label="Facets">
-      <p class="muted hint">Click to filter; Alt- or Shift-click to exclude.</p>
-      {FACETS.map((f) => {
-        const counts = [...(view.facets.get(f.name) ?? new Map()).entries()].sort((a, b) => b[1] - a[1] || String(a[0]).localeCompare(String(b[0])));
-        if (counts.length === 0) return null;
-        return (
-          <section key={f.name} class="facet">
-            <h2>{f.label}</h2>
-            <ul>
-              {counts.slice(0, 12).map(([value, n]) => {
-                const on = hasMatcher(terms, f.name, "=", value);
-                const off = hasMatcher(terms, f.name, "!=", value);
-                return (
-                  <li key={value}>
+    <>
+      {open ? <div class="drawer-backdrop" onClick={onClose} aria-hidden="true" /> : null}
+      <nav class={`facets${open ? " open" : ""}`} id="facets" aria-label="Facets">
+        <div class="facets-head">
+          <p class="muted hint">Click to filter; Alt- or Shift-click to exclude; click again to drop.</p>
+          <button type="button" class="icon facets-close" aria-label="Close the facets" onClick={onClose}>
+            ×
+          </button>
+        </div>
+        {FACETS.map((f, index) => {
+          const long = expanded.has(f.name);
+          const { values, more } = facetValues(view, index, long ? FACET_LONG : FACET_SHORT);
+          // A value the filter names stays listed (at 0) so that it can be clicked off again:
+          // `severity!=critical` leaves no critical alert to count.
+          for (const t of terms) {
+            if (t.kind === "matcher" && t.matcher.name === f.name && (t.matcher.op === "=" || t.matcher.op === "!=") && !values.some(([v]) => v === t.matcher.value)) {
+              values.push([t.matcher.value, 0]);
+            }
+          }
+          const order = f.order;
+          if (order) values.sort((a, b) => order.indexOf(a[0]) - order.indexOf(b[0]));
+          if (values.length === 0) return null;
+          return (
+            <section key={f.name} class="facet" aria-labelledby={`facet-h-${f.name}`}>
+              <h2 id={`facet-h-${f.name}`}>{f.label}</h2>
+              <ul>
+                {values.map(([value, n]) => {
+                  const on = hasMatcher(terms, f.name, "=", value);
+                  const off = hasMatcher(terms, f.name, "!=", value);
+                  const shown = value === "" ? "(none)" : value;
+                  return (
+                    <li key={value}>
+                      <button
+                        type="button"
+                        class={`facet-value${on ? " on" : ""}${off ? " off" : ""}`}
+                        data-testid={`facet-${f.name}-${value}`}
+                        aria-pressed={on || off}
+                        aria-label={`${f.label} ${shown}: ${n}${on ? " (filtering on it)" : off ? " (excluded)" : ""}`}
+                        title={on || off ? "Click to drop this term" : `${f.name}=${value} (Alt- or Shift-click: ${f.name}!=${value})`}
+                        onClick={(e) => click(f.name, value, off || (e as MouseEvent).altKey || (e as MouseEvent).shiftKey)}
+                      >
+                        <span class="facet-name">
+                          {off ? <span aria-hidden="true">≠ </span> : null}
+                          {f.name === "severity" ? <SeverityBadge severity={value as Severity} /> : shown}
+                        </span>
+                        <span class="facet-count">{n}</span>
+                      </button>
+                    </li>
+                  );
+                })}
+                {more > 0 || long ? (
+                  <li>
                     <button
                       type="button"
-                      class={`facet-value${on ? " on" : ""}${off ? " off" : ""}`}
-                      data-testid={`facet-${f.name}-${value}`}
-                      aria-pressed={on}
-                      title={`${f.name}=${value}`}
-                      onClick={(e) => click(f.name, value, (e as MouseEvent).altKey || (e as MouseEvent).shiftKey)}
+                      class="link-button"
+                      aria-expanded={long}
+                      onClick={() =>
+                        setExpanded((prev) => {
+                          const next = new Set(prev);
+                          if (long) next.delete(f.name);
+                          else next.add(f.name);
+                          return next;
+                        })
+                      }
                     >
-                      <span class="facet-name">{value === "" ? "(none)" : value}</span>
-                      <span class="facet-count">{n}</span>
+                      {long ? "Show fewer" : `Show more (${more})`}
                     </button>
+                    {long && more > 0 ? <span class="muted"> and {more} more: filter to narrow</span> : null}
                   </li>
-                );
-              })}
-              {counts.length > 12 ? <li class="muted">…and {counts.length - 12} more; filter to narrow</li> : null}
-            </ul>
-          </section>
-        );
-      })}
-    </nav>
+                ) : null}
+              </ul>
+            </section>
+          );
+        })}
+      </nav>
+    </>
   );
 }
 
@@ -514,6 +622,8 @@ function SavedViews() {
   const [saving, setSaving] = useState(false);
   const [name, setName] = useState("");
   const [shared, setShared] = useState(false);
+  const menuRef = useRef<HTMLDivElement>(null);
+  useDismiss(menuRef, menu, () => setMenu(false));
   const who = useValue(me);
   const load = () => api<ViewList>("GET", "/api/v1/views").then((l) => setViews(l.items), (e) => notify("error", problem(e)));
   const query = () => {
@@ -535,9 +645,10 @@ function SavedViews() {
   };
   return (
     <>
-      <div class="menu-anchor">
+      <div class="menu-anchor" ref={menuRef}>
         <button
           type="button"
+          aria-haspopup="menu"
           aria-expanded={menu}
           onClick={() => {
             if (!menu) void load();

@@ -33,13 +33,26 @@ function SilenceList() {
   const [state, setState] = useState<"" | "active" | "pending" | "expired">("");
   const { data, error, reload } = useLoad(() => api<SilencePage>("GET", `/api/v1/silences?limit=500${state ? `&state=${state}` : ""}`), [state]);
   const [expiring, setExpiring] = useState<Silence | null>(null);
+  const [deleting, setDeleting] = useState<Silence | null>(null);
   const mayAct = can("act_on_alerts");
+  const remove = async (s: Silence) => {
+    setDeleting(null);
+    try {
+      await api("DELETE", `/api/v1/silences/${s.id}`);
+      notify("ok", `Silence ${s.id} deleted`);
+      reload();
+    } catch (e) {
+      notify("error", problem(e));
+    }
+  };
   const expire = async (s: Silence) => {
     setExpiring(null);
     try {
-      const now = new Date();
-      const ends = new Date(Math.max(now.getTime(), Date.parse(s.starts_at) + 1000)).toISOString();
-      const spec: SilenceSpec = { matchers: s.matchers, starts_at: s.starts_at, ends_at: ends, recurrence: s.recurrence ?? null, comment: s.comment };
+      // Ends now; one that has not started yet is moved to have ended now too (a silence must
+      // end after it starts).
+      const now = Date.now();
+      const starts = Date.parse(s.starts_at) < now ? s.starts_at : new Date(now - 1000).toISOString();
+      const spec: SilenceSpec = { matchers: s.matchers, starts_at: starts, ends_at: new Date(now).toISOString(), recurrence: s.recurrence ?? null, comment: s.comment };
       await api("PUT", `/api/v1/silences/${s.id}`, spec);
       notify("ok", `Silence ${s.id} expired`);
       reload();
@@ -92,7 +105,7 @@ function SilenceList() {
               <tr key={s.id} data-testid="silence-row" data-silence-id={s.id}>
                 <td>
                   <span class={`state state-${s.state}`}>{s.state}</span>
-                  {s.state === "active" && !s.in_force ? <span class="muted"> (outside its hours)</span> : null}
+                  {s.state === "active" ? <div class={s.in_force ? "small" : "muted small"}>{s.in_force ? "in force now" : "outside its hours now"}</div> : null}
                 </td>
                 <td class="mono">
                   <a href={`/silences/${s.id}`} onClick={linkTo(`/silences/${s.id}`)}>
@@ -120,6 +133,11 @@ function SilenceList() {
                       Expire
                     </button>
                   ) : null}
+                  {mayAct ? (
+                    <button type="button" class="danger" aria-label={`Delete silence ${s.id}`} onClick={() => setDeleting(s)}>
+                      Delete
+                    </button>
+                  ) : null}
                 </td>
               </tr>
             ))}
@@ -130,6 +148,12 @@ function SilenceList() {
         <Confirm title="Expire this silence now?" okLabel="Expire" danger onCancel={() => setExpiring(null)} onOk={() => void expire(expiring)}>
           <p class="mono">{describe(expiring.matchers)}</p>
           <p class="muted">Alerts it suppressed become active at their next occurrence.</p>
+        </Confirm>
+      ) : null}
+      {deleting ? (
+        <Confirm title="Delete this silence?" okLabel="Delete" danger onCancel={() => setDeleting(null)} onOk={() => void remove(deleting)}>
+          <p class="mono">{describe(deleting.matchers)}</p>
+          <p class="muted">It leaves the list for good; expiring it instead keeps it on record.</p>
         </Confirm>
       ) : null}
     </Page>
@@ -205,7 +229,10 @@ function fromQuery(query: URLSearchParams): { form: Form; note: string | null } 
       form.fields = Object.entries(m.fields);
       return {
         form,
-        note: m.left.length > 0 ? `From the filter ${q}. A silence matches exact values only, so these terms are not carried over: ${m.left.join(" ")}` : `From the filter ${q}`,
+        note:
+          m.left.length > 0
+            ? `From the filter ${q}. A silence matches exact values of addon, device, alert type and fields only, so these terms are not carried over (the silence is wider than the filter): ${m.left.join(" ")}`
+            : `From the filter ${q}`,
       };
     } catch {
       return { form, note: null };

@@ -245,7 +245,11 @@ async fn main() {
             .await
             .unwrap();
         let bytes = response.bytes().await.unwrap().len();
-        snapshot.push(format!("{encoding}: {:.1} MB in {}", bytes as f64 / 1e6, ms(t.elapsed())));
+        snapshot.push(format!(
+            "{encoding}: {:.1} MB in {}",
+            bytes as f64 / 1e6,
+            ms(t.elapsed())
+        ));
     }
 
     // ---- first render ----
@@ -405,7 +409,10 @@ async fn main() {
         ms(*reloads.iter().min().unwrap()),
         ms(*reloads.iter().max().unwrap())
     );
-    println!("| GET /api/v1/alerts/open (bench client) | {} |", snapshot.join("; "));
+    println!(
+        "| GET /api/v1/alerts/open (bench client) | {} |",
+        snapshot.join("; ")
+    );
     println!("| page's own measures after load | {perf} |");
     println!(
         "| facet filter `severity=critical` to total shown | {} (filter pass {filter_perf} ms); clearing it {} |",

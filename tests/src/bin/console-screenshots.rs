@@ -43,7 +43,7 @@ async fn post(rt: &TestRuntime, alerts: Vec<Value>) -> Vec<i64> {
         .collect()
 }
 
-async fn shoot(browser: &Browser, out: &PathBuf, name: &str, theme: &str) {
+async fn shoot(browser: &Browser, out: &std::path::Path, name: &str, theme: &str) {
     // Let highlights fade and relative times settle.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let png = browser.client.screenshot().await.unwrap();
