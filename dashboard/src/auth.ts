@@ -17,11 +17,21 @@ const KEY = "oc.session";
  * run only once a minute, so more than that). */
 const MARGIN_MS = 120_000;
 
+/** How long before its expiry a session's access token is refreshed: MARGIN_MS, or a third of
+ * the token's life when that is shorter (`access_token_minutes` may be 1 or 2, and a fixed two
+ * minutes would then refresh at every call). */
+function margin(s: Session): number {
+  return Math.min(MARGIN_MS, (s.accessLifetime ?? Infinity) / 3);
+}
+
 export interface Session {
   username: string;
   accessToken: string;
   /** Milliseconds since the epoch, by this browser's clock. */
   accessExpires: number;
+  /** The access token's whole lifetime in milliseconds (absent in sessions stored by older
+   * consoles). */
+  accessLifetime?: number;
   refreshToken: string;
 }
 
@@ -57,6 +67,7 @@ function fromAnswer(username: string, a: TokenAnswer): Session {
     accessToken: a.access_token,
     // By the answer's lifetime, not its timestamp: the browser's clock may differ.
     accessExpires: Date.now() + a.expires_in * 1000,
+    accessLifetime: a.expires_in * 1000,
     refreshToken: a.refresh_token,
   };
 }
@@ -146,7 +157,7 @@ export async function refresh(failed?: string): Promise<Session> {
     const session = load();
     if (!session) throw new SignedOut("signed out");
     const replaced = failed !== undefined && session.accessToken !== failed;
-    if (replaced || (failed === undefined && session.accessExpires - Date.now() > MARGIN_MS)) {
+    if (replaced || (failed === undefined && session.accessExpires - Date.now() > margin(session))) {
       current.set(session);
       return session;
     }
@@ -166,7 +177,7 @@ export async function refresh(failed?: string): Promise<Session> {
 export async function accessToken(): Promise<string> {
   const session = current.get() ?? load();
   if (!session) throw new SignedOut("signed out");
-  if (session.accessExpires - Date.now() > MARGIN_MS) return session.accessToken;
+  if (session.accessExpires - Date.now() > margin(session)) return session.accessToken;
   return (await refresh()).accessToken;
 }
 
@@ -185,7 +196,7 @@ export function can(permission: string): boolean {
 // new one in time and no request waits for a refresh.
 setInterval(() => {
   const session = current.get();
-  if (session && session.accessExpires - Date.now() < MARGIN_MS) {
+  if (session && session.accessExpires - Date.now() < margin(session)) {
     refresh().catch(() => undefined);
   }
 }, 15_000);

@@ -53,7 +53,11 @@ export interface Filter {
 }
 
 const isOperatorChar = (c: string) => c === "=" || c === "!" || c === "~" || c === "<" || c === ">";
-const isSpace = (c: string) => /\s/.test(c);
+// Whitespace as Rust's `char::is_whitespace` reads it (Unicode White_Space): JavaScript's `\s`
+// and `trimStart` also count U+FEFF and leave out U+0085, which would split terms otherwise.
+const SPACE = /\p{White_Space}/u;
+const isSpace = (c: string) => SPACE.test(c);
+const trimStart = (s: string) => s.replace(/^\p{White_Space}+/u, "");
 const NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 function inTerm(term: string, message: string): FilterError {
@@ -78,7 +82,7 @@ function quoted(input: string): [string, string] {
 }
 
 function firstWord(input: string): string {
-  const m = /^\S+/.exec(input);
+  const m = /^\P{White_Space}+/u.exec(input);
   return m ? m[0] : input;
 }
 
@@ -153,13 +157,173 @@ function check(name: string, op: Op, value: string) {
     if (name === "status" && !STATUSES.includes(value)) throw unknown("status", value, STATUSES);
     if (name === "acknowledged" && value !== "true" && value !== "false")
       throw new Error(`\`acknowledged\` is \`true\` or \`false\`, not \`${value}\``);
-    if (name === "id" && !/^[+-]?\d+$/.test(value)) throw new Error(`\`id\` is a number, not \`${value}\``);
+    // As Rust's `i64` parse takes it: digits with an optional sign, within 64 bits.
+    if (name === "id" && !(/^[+-]?[0-9]+$/.test(value) && BigInt(value) >= I64_MIN && BigInt(value) <= I64_MAX))
+      throw new Error(`\`id\` is a number, not \`${value}\``);
   } else if (op === "=~" || op === "!~") {
     compile(value);
   } else {
     if (name !== "severity") throw new Error(`\`${op}\` compares severities: it applies to only \`severity\``);
     if (!SEVERITIES.includes(value as Severity)) throw unknown("severity", value, SEVERITIES);
   }
+}
+
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+
+// Rust's `\w` (Unicode, as its `regex` crate reads it): letters and other alphabetic
+// characters, marks, decimal digits, connector punctuation and joiners.
+const WORD = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}";
+const BOUNDARY = `(?:(?<=[${WORD}])(?![${WORD}])|(?<![${WORD}])(?=[${WORD}]))`;
+const NOT_BOUNDARY = `(?:(?<=[${WORD}])(?=[${WORD}])|(?<![${WORD}])(?![${WORD}]))`;
+/** What JavaScript's `u` flag lets be escaped (besides `-` in a class). */
+const JS_SYNTAX = "^$\\.*+?()[]{}|/";
+
+/**
+ * A regular expression of the filter, written for the runtime's engine (Rust's `regex` crate),
+ * as a JavaScript one (`u` flag) that matches the same strings — so that "act on everything
+ * this filter matches" acts on what the console showed. Where the engines differ:
+ *
+ * - `\d`, `\w`, `\s`, `\b` (and their negations) are Unicode-aware in Rust, ASCII-only (or, for
+ *   `\s`, another set) in JavaScript: spelled out with Unicode properties;
+ * - `.` stops only at `\n` in Rust, at `\r`, U+2028 and U+2029 too in JavaScript: `[^\n]`;
+ * - `]` first in a class is a literal in Rust (`[]a]`), an empty class in JavaScript; an
+ *   unmatched `]` or `}` is a literal in Rust, an error in JavaScript;
+ * - `(?P<name>…)` is Rust's (and Python's) named group;
+ * - `\pL` (one-letter property), `\x{…}`, `\A`, `\z`, and escaped punctuation that is not
+ *   syntax (`\-`, `\#`, `\:`) are Rust's spellings;
+ * - look-around and backreferences exist only in JavaScript, nested classes and set
+ *   operations (`[a[b]]`, `[[:alpha:]]`, `&&`, `--`, `~~`) only in Rust: refused here, as the
+ *   runtime refuses (or would read differently) what this engine would accept.
+ *
+ * What JavaScript's syntax refuses (inline flags other than a leading `(?i)`, POSIX classes)
+ * stays refused: the filter bar then says so before the runtime is asked.
+ */
+export function translateRegex(pattern: string): string {
+  let out = "";
+  let inClass = false;
+  let classStart = -1;
+  const refuse = (what: string) => {
+    throw new Error(`not a valid regular expression: ${what} ${inClass ? "inside a character class " : ""}is not supported`);
+  };
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === "\\") {
+      const e = pattern[i + 1];
+      if (e === undefined) {
+        out += c; // a trailing backslash: the engine's own error
+        continue;
+      }
+      i++;
+      switch (e) {
+        case "d":
+          out += "\\p{Nd}";
+          continue;
+        case "D":
+          out += "\\P{Nd}";
+          continue;
+        case "s":
+          out += "\\p{White_Space}";
+          continue;
+        case "S":
+          out += "\\P{White_Space}";
+          continue;
+        case "w":
+          out += inClass ? WORD : `[${WORD}]`;
+          continue;
+        case "W":
+          if (inClass) refuse("`\\W`");
+          out += `[^${WORD}]`;
+          continue;
+        case "b":
+          if (inClass) refuse("`\\b`");
+          out += BOUNDARY;
+          continue;
+        case "B":
+          if (inClass) refuse("`\\B`");
+          out += NOT_BOUNDARY;
+          continue;
+        case "A":
+          if (inClass) refuse("`\\A`");
+          out += "^";
+          continue;
+        case "z":
+          if (inClass) refuse("`\\z`");
+          out += "$";
+          continue;
+        case "k":
+        case "c":
+          refuse(`\`\\${e}\``);
+          continue;
+        case "x":
+          if (pattern[i + 1] === "{") {
+            const close = pattern.indexOf("}", i + 2);
+            if (close > 0) {
+              out += `\\u{${pattern.slice(i + 2, close)}}`;
+              i = close;
+              continue;
+            }
+          }
+          out += "\\x";
+          continue;
+        case "p":
+        case "P":
+          // `\pL`: a one-letter class name without braces.
+          if (pattern[i + 1] !== undefined && pattern[i + 1] !== "{") {
+            out += `\\${e}{${pattern[i + 1]}}`;
+            i++;
+            continue;
+          }
+          out += `\\${e}`;
+          continue;
+        default:
+          if (e >= "0" && e <= "9") refuse("a backreference");
+          // Rust lets any ASCII punctuation be escaped; JavaScript (`u` flag) only its own
+          // syntax characters (and `-` in a class): the others are written plainly.
+          if (/^[!-/:-@[-`{-~ ]$/.test(e) && e !== "<" && e !== ">" && !JS_SYNTAX.includes(e) && !(inClass && e === "-")) out += e;
+          else out += `\\${e}`;
+          continue;
+      }
+    }
+    if (inClass) {
+      if (c === "]" && !(i === classStart || (i === classStart + 1 && pattern[classStart] === "^"))) {
+        inClass = false;
+        out += c;
+      } else if (c === "]") {
+        out += "\\]"; // first in the class: a literal, as in Rust
+      } else if (c === "[") {
+        refuse("a nested class (`[`; escape it as `\\[`)");
+      } else if ((c === "&" || c === "~" || c === "-") && pattern[i + 1] === c) {
+        refuse(`\`${c}${c}\``);
+      } else {
+        out += c;
+      }
+      continue;
+    }
+    if (c === "[") {
+      inClass = true;
+      classStart = i + 1;
+      out += c;
+    } else if (c === ".") {
+      out += "[^\\n]";
+    } else if (c === "(" && (pattern.startsWith("(?=", i) || pattern.startsWith("(?!", i) || pattern.startsWith("(?<=", i) || pattern.startsWith("(?<!", i))) {
+      refuse("look-around");
+    } else if (c === "(" && pattern.startsWith("(?P<", i)) {
+      out += "(?<"; // a named group, Python's spelling
+      i += 3;
+    } else if (c === "{") {
+      // A repetition, copied whole; what follows it is read as usual.
+      const close = pattern.indexOf("}", i);
+      const end = close < 0 ? pattern.length : close + 1;
+      out += pattern.slice(i, end);
+      i = end - 1;
+    } else if (c === "}" || c === "]") {
+      out += `\\${c}`; // unmatched: a literal in Rust, an error in JavaScript
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 function compile(pattern: string): RegExp {
@@ -169,10 +333,11 @@ function compile(pattern: string): RegExp {
     flags += "i";
     body = body.slice(4);
   }
+  const translated = translateRegex(body);
   try {
-    return new RegExp(`^(?:${body})$`, flags);
+    return new RegExp(`^(?:${translated})$`, flags);
   } catch (e) {
-    throw new Error(`not a valid regular expression: ${(e as Error).message}`);
+    throw new Error(`not a valid regular expression: ${(e as Error).message.replace(translated, body)}`);
   }
 }
 
@@ -182,12 +347,12 @@ export function parseTerms(text: string): Term[] {
     throw new FilterError(`the filter is longer than ${MAX_FILTER_LEN} bytes`);
   }
   const terms: Term[] = [];
-  let rest = text.trimStart();
+  let rest = trimStart(text);
   while (rest.length > 0) {
     const [term, after] = parseTerm(rest);
     terms.push(term);
     if (terms.length > MAX_TERMS) throw new FilterError(`the filter has more than ${MAX_TERMS} terms`);
-    rest = after.trimStart();
+    rest = trimStart(after);
   }
   return terms;
 }

@@ -3,13 +3,14 @@
 // filter, grouping, sort, the alert open beside the list — lives in the URL.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, problem } from "../api/client";
-import type { Alert, AlertAction, BulkAnswer, SavedView, Severity, ViewList } from "../api/types";
+import { type Alert, type AlertAction, type BulkAnswer, SEVERITIES, type SavedView, type Severity, type ViewList } from "../api/types";
 import { can, me } from "../auth";
 import { Ago, Confirm, Dialog, SeverityBadge, notify, useDismiss } from "../components";
 import { VirtualList } from "../components/vlist";
-import { type Filter, FilterError, NAMES, compileFilter, hasMatcher, toggleMatcher } from "../filter";
+import { FilterBar } from "../components/filterbar";
+import { type Filter, FilterError, NAMES, compileFilter, hasMatcher, toggleMatcher, valuesOf } from "../filter";
 import { alerts, changesSince, link, perf, put, version } from "../live/store";
-import { FACETS, GROUPS, type GroupKey, type Row, SORTS, type View, ViewCache, cachedSearch, deviceOf, facetValues, isGroup, parseSort, toCsv } from "../live/view";
+import { type Entry, FACETS, GROUPS, type GroupKey, type Row, SORTS, type View, ViewCache, cachedSearch, deviceOf, facetTotals, facetValues, isGroup, parseSort, toCsv } from "../live/view";
 import { location, navigate, setQuery } from "../router";
 import { useValue } from "../state";
 import { AlertDetail } from "./alert";
@@ -44,6 +45,35 @@ function compile(text: string): { filter: Filter; error: string | null } {
   } catch (e) {
     return { filter: lastGood, error: e instanceof FilterError ? e.message : String(e) };
   }
+}
+
+/** Alerts looked at for field names and values to complete (a sample is enough for that). */
+const SAMPLE = 20_000;
+
+/** Field names the open alerts have, the commonest first, for completions. */
+function fieldNamesOf(entries: Entry[]): string[] {
+  const seen = new Map<string, number>();
+  for (let i = 0; i < entries.length && i < SAMPLE; i += entries.length > 2000 ? 7 : 1) {
+    for (const k of Object.keys(entries[i].alert.fields)) seen.set(k, (seen.get(k) ?? 0) + 1);
+  }
+  return [...seen].sort((a, b) => b[1] - a[1]).map(([k]) => k);
+}
+
+/** Values `name` takes among the open alerts, with counts, for completions. */
+function valuesFor(entries: Entry[], name: string): { value: string; count?: number }[] {
+  if (name === "severity") return SEVERITIES.map((value) => ({ value }));
+  if (name === "status") return ["active", "acknowledged", "suppressed"].map((value) => ({ value }));
+  if (name === "acknowledged") return ["false", "true"].map((value) => ({ value }));
+  const facet = FACETS.findIndex((f) => f.name === (name === "alert_type" ? "type" : name));
+  if (facet >= 0) return facetTotals(entries, facet, 200).values.map(([value, count]) => ({ value, count }));
+  const counts = new Map<string, number>();
+  for (let i = 0; i < entries.length && i < SAMPLE; i++) {
+    for (const v of valuesOf(name, entries[i].alert)) counts.set(v, (counts.get(v) ?? 0) + 1);
+  }
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 200)
+    .map(([value, count]) => ({ value, count }));
 }
 
 /** The view survives the page: coming back to the console costs no recomputation. */
@@ -170,7 +200,12 @@ export function ConsolePage() {
         let i = at === null ? (d > 0 ? -1 : rows.length) : Math.min(at, rows.length);
         do i += d;
         while (i >= 0 && i < rows.length && isGroup(rows[i]));
-        if (i >= 0 && i < rows.length) setCursorAt(i);
+        if (i >= 0 && i < rows.length) {
+          setCursorAt(i);
+          // With the detail open, it follows the cursor (one history entry, not one per key).
+          const r = rows[i];
+          if (openId !== null && !isGroup(r)) setQuery({ alert: String(r.alert.id) }, true);
+        }
       };
       const row = at === null ? undefined : rows[at];
       const current = row && !isGroup(row) && row.alert.id === cursorRef.current.id ? row.alert : null;
@@ -354,7 +389,15 @@ export function ConsolePage() {
   return (
     <main class={`console${openId !== null ? " with-detail" : ""}`} id="main">
       <div class="toolbar">
-        <FilterBar q={q} error={error} inputRef={filterInput} onHelp={() => setHelp(true)} />
+        <FilterBar
+          q={q}
+          error={error}
+          inputRef={filterInput}
+          onApply={(text) => setQuery({ q: text.trim() === "" ? null : text })}
+          onHelp={() => setHelp(true)}
+          fieldNames={() => fieldNamesOf(view.sorted)}
+          valuesOf={(name) => valuesFor(view.sorted, name)}
+        />
         <div class="toolbar-row">
           <button type="button" class="facets-toggle" aria-expanded={facetsOpen} onClick={() => setFacetsOpen(!facetsOpen)}>
             Facets
@@ -472,54 +515,6 @@ export function ConsolePage() {
       ) : null}
       {help ? <Shortcuts onClose={() => setHelp(false)} /> : null}
     </main>
-  );
-}
-
-function FilterBar({ q, error, inputRef, onHelp }: { q: string; error: string | null; inputRef: preact.RefObject<HTMLInputElement>; onHelp: () => void }) {
-  const [text, setText] = useState(q);
-  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
-  useEffect(() => setText(q), [q]);
-  const applyNow = (value: string) => {
-    if (timer.current) clearTimeout(timer.current);
-    if (value !== q) setQuery({ q: value.trim() === "" ? null : value });
-  };
-  return (
-    <div class="filterbar">
-      <label class="sr-only" for="filter">
-        Filter alerts
-      </label>
-      <input
-        id="filter"
-        ref={inputRef}
-        data-testid="filter-input"
-        class={error ? "invalid" : ""}
-        type="search"
-        spellcheck={false}
-        autocomplete="off"
-        placeholder='Filter: severity=critical device=~"10.20.*" addon!=prtg "link down"   (press / to focus)'
-        aria-invalid={error !== null}
-        aria-describedby={error ? "filter-error" : undefined}
-        value={text}
-        onInput={(e) => {
-          const value = (e.target as HTMLInputElement).value;
-          setText(value);
-          if (timer.current) clearTimeout(timer.current);
-          // Applied when typing pauses; errors show then, not at every keystroke.
-          timer.current = setTimeout(() => applyNow(value), 600);
-        }}
-        onKeyDown={(e) => {
-          if (e.key === "Enter") applyNow(text);
-        }}
-      />
-      <button type="button" class="icon" aria-label="Filter syntax" onClick={onHelp}>
-        ?
-      </button>
-      {error ? (
-        <p id="filter-error" class="error filter-error" role="alert" data-testid="filter-error">
-          {error}
-        </p>
-      ) : null}
-    </div>
   );
 }
 
@@ -747,13 +742,31 @@ function Shortcuts({ onClose }: { onClose: () => void }) {
           ))}
         </dl>
         <h3>Filter</h3>
+        <p>Terms separated by spaces; all must match. Completions appear as you type: ↓ to pick, Tab or Enter to take.</p>
+        <table class="table ops">
+          <tbody>
+            {(
+              [
+                ["name=value", "equal, exactly (case matters)"],
+                ["name!=value", "not equal"],
+                ["name=~regex", "matches the regular expression, anchored at both ends; (?i) at its start ignores case"],
+                ["name!~regex", "does not match it"],
+                ["severity>=major", "at least that severe (also >, <=, <)"],
+                ['title="link down"', 'quoted: spaces; \\" and \\\\ escape'],
+                ['down, "went down"', "free text: ignoring case, in title, message, addon, type, category, device and every field"],
+              ] as const
+            ).map(([op, what]) => (
+              <tr key={op}>
+                <td>
+                  <code>{op}</code>
+                </td>
+                <td>{what}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
         <p>
-          Terms separated by spaces; all must match. <code>name=value</code>, <code>name!=value</code>, <code>name=~regex</code>, <code>name!~regex</code> (anchored;{" "}
-          <code>(?i)</code> ignores case), <code>severity&gt;=major</code>. Quote values with spaces: <code>title="link down"</code>. A word or a quoted phrase without an operator
-          is free text, searched in titles, messages, devices and every field.
-        </p>
-        <p>
-          Names: {NAMES.map((n) => <code key={n}>{n} </code>)} and any field by its name (or <code>fields.name</code>).
+          Names: {NAMES.map((n) => <code key={n}>{n} </code>)} and any field by its name (or <code>fields.name</code>); what an alert lacks reads as <code>""</code>.
         </p>
         <p>
           Examples: <code>severity=critical device=~"10.20.*" addon!=prtg</code> · <code>status!=suppressed acknowledged=false</code> · <code>job=~"node|blackbox" "disk"</code>
