@@ -849,6 +849,7 @@ pub fn routes() -> Vec<Route> {
             "The real-time event WebSocket",
             crate::ws::handler,
         )
+        .query::<crate::ws::WsQuery>()
         .answers(101, ResponseBody::Upgrade),
     ];
     // ---- the console: its page at each of its paths, and its assets ----

@@ -439,6 +439,7 @@ impl CredentialSecret {
 pub struct CredentialSummary {
     pub name: String,
     pub kind: String,
+    #[schemars(schema_with = "crate::api::targets::credential_public_schema")]
     pub public: Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

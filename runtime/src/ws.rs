@@ -189,7 +189,7 @@ impl WebSocketConfig {
 }
 
 /// Query of `GET /ws`.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WsQuery {
     /// A bearer value (access token or API key), for clients that cannot set headers.

@@ -418,7 +418,7 @@ async fn bulk_actions(db: Db) {
         ),
         (
             json!({"action": "resolve"}),
-            "bulk action: missing field `ids`",
+            "bulk action: give either `ids` or `filter` (exactly one of them)",
         ),
         (
             json!({"ids": [ids[0]], "action": "resolve", "note": ""}),

@@ -393,14 +393,18 @@ function SilenceEditor({ id }: { id?: number }) {
               <input aria-label="Field name" value={k} onInput={(e) => set("fields", form.fields.map((f, j) => (j === i ? [(e.target as HTMLInputElement).value, f[1]] : f)))} />
               <span>=</span>
               <input aria-label="Field value" value={v} onInput={(e) => set("fields", form.fields.map((f, j) => (j === i ? [f[0], (e.target as HTMLInputElement).value] : f)))} />
-              <button type="button" class="icon" aria-label={`Remove the field ${k}`} onClick={() => set("fields", form.fields.filter((_, j) => j !== i))}>
-                ×
-              </button>
+              {readOnly ? null : (
+                <button type="button" class="icon" aria-label={`Remove the field ${k}`} onClick={() => set("fields", form.fields.filter((_, j) => j !== i))}>
+                  ×
+                </button>
+              )}
             </div>
           ))}
-          <button type="button" onClick={() => set("fields", [...form.fields, ["", ""]])}>
-            Add a field
-          </button>
+          {readOnly ? null : (
+            <button type="button" onClick={() => set("fields", [...form.fields, ["", ""]])}>
+              Add a field
+            </button>
+          )}
           <p class="preview" aria-live="polite">
             {previewError ? (
               <span class="error">{previewError}</span>

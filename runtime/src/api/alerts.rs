@@ -122,18 +122,26 @@ fn refused(e: StoreError, id: i64) -> ApiError {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
+    // Read as text and parsed by the handler (for its error message); the schema says what
+    // parses, which `query_values_are_their_serde_names` in `api::openapi` keeps true.
+    #[schemars(with = "Option<AlertStatus>")]
     pub status: Option<String>,
+    #[schemars(with = "Option<Severity>")]
     pub severity: Option<String>,
     pub addon: Option<String>,
     /// Device IP or name, exactly.
     pub device: Option<String>,
     /// Alerts last seen at or after this RFC 3339 time.
+    #[schemars(with = "Option<DateTime<Utc>>")]
     pub since: Option<String>,
     /// Alerts last seen before this RFC 3339 time.
+    #[schemars(with = "Option<DateTime<Utc>>")]
     pub until: Option<String>,
     /// Text in the title or message, ignoring the case of ASCII letters.
+    #[schemars(length(max = MAX_QUERY_TEXT_LEN))]
     pub q: Option<String>,
     /// Page size, 1..=1000 (default 50).
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     pub limit: Option<u32>,
     /// Keyset cursor: the `next_before` of the previous page.
     pub before: Option<i64>,
@@ -143,7 +151,7 @@ pub struct AlertQuery {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AlertPage {
     pub items: Vec<StoredAlert>,
-    /// Pass as `before` to get the next (older) page; absent on the last page.
+    /// Pass as `before` to get the next (older) page; `null` on the last page.
     pub next_before: Option<i64>,
 }
 
@@ -372,6 +380,7 @@ pub(super) async fn add_note(
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Page size, 1..=1000 (default 50).
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     pub limit: Option<u32>,
     /// Keyset cursor: the `next_after` of the previous page.
     pub after: Option<i64>,

@@ -24,6 +24,7 @@ use crate::store::{AuditFilter, AuditOutcome, SessionFilter, SessionInfo};
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct TokenAnswer {
     pub access_token: String,
+    #[schemars(extend("const" = "Bearer"))]
     pub token_type: &'static str,
     /// Seconds the access token lasts.
     pub expires_in: i64,
@@ -457,9 +458,12 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub target: Option<String>,
+    #[schemars(with = "Option<AuditOutcome>")]
     pub outcome: Option<String>,
     /// Keyset cursor: the `next_before` of the previous page.
     pub before: Option<i64>,
+    /// Page size, 1..=1000 (default 50).
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     pub limit: Option<u32>,
 }
 

@@ -11,7 +11,7 @@
 //! (`dashboard/src/api/schema.d.ts`); a test fails when the two differ, and
 //! `tests/tests/openapi.rs` validates real answers against it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
 use schemars::SchemaGenerator;
@@ -23,28 +23,63 @@ use super::{Access, Audit, RequestBody, ResponseBody, Route, routes};
 /// Where named schemas live in an OpenAPI 3.1 document.
 const COMPONENTS: &str = "#/components/schemas/";
 
+/// Where the request side's named schemas are referenced until [`merge`] gives them their
+/// final names in [`COMPONENTS`]; no such path is left in the document.
+const REQUEST_COMPONENTS: &str = "#/components/x-request-schemas/";
+
+/// What a request-side schema is named when the same type serialises differently from how it
+/// deserialises (a field with `#[serde(default)]` may be left out of a request, but is always
+/// in an answer).
+const INPUT_SUFFIX: &str = "Input";
+
 /// The document. Built per request: it is small, and rarely asked for.
 pub(super) async fn document() -> Json<Value> {
     Json(build(&routes()))
 }
 
+/// Two generators, because serde's two directions differ and the document describes both:
+/// answers are what `Serialize` writes (an `Option` field without `skip_serializing_if` is
+/// always present, as `null` at least, so it is required), request bodies and query strings
+/// what `Deserialize` accepts (the same field may be left out).
+struct Generators {
+    answers: SchemaGenerator,
+    requests: SchemaGenerator,
+}
+
+impl Generators {
+    fn new() -> Generators {
+        Generators {
+            answers: SchemaSettings::draft2020_12()
+                .for_serialize()
+                .with(|s| s.definitions_path = COMPONENTS.into())
+                .into_generator(),
+            requests: SchemaSettings::draft2020_12()
+                .for_deserialize()
+                .with(|s| s.definitions_path = REQUEST_COMPONENTS.into())
+                .into_generator(),
+        }
+    }
+}
+
 /// The document for `routes`.
 pub fn build(routes: &[Route]) -> Value {
-    let mut generator = SchemaSettings::draft2020_12()
-        .with(|s| s.definitions_path = COMPONENTS.into())
-        .into_generator();
+    let mut generators = Generators::new();
     let mut paths: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
     for route in routes {
         let path = openapi_path(route.path);
-        let operation = operation(route, &mut generator);
+        let operation = operation(route, &mut generators);
         paths
             .entry(path)
             .or_default()
             .insert(route.method.as_str().to_lowercase(), operation);
     }
-    let mut schemas: serde_json::Map<String, Value> = generator.take_definitions(true);
+    let (mut schemas, names) = merge(
+        generators.answers.take_definitions(true),
+        generators.requests.take_definitions(true),
+    );
     schemas.insert("Error".into(), error_schema());
-    let schemas: BTreeMap<String, Value> = schemas.into_iter().collect();
+    let mut paths = json!(paths);
+    rename_request_refs(&mut paths, &names);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -72,6 +107,86 @@ pub fn build(routes: &[Route]) -> Value {
     })
 }
 
+/// Puts the two sides' named schemas into one `components/schemas`: a type that reads as it
+/// writes (most of them, and every enum) is there once, under its name; one that does not gets
+/// a second entry, `<Name>Input`, for the request side. A schema that refers to a split one
+/// differs between the sides too, so splitting repeats until nothing changes. Returns the
+/// schemas and the final name of every request-side schema.
+fn merge(
+    answers: serde_json::Map<String, Value>,
+    requests: serde_json::Map<String, Value>,
+) -> (BTreeMap<String, Value>, BTreeMap<String, String>) {
+    let mut split: BTreeSet<String> = BTreeSet::new();
+    let final_names = |split: &BTreeSet<String>| -> BTreeMap<String, String> {
+        requests
+            .keys()
+            .map(|name| {
+                let final_name = if split.contains(name) {
+                    format!("{name}{INPUT_SUFFIX}")
+                } else {
+                    name.clone()
+                };
+                (name.clone(), final_name)
+            })
+            .collect()
+    };
+    loop {
+        let names = final_names(&split);
+        let mut changed = false;
+        for (name, schema) in &requests {
+            let Some(answer) = answers.get(name) else {
+                continue;
+            };
+            if split.contains(name) {
+                continue;
+            }
+            let mut renamed = schema.clone();
+            rename_request_refs(&mut renamed, &names);
+            if renamed != *answer {
+                split.insert(name.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let names = final_names(&split);
+    let mut schemas: BTreeMap<String, Value> = answers.into_iter().collect();
+    for (name, mut schema) in requests {
+        rename_request_refs(&mut schema, &names);
+        let final_name = &names[&name];
+        if split.contains(&name) {
+            assert!(
+                !schemas.contains_key(final_name),
+                "two types would both be named {final_name} in the OpenAPI document"
+            );
+        }
+        schemas.insert(final_name.clone(), schema);
+    }
+    (schemas, names)
+}
+
+/// Points every reference to a request-side schema at its final name in `components/schemas`.
+fn rename_request_refs(value: &mut Value, names: &BTreeMap<String, String>) {
+    match value {
+        Value::Object(object) => {
+            for (key, v) in object.iter_mut() {
+                if key == "$ref"
+                    && let Some(name) = v.as_str().and_then(|r| r.strip_prefix(REQUEST_COMPONENTS))
+                {
+                    let name = names.get(name).map_or(name, String::as_str);
+                    *v = Value::String(format!("{COMPONENTS}{name}"));
+                } else {
+                    rename_request_refs(v, names);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rename_request_refs(v, names)),
+        _ => {}
+    }
+}
+
 /// `{"error": {"code", "message"}}`, every failure's shape; some add fields (a capability
 /// difference), hence no `additionalProperties: false`.
 fn error_schema() -> Value {
@@ -96,13 +211,14 @@ fn schema(f: super::SchemaFn, generator: &mut SchemaGenerator) -> Value {
 }
 
 /// The query parameters a struct's schema describes: one per property, required when the
-/// struct requires it.
+/// struct requires it. A parameter is absent or has a value, never `null`, so the `null` that
+/// an `Option` adds to a property's schema is left out.
 fn query_parameters(f: super::SchemaFn, generator: &mut SchemaGenerator) -> Vec<Value> {
     let reference = schema(f, generator);
     let resolved = match reference["$ref"].as_str() {
         Some(r) => generator
             .definitions()
-            .get(r.trim_start_matches(COMPONENTS))
+            .get(r.trim_start_matches(REQUEST_COMPONENTS))
             .cloned()
             .unwrap_or(Value::Null),
         None => reference,
@@ -117,20 +233,57 @@ fn query_parameters(f: super::SchemaFn, generator: &mut SchemaGenerator) -> Vec<
             props
                 .iter()
                 .map(|(name, property)| {
+                    let mut property = without_null(property.clone());
+                    let description = property
+                        .as_object_mut()
+                        .and_then(|p| p.remove("description"));
                     let mut parameter = json!({
                         "name": name,
                         "in": "query",
                         "required": required.contains(&name.as_str()),
                         "schema": property,
                     });
-                    if let Some(d) = property.get("description") {
-                        parameter["description"] = d.clone();
+                    if let Some(d) = description {
+                        parameter["description"] = d;
                     }
                     parameter
                 })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `schema` without the `null` an `Option` adds: `{"type": ["integer", "null"]}` becomes
+/// `{"type": "integer"}`, `{"anyOf": [S, {"type": "null"}]}` becomes S, and a `null` default
+/// goes.
+fn without_null(schema: Value) -> Value {
+    let Value::Object(mut object) = schema else {
+        return schema;
+    };
+    if object.get("default") == Some(&Value::Null) {
+        object.remove("default");
+    }
+    if let Some(Value::Array(types)) = object.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            object.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(any_of)) = object.get("anyOf") {
+        let rest: Vec<&Value> = any_of
+            .iter()
+            .filter(|s| s.get("type") != Some(&json!("null")))
+            .collect();
+        if let [only] = rest[..] {
+            let only = only.clone();
+            object.remove("anyOf");
+            if let Value::Object(inner) = only {
+                object.extend(inner);
+            }
+        }
+    }
+    Value::Object(object)
 }
 
 /// The document as checked in: pretty, keys in order, a final newline.
@@ -145,13 +298,13 @@ fn openapi_path(path: &str) -> String {
     path.replace("{*", "{")
 }
 
-fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
+fn operation(route: &Route, generators: &mut Generators) -> Value {
     let mut parameters: Vec<Value> = path_parameters(route.path)
         .into_iter()
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
         .collect();
     if let Some(query) = route.query {
-        parameters.extend(query_parameters(query, generator));
+        parameters.extend(query_parameters(query, &mut generators.requests));
     }
     let error = |description: &str| {
         json!({
@@ -162,7 +315,7 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
     let mut responses = serde_json::Map::new();
     let success = match route.response {
         ResponseBody::Json(f) => {
-            json!({"description": "Success", "content": {"application/json": {"schema": schema(f, generator)}}})
+            json!({"description": "Success", "content": {"application/json": {"schema": schema(f, &mut generators.answers)}}})
         }
         ResponseBody::Empty => json!({"description": "Done; no content"}),
         ResponseBody::Html => {
@@ -182,6 +335,14 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
         "422".into(),
         error("Invalid request (the message names the field)"),
     );
+    // Every other failure of the API (404, 409, 413, 500, 503, ...) has the same shape; the
+    // console's pages and files are not the API's and answer plain HTTP errors.
+    if !matches!(route.response, ResponseBody::Html | ResponseBody::Asset) {
+        responses.insert(
+            "default".into(),
+            error("Any other failure: not found, conflict, too large, unavailable"),
+        );
+    }
     let mut op = serde_json::Map::new();
     op.insert("summary".into(), json!(route.summary));
     let id = operation_id(route.method.as_str(), route.path);
@@ -262,7 +423,7 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
         } => {
             op.insert(
                 "requestBody".into(),
-                json!({"required": required, "content": {"application/json": {"schema": schema(f, generator)}}}),
+                json!({"required": required, "content": {"application/json": {"schema": schema(f, &mut generators.requests)}}}),
             );
         }
         RequestBody::None => {}
@@ -474,6 +635,151 @@ mod tests {
             "docs/openapi.json is not the API the code serves: regenerate it with \
              `OPSCONDUCTOR_UPDATE_OPENAPI=1 cargo test -p opsconductor --lib openapi`, then \
              rebuild the dashboard (its types come from it)"
+        );
+    }
+
+    /// Answers are described as serde writes them, request bodies as it reads them: an
+    /// `Option` is always in an answer (as `null` at least) unless `skip_serializing_if` leaves
+    /// it out, and a `#[serde(default)]` field may be left out of a request. A type that
+    /// differs between the two has a second schema for requests.
+    #[test]
+    fn answers_are_described_as_serialised_and_requests_as_deserialised() {
+        let doc = build(&routes());
+        let schemas = &doc["components"]["schemas"];
+        let required = |name: &str| -> Vec<String> {
+            schemas[name]["required"]
+                .as_array()
+                .map(|r| r.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default()
+        };
+        assert!(required("StoredAlert").contains(&"acknowledged_at".to_owned()));
+        assert!(required("AlertPage").contains(&"next_before".to_owned()));
+        // `skip_serializing_if`: absent on the last page.
+        assert!(!required("AuditPage").contains(&"next_before".to_owned()));
+        assert!(!required("BulkResult").contains(&"alert".to_owned()));
+        assert_eq!(
+            required("SilenceMatchers").len(),
+            4,
+            "{}",
+            schemas["SilenceMatchers"]
+        );
+        assert!(required("SilenceMatchersInput").is_empty());
+        assert_eq!(
+            schemas["SilenceSpec"]["properties"]["matchers"]["$ref"],
+            "#/components/schemas/SilenceMatchersInput"
+        );
+        assert_eq!(
+            schemas["SilenceView"]["properties"]["matchers"]["$ref"],
+            "#/components/schemas/SilenceMatchers"
+        );
+        // A type that reads as it writes is there once.
+        assert!(schemas["SeverityInput"].is_null());
+        let text = doc.to_string();
+        assert!(
+            !text.contains(REQUEST_COMPONENTS),
+            "a request reference was left"
+        );
+        // schemars numbers a second type with the same name (`Stats2`): the TypeScript types
+        // would carry that name, so two types must not share one.
+        for name in schemas.as_object().unwrap().keys() {
+            assert!(
+                !name.ends_with(|c: char| c.is_ascii_digit()),
+                "two types are named {}",
+                name.trim_end_matches(|c: char| c.is_ascii_digit())
+            );
+        }
+    }
+
+    /// A query parameter is absent or has a value; `null` cannot be sent.
+    #[test]
+    fn query_parameters_are_typed_and_never_null() {
+        let doc = build(&routes());
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                for parameter in op["parameters"].as_array().into_iter().flatten() {
+                    let schema = parameter["schema"].to_string();
+                    assert!(
+                        !schema.contains("null"),
+                        "{method} {path} parameter {}: {schema}",
+                        parameter["name"]
+                    );
+                }
+            }
+        }
+        let alerts = &doc["paths"]["/api/v1/alerts"]["get"]["parameters"];
+        let parameter = |name: &str| {
+            alerts
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap()["schema"]
+                .clone()
+        };
+        assert_eq!(
+            parameter("status"),
+            json!({"$ref": "#/components/schemas/AlertStatus"})
+        );
+        assert_eq!(
+            parameter("since"),
+            json!({"type": "string", "format": "date-time"})
+        );
+        assert_eq!(parameter("limit")["maximum"], super::super::MAX_PAGE);
+        let ws = &doc["paths"]["/ws"]["get"]["parameters"];
+        assert_eq!(ws[0]["name"], "token", "{ws}");
+    }
+
+    /// Query parameters the handlers read as text and parse with `FromStr` are described by
+    /// the enums' schemas, which come from serde: the two spellings must be one.
+    #[test]
+    fn query_values_are_their_serde_names() {
+        fn same<T: serde::Serialize + std::str::FromStr + PartialEq + std::fmt::Debug>(
+            all: &[T],
+            name: impl Fn(&T) -> &'static str,
+        ) {
+            for value in all {
+                assert_eq!(serde_json::to_value(value).unwrap(), json!(name(value)));
+                assert_eq!(name(value).parse::<T>().ok().as_ref(), Some(value));
+            }
+        }
+        same(&crate::alert::AlertStatus::ALL, |v| v.as_str());
+        same(&crate::alert::Severity::ALL, |v| v.as_str());
+        same(&crate::engine::SilenceState::ALL, |v| v.as_str());
+        same(&crate::store::AuditOutcome::ALL, |v| v.as_str());
+    }
+
+    /// Every failure of the API has the one error shape, including those the route does not
+    /// list by status.
+    #[test]
+    fn api_failures_are_described() {
+        let doc = build(&routes());
+        for route in routes() {
+            let op = &doc["paths"][openapi_path(route.path)][route.method.as_str().to_lowercase()];
+            let console = matches!(route.response, ResponseBody::Html | ResponseBody::Asset);
+            assert_eq!(
+                op["responses"]["default"]["content"]["application/json"]["schema"]["$ref"]
+                    .as_str(),
+                (!console).then_some("#/components/schemas/Error"),
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
+    }
+
+    #[test]
+    fn without_null_keeps_the_rest() {
+        assert_eq!(
+            without_null(json!({"type": ["integer", "null"], "format": "int64", "default": null})),
+            json!({"type": "integer", "format": "int64"})
+        );
+        assert_eq!(
+            without_null(json!({"anyOf": [{"$ref": "#/x"}, {"type": "null"}], "description": "d"})),
+            json!({"$ref": "#/x", "description": "d"})
+        );
+        assert_eq!(
+            without_null(json!({"type": "boolean"})),
+            json!({"type": "boolean"})
         );
     }
 

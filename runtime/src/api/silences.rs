@@ -48,8 +48,10 @@ impl From<Silence> for SilenceView {
 #[serde(deny_unknown_fields)]
 pub struct SilenceQuery {
     /// `pending`, `active` or `expired`; all when absent.
+    #[schemars(with = "Option<SilenceState>")]
     pub state: Option<String>,
     /// Page size, 1..=1000 (default 50).
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     pub limit: Option<u32>,
     /// Keyset cursor: the `next_before` of the previous page.
     pub before: Option<i64>,
@@ -59,7 +61,7 @@ pub struct SilenceQuery {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SilencePage {
     pub items: Vec<SilenceView>,
-    /// Pass as `before` to get the next (older) page; absent on the last page.
+    /// Pass as `before` to get the next (older) page; `null` on the last page.
     pub next_before: Option<i64>,
 }
 
