@@ -61,6 +61,8 @@ pub struct AppState {
     pub ldap: Option<Arc<crate::directory::LdapConfig>>,
     /// The signatures an uploaded addon bundle needs (`[bundles]`).
     pub bundles: Arc<crate::bundle::TrustPolicy>,
+    /// What the HTTP listener refused or cut short.
+    pub http: Arc<crate::http_server::HttpCounters>,
 }
 
 /// Who may call a route. Every route has exactly one, in [`routes`], and the guard layer
@@ -557,7 +559,7 @@ pub fn routes() -> Vec<Route> {
         .query::<silences::SilenceQuery>().returns::<silences::SilencePage>(),
         post(
             "/api/v1/silences",
-            Requires(ActOnAlerts),
+            Requires(ManageSilences),
             As("silence.create"),
             "Create a silence",
             silences::create_silence,
@@ -580,7 +582,7 @@ pub fn routes() -> Vec<Route> {
         .takes::<silences::PreviewBody>().returns::<silences::SilencePreview>(),
         put(
             "/api/v1/silences/{id}",
-            Requires(ActOnAlerts),
+            Requires(ManageSilences),
             As("silence.update"),
             "Change a silence",
             silences::update_silence,
@@ -588,7 +590,7 @@ pub fn routes() -> Vec<Route> {
         .takes::<crate::engine::SilenceSpec>().returns::<silences::SilenceView>(),
         delete(
             "/api/v1/silences/{id}",
-            Requires(ActOnAlerts),
+            Requires(ManageSilences),
             As("silence.delete"),
             "Delete a silence",
             silences::delete_silence,
@@ -961,9 +963,9 @@ struct ErrorDetail<'a> {
     message: &'a str,
 }
 
-/// What `log_errors` finds on an error response.
+/// What `log_errors` (and the guard's audit) finds on an error response.
 #[derive(Clone)]
-struct LoggedError {
+pub(crate) struct LoggedError {
     code: &'static str,
     message: String,
     internal: Option<String>,
@@ -1071,6 +1073,8 @@ struct Stats {
     writer: crate::writer::WriterStats,
     /// The event bus and its WebSocket clients, on this node.
     events: crate::events::BusStats,
+    /// Connections the HTTP listener accepted, refused over its caps, or closed on a timeout.
+    http: crate::http_server::HttpStats,
     alerts_by_status: std::collections::BTreeMap<&'static str, i64>,
 }
 
@@ -1081,6 +1085,7 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
         traps: state.traps.counters.snapshot(),
         writer: state.writer.stats(),
         events: state.events.stats(),
+        http: state.http.snapshot(),
         alerts_by_status: by_status
             .into_iter()
             .map(|(s, n)| (s.as_str(), n))

@@ -740,9 +740,15 @@ pub async fn record(
         target.name,
         redact_text(&target.address, &secrets)
     );
-    let poll = crate::poll::fetch_once(addon, &target, credential, &Pollers::default(), &store)
-        .await
-        .map_err(|e| anyhow::anyhow!("target `{}`: {e}", target.name))?;
+    let poll = crate::poll::fetch_once(
+        addon,
+        &target,
+        credential,
+        &Pollers::new(config.poll.clone()),
+        &store,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("target `{}`: {e}", target.name))?;
     store.close().await;
     for f in &poll.fetched {
         match &f.outcome {

@@ -66,6 +66,12 @@ pub struct Config {
     pub ldap: Option<crate::directory::LdapConfig>,
     /// Which signatures addon bundle files need (`[bundles]`).
     pub bundles: crate::bundle::BundleConfig,
+    /// Where polls may connect beyond the default egress policy (`[poll] allow`): loopback,
+    /// link-local (the cloud metadata service), unspecified and multicast addresses are refused
+    /// unless a network here allows them.
+    pub poll: crate::egress::EgressPolicy,
+    /// The HTTP server's timeouts and connection caps (`[http]`).
+    pub http: crate::http_server::HttpConfig,
 }
 
 impl Default for Config {
@@ -96,6 +102,8 @@ impl Default for Config {
             limits: crate::api::limits::LimitsConfig::default(),
             ldap: None,
             bundles: crate::bundle::BundleConfig::default(),
+            poll: crate::egress::EgressPolicy::default(),
+            http: crate::http_server::HttpConfig::default(),
         }
     }
 }
@@ -117,7 +125,7 @@ impl Config {
     /// Defaults, then `path` (or `opsconductor.toml` in the working directory when it exists),
     /// then the environment: `OPSCONDUCTOR_LISTEN`, `OPSCONDUCTOR_TRAP_LISTEN` (`off` disables),
     /// `DATABASE_URL`, `OPSCONDUCTOR_DATA_DIR`, `OPSCONDUCTOR_LOG`,
-    /// `OPSCONDUCTOR_JWT_SIGNING_KEY`.
+    /// `OPSCONDUCTOR_JWT_SIGNING_KEY`, `OPSCONDUCTOR_POLL_ALLOW` (networks, comma-separated).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let file = match path {
             Some(p) => Some(p.to_owned()),
@@ -167,6 +175,19 @@ impl Config {
         }
         if let Some(v) = var("OPSCONDUCTOR_JWT_SIGNING_KEY") {
             self.jwt_signing_key = Some(crate::auth::Secret::new(v));
+        }
+        if let Some(v) = var("OPSCONDUCTOR_POLL_ALLOW") {
+            self.poll.allow = v
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| {
+                    n.parse().map_err(|e| ConfigError::Env {
+                        name: "OPSCONDUCTOR_POLL_ALLOW",
+                        message: format!("`{n}` is not a network like 127.0.0.0/8: {e}"),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
         }
         if let Some(v) = var("OPSCONDUCTOR_NODE_ID") {
             self.node_id = Some(v);
@@ -229,6 +250,7 @@ impl Config {
             lease: std::time::Duration::from_secs(self.poll_lease_seconds.max(3)),
             tick: std::time::Duration::from_millis(self.scheduler_tick_ms.clamp(50, 60_000)),
             retention_days: self.retention_days,
+            egress: self.poll.clone(),
         }
     }
 

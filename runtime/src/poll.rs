@@ -18,6 +18,7 @@ use reqwest::Url;
 use tracing::{debug, warn};
 
 use crate::alert::{ReportedAlert, Severity};
+use crate::egress::EgressPolicy;
 use crate::event::{
     self, Fetched, FetchedData, HttpCallSpec, HttpResponse, PollResult, RawEvent, SshOutput,
     Varbind,
@@ -41,12 +42,23 @@ pub const SSH_HOST_KEY_CHANGED: &str = "sshHostKeyChanged";
 const SNMP_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 const SNMP_RETRIES: u32 = 1;
 
-/// The outbound clients, shared by every poll on a node.
-#[derive(Clone, Default)]
+/// The outbound clients, shared by every poll on a node, all under one egress policy.
+#[derive(Clone)]
 pub struct Pollers {
     pub snmp: SnmpPoller,
     pub http: HttpPoller,
     pub ssh: SshPoller,
+}
+
+impl Pollers {
+    pub fn new(egress: EgressPolicy) -> Pollers {
+        let egress = Arc::new(egress);
+        Pollers {
+            snmp: SnmpPoller::new(Arc::clone(&egress)),
+            http: HttpPoller::new(Arc::clone(&egress)),
+            ssh: SshPoller::new(egress),
+        }
+    }
 }
 
 /// What the I/O of one poll came to.
@@ -55,8 +67,11 @@ struct IoLog {
     answered: u32,
     unreachable: u32,
     denied: u32,
+    /// Calls the egress policy refused: nothing was sent.
+    refused: u32,
     failed: u32,
     last_failed: Option<String>,
+    last_refused: Option<String>,
     last_unreachable: Option<String>,
     host_key_mismatch: Option<String>,
 }
@@ -125,6 +140,10 @@ impl TargetIo {
                 log.host_key_mismatch = result.as_ref().err().map(ToString::to_string);
             }
             Err(PollError::Denied(_)) => log.denied += 1,
+            Err(PollError::Refused(m)) => {
+                log.refused += 1;
+                log.last_refused = Some(m.clone());
+            }
             // The peer answered, if uselessly: it is reachable, and the poll failed.
             Err(PollError::Failed(m)) => {
                 log.answered += 1;
@@ -676,6 +695,11 @@ fn verdict(log: &IoLog, addon_result: &Result<(), IngestError>) -> PollOutcome {
             error: log.last_unreachable.clone(),
         };
     }
+    if log.answered == 0 && log.refused > 0 {
+        // Not unreachable: nothing was tried. The target's address is somewhere polls may not
+        // go, which only a change of address or of `[poll] allow` mends.
+        return PollOutcome::failed(log.last_refused.clone().unwrap_or_default());
+    }
     match addon_result {
         Err(e) => PollOutcome::failed(e.to_string()),
         Ok(()) if log.failed > 0 => {
@@ -805,6 +829,14 @@ mod tests {
             ..IoLog::default()
         };
         assert_eq!(verdict(&denied_only, &Ok(())).status, "ok");
+        let refused = IoLog {
+            refused: 1,
+            last_refused: Some("the egress policy refuses 127.0.0.2".into()),
+            ..IoLog::default()
+        };
+        let outcome = verdict(&refused, &Ok(()));
+        assert_eq!(outcome.status, "failed");
+        assert!(outcome.error.unwrap().contains("egress policy"));
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub enum PollError {
     /// The addon's capabilities do not allow the call.
     #[error("denied: {0}")]
     Denied(String),
+    /// The egress policy ([`crate::egress`]) does not allow the address the call resolved to:
+    /// nothing was sent. Not the addon's doing, unlike [`PollError::Denied`].
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 impl PollError {

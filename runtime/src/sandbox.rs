@@ -358,7 +358,20 @@ impl Sandbox {
             bump(&self.compile_counters.compiled);
             return Component::new(&self.engine, wasm).map_err(compile_err);
         };
-        let path = self.cache_path(dir, wasm_sha256);
+        // The cache is keyed by the digest of the bytes themselves, computed here: a digest from
+        // the database that does not match them (a tampered row) must neither pick another
+        // addon's machine code nor name a path.
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(wasm));
+        if !wasm_sha256.eq_ignore_ascii_case(&digest) {
+            return Err(SandboxError::Compile {
+                addon: addon_id.to_owned(),
+                message: format!(
+                    "the recorded sha256 `{}` is not the component's ({digest}); reinstall the addon",
+                    wasm_sha256.chars().take(64).collect::<String>()
+                ),
+            });
+        }
+        let path = self.cache_path(dir, &digest);
         if path.exists() {
             // SAFETY: the file was written by `precompile_component` of an engine with the same
             // compatibility hash (it is in the file name) into the runtime's own data directory;
@@ -390,13 +403,18 @@ impl Sandbox {
         unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(compile_err)
     }
 
-    fn cache_path(&self, dir: &Path, wasm_sha256: &str) -> PathBuf {
+    /// `digest` is 64 hex digits, computed from the bytes ([`Sandbox::compile`]).
+    fn cache_path(&self, dir: &Path, digest: &str) -> PathBuf {
+        assert!(
+            digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+            "a cache key is a sha256 in hex"
+        );
         let mut hasher = DefaultHasher::new();
         self.engine
             .precompile_compatibility_hash()
             .hash(&mut hasher);
         dir.join(format!(
-            "{wasm_sha256}-wasmtime{}-{:016x}.cwasm",
+            "{digest}-wasmtime{}-{:016x}.cwasm",
             wasmtime_version(),
             hasher.finish()
         ))

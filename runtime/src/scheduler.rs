@@ -38,6 +38,8 @@ pub struct SchedulerConfig {
     pub tick: Duration,
     /// Resolved alerts older than this many days are deleted; 0 keeps them.
     pub retention_days: u32,
+    /// Where polls may connect.
+    pub egress: crate::egress::EgressPolicy,
 }
 
 /// A maintenance job: its name (the lease key) and cron schedule.
@@ -78,11 +80,11 @@ impl Scheduler {
         writer: AlertWriter,
     ) -> Scheduler {
         Scheduler {
+            pollers: Pollers::new(config.egress.clone()),
             config,
             store,
             registry,
             writer,
-            pollers: Pollers::default(),
         }
     }
 

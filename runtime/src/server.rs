@@ -40,6 +40,11 @@ pub enum StartError {
     Auth(#[from] crate::auth::AuthError),
     #[error("[bundles]: {0}")]
     Bundles(#[from] crate::bundle::BundleError),
+    #[error("{path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Committed batches waiting for the event publisher before further ones are dropped (and
@@ -55,6 +60,12 @@ pub struct Core {
 
 impl Core {
     pub async fn open(config: &Config) -> Result<Core, StartError> {
+        // The data directory holds the database, the compiled addons and, on a first start,
+        // the administrator's password: the runtime's user alone may enter it.
+        crate::store::private_dir(&config.data_dir).map_err(|source| StartError::File {
+            path: config.data_dir.clone(),
+            source,
+        })?;
         let store = Store::connect(&config.database_url)
             .await
             .map_err(|source| StartError::Store {
@@ -99,7 +110,12 @@ impl Server {
                 .map_err(|e| crate::auth::AuthError::Config(format!("[ldap]: {e}")))?;
         }
         let bundles = Arc::new(config.bundles.policy()?);
-        bootstrap_admin(&auth, &console_url(listener.local_addr()?)).await?;
+        bootstrap_admin(
+            &auth,
+            &console_url(listener.local_addr()?),
+            &config.data_dir,
+        )
+        .await?;
         let limits = Arc::new(crate::api::limits::Limits::new(&config.limits));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let store_err = |source| StartError::Store {
@@ -208,23 +224,21 @@ impl Server {
             limits: limits.clone(),
             ldap: config.ldap.clone().map(Arc::new),
             bundles,
+            http: Arc::new(crate::http_server::HttpCounters::default()),
         };
         watchers.push(tokio::spawn(forget_idle_limits(
             limits,
             shutdown_rx.clone(),
         )));
         let addr = listener.local_addr()?;
-        let router = app(state.clone())
-            .layer(axum::Extension(config.websocket))
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let mut stop = shutdown_rx;
-        let http = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await
-        });
+        let router = app(state.clone()).layer(axum::Extension(config.websocket));
+        let http = tokio::spawn(crate::http_server::serve(
+            listener,
+            router,
+            config.http,
+            Arc::clone(&state.http),
+            shutdown_rx,
+        ));
         info!(%addr, "opsconductor serving");
         Ok(Server {
             addr,
@@ -266,27 +280,68 @@ impl Server {
     }
 }
 
+/// Where the first start leaves the administrator's password when standard error is not a
+/// terminal (a service manager's journal, a CI log, a pipe): beside the database, readable by
+/// the runtime's user alone.
+pub const BOOTSTRAP_PASSWORD_FILE: &str = "initial-admin-password";
+
 /// On the first start (no user at all), creates the administrator `admin` with a generated
-/// password and prints it once to standard error — not to the log, which may be shipped
-/// elsewhere. Set a password of your own with `opsconductor user set-password admin`.
+/// password and shows it once — never through the log, which may be shipped elsewhere: on the
+/// terminal when standard error is one, else in a 0600 file in the data directory whose path
+/// (not content) is logged. Set a password of your own with `opsconductor user set-password
+/// admin`.
 async fn bootstrap_admin(
     auth: &crate::auth::Auth,
     console: &str,
-) -> Result<(), crate::auth::AuthError> {
-    if let Some(password) = auth.bootstrap_admin().await? {
-        info!(
-            user = crate::auth::BOOTSTRAP_ADMIN,
-            "first start: administrator created"
-        );
+    data_dir: &std::path::Path,
+) -> Result<(), StartError> {
+    use std::io::IsTerminal;
+    let Some(password) = auth.bootstrap_admin().await? else {
+        return Ok(());
+    };
+    let user = crate::auth::BOOTSTRAP_ADMIN;
+    info!(user, "first start: administrator created");
+    if std::io::stderr().is_terminal() {
         // Together, so that a newcomer has all they need in one place: where to go, and how
         // to sign in there.
         eprintln!(
             "\n  First start: created the administrator `{user}` with the one-time password\n\n      {password}\n\n  Open {console} and sign in as `{user}` with it. It is shown only this once:\n  change it after signing in (opsconductor user set-password {user}).\n",
-            user = crate::auth::BOOTSTRAP_ADMIN,
             password = password.expose(),
         );
+        return Ok(());
     }
+    let path = data_dir.join(BOOTSTRAP_PASSWORD_FILE);
+    write_private(&path, format!("{}\n", password.expose()).as_bytes()).map_err(|source| {
+        StartError::File {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    info!(
+        user,
+        path = %path.display(),
+        console,
+        "the administrator's one-time password is in this file (readable by this user only); sign in, change it, delete the file"
+    );
+    eprintln!(
+        "\n  First start: created the administrator `{user}`; its one-time password is in\n  {} (readable by this user only). Open {console} and sign in with it.\n",
+        path.display()
+    );
     Ok(())
+}
+
+/// Writes `bytes` to a new file only its owner may read, replacing any file there.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// The console's address for people: a wildcard listen address is reached on loopback.
@@ -315,18 +370,38 @@ async fn forget_idle_limits(
     }
 }
 
-/// A database URL fit for logs: the password, if any, replaced.
+/// A database URL fit for logs: the password, if any, replaced — in the user info
+/// (`postgres://u:secret@h/db`) and in query parameters (`?password=`, `?sslpassword=`), which
+/// PostgreSQL's URL syntax also accepts.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut shown = match (base.find("://"), base.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
+            let userinfo = &base[scheme_end + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
+                Some((user, _)) => {
+                    format!("{}{user}:***{}", &base[..scheme_end + 3], &base[at..])
+                }
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if key.to_ascii_lowercase().contains("pass") => format!("{key}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&params.join("&"));
     }
+    shown
 }
 
 #[cfg(test)]
@@ -353,6 +428,14 @@ mod tests {
             ("postgres://u:secret@h/db", "postgres://u:***@h/db"),
             ("postgres://u@h/db", "postgres://u@h/db"),
             ("sqlite://data/x.db", "sqlite://data/x.db"),
+            (
+                "postgres://u@h/db?password=secret&sslmode=require",
+                "postgres://u@h/db?password=***&sslmode=require",
+            ),
+            (
+                "postgres://u:a@h/db?sslpassword=k&application_name=x",
+                "postgres://u:***@h/db?sslpassword=***&application_name=x",
+            ),
         ];
         for (url, shown) in cases {
             assert_eq!(redact_url(url), shown);

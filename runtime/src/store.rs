@@ -148,7 +148,7 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("cannot create directory {path} for the sqlite database")]
+    #[error("cannot create {path} (mode 0700 directory, 0600 file) for the sqlite database")]
     CreateDir {
         path: PathBuf,
         #[source]
@@ -438,6 +438,51 @@ impl Store {
     }
 }
 
+/// Creates `dir` (and its parents) when missing, mode 0700, and takes group and other access
+/// away from it when it exists: it holds the database and keys.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    restrict(dir, 0o700)
+}
+
+/// Creates the SQLite file empty (which SQLite takes as a new database) with mode 0600 when
+/// missing, and takes group and other access away when it exists. SQLite gives its `-wal` and
+/// `-shm` files the database file's permissions.
+fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+    }
+    restrict(path, 0o600)
+}
+
+/// Removes the permission bits `path` has beyond `mode`, saying so when there were any.
+fn restrict(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let current = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    if current & !mode != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & mode))?;
+        tracing::warn!(
+            path = %path.display(),
+            was = format!("{current:o}"),
+            now = format!("{:o}", current & mode),
+            "took group and other access away from a file that holds secrets"
+        );
+    }
+    Ok(())
+}
+
 async fn connect_sqlite(url: &str) -> Result<SqlitePools, StoreError> {
     let kind = DatabaseKind::Sqlite;
     let options = SqliteConnectOptions::from_str(url)
@@ -449,16 +494,18 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePools, StoreError> {
         .synchronous(SqliteSynchronous::Full);
     // sqlx's URL parser knows an in-memory database but does not expose it; match its spellings.
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    if !in_memory
-        && let Some(dir) = options.get_filename().parent()
-        && !dir.as_os_str().is_empty()
-    {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|source| StoreError::CreateDir {
+    if !in_memory {
+        let file = options.get_filename();
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            private_dir(dir).map_err(|source| StoreError::CreateDir {
                 path: dir.to_owned(),
                 source,
             })?;
+        }
+        private_file(file).map_err(|source| StoreError::CreateDir {
+            path: file.to_owned(),
+            source,
+        })?;
     }
 
     let writer_options = options

@@ -15,6 +15,12 @@ use opsconductor::server::{Core, Server};
 use opsconductor::testing::TestPostgres;
 use serde_json::Value;
 
+/// The egress policy of the tests' runtimes and pollers: the default plus loopback, where every
+/// peer (net-snmp, OpenSSH, HTTP servers) listens.
+pub fn loopback_egress() -> std::sync::Arc<opsconductor::egress::EgressPolicy> {
+    std::sync::Arc::new(opsconductor::egress::EgressPolicy::allowing_loopback())
+}
+
 /// The bundled addons, as `just build-addons` assembles them.
 pub fn bundles_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bundles")
@@ -108,6 +114,8 @@ impl TestRuntime {
             registry_poll_ms: 100,
             // Polls on 1-second intervals start within a tenth of a second of being due.
             scheduler_tick_ms: 100,
+            // The tests' peers listen on loopback.
+            poll: opsconductor::egress::EgressPolicy::allowing_loopback(),
             ..Config::default()
         };
         configure(&mut config);

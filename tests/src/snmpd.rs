@@ -355,7 +355,7 @@ fn spawn(dir: &Path, addr: SocketAddr, extra_lines: &[&str]) -> Child {
 /// port was taken); panics with its log if it neither answers nor exits within
 /// [`START_TIMEOUT`].
 async fn wait_ready(child: &mut Child, addr: SocketAddr, dir: &Path) -> bool {
-    let poller = SnmpPoller::new();
+    let poller = SnmpPoller::new(crate::loopback_egress());
     let probe = SnmpEndpoint {
         addr,
         auth: SnmpAuth::Community(COMMUNITY.to_owned()),

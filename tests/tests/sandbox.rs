@@ -144,6 +144,56 @@ async fn components_are_compiled_once_and_cached() {
     assert_eq!((stats.compiled, stats.loaded_from_cache), (0, 1));
 }
 
+/// A digest in the database is not trusted to name a cache file: a row whose `wasm_sha256` was
+/// changed to a path (or to another addon's digest) makes that addon fail to load, and nothing is
+/// written outside the cache directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_digest_names_no_cache_file() {
+    use opsconductor::config::Config;
+    use opsconductor::registry::{Registry, install_bundle};
+    use opsconductor::server::Core;
+
+    let data = tempfile::tempdir().unwrap();
+    let db = data.path().join("db.sqlite");
+    let config = Config {
+        database_url: format!("sqlite://{}", db.display()),
+        data_dir: data.path().to_owned(),
+        ..Config::default()
+    };
+    let core = Core::open(&config).await.unwrap();
+    install_bundle(&core.store, &core.sandbox, &bundle("alertmanager"))
+        .await
+        .unwrap();
+    opsconductor::registry::set_enabled(&core.store, "alertmanager", true)
+        .await
+        .unwrap();
+    core.store.close().await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE addons SET wasm_sha256 = '../../escaped' WHERE id = 'alertmanager'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    std::fs::remove_dir_all(config.compiled_cache_dir()).unwrap();
+
+    let restarted = Core::open(&config).await.unwrap();
+    let registry = Registry::new(restarted.store.clone(), restarted.sandbox.clone());
+    registry.reload().await.unwrap();
+    assert!(
+        registry.find_by_webhook("alertmanager").is_none(),
+        "an addon whose recorded digest is not its own was loaded"
+    );
+    assert_eq!(restarted.sandbox.compile_stats().compiled, 0);
+    let escaped = data.path().parent().unwrap().join("escaped");
+    assert!(!escaped.exists());
+    let cached: Vec<_> = std::fs::read_dir(config.compiled_cache_dir())
+        .unwrap()
+        .collect();
+    assert!(cached.is_empty(), "{cached:?}");
+}
+
 /// The runtime supports the previous WIT version beside the current one: a component built
 /// against `opsconductor:addon@0.1.0` (without the SDK, which has moved on to 0.2.0) installs,
 /// is instantiated with the 0.1.0 bindings and runs, next to 0.2.0 addons. A manifest that

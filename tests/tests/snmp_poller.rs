@@ -83,7 +83,7 @@ fn failed_message(result: Result<Vec<Varbind>, PollError>) -> String {
 #[tokio::test]
 async fn v2c_get_returns_values_in_request_order() {
     let agent = Snmpd::start().await;
-    let poller = SnmpPoller::new();
+    let poller = SnmpPoller::new(opsconductor_tests::loopback_egress());
     let varbinds = poller
         .get(
             &agent.v2c(),
@@ -129,7 +129,7 @@ async fn v2c_get_returns_values_in_request_order() {
 #[tokio::test]
 async fn v2c_get_next_returns_successors() {
     let agent = Snmpd::start().await;
-    let varbinds = SnmpPoller::new()
+    let varbinds = SnmpPoller::new(opsconductor_tests::loopback_egress())
         .get_next(&agent.v2c(), &strings(&[SYSTEM, SYS_DESCR_0]))
         .await
         .unwrap();
@@ -141,7 +141,7 @@ async fn v2c_get_next_returns_successors() {
 #[tokio::test]
 async fn v2c_walk_of_if_table_columns_finds_the_loopback_interface() {
     let agent = Snmpd::start().await;
-    let poller = SnmpPoller::new();
+    let poller = SnmpPoller::new(opsconductor_tests::loopback_egress());
     let descr = poller.walk(&agent.v2c(), IF_DESCR).await.unwrap();
     assert_walk_shape(IF_DESCR, &descr);
     let lo = loopback_index(&descr);
@@ -161,7 +161,7 @@ async fn v2c_walk_of_if_table_columns_finds_the_loopback_interface() {
 #[tokio::test]
 async fn v2c_walk_spans_many_getbulk_answers() {
     let agent = Snmpd::start().await;
-    let poller = SnmpPoller::new();
+    let poller = SnmpPoller::new(opsconductor_tests::loopback_egress());
     let ep = agent.v2c();
     let walked = poller.walk(&ep, SYSTEM).await.unwrap();
     assert!(walked.len() > 25, "system group: {} varbinds", walked.len());
@@ -192,7 +192,7 @@ async fn v2c_walk_spans_many_getbulk_answers() {
 #[tokio::test]
 async fn v3_auth_priv_sha_aes_get_and_walk() {
     let agent = Snmpd::start().await;
-    let poller = SnmpPoller::new();
+    let poller = SnmpPoller::new(opsconductor_tests::loopback_egress());
     let ep = agent.v3(snmpd::SHA_AES.usm());
     let varbinds = poller
         .get(&ep, &strings(&[SYS_DESCR_0, SYS_UPTIME_0]))
@@ -214,7 +214,7 @@ async fn v3_auth_priv_sha_aes_get_and_walk() {
 #[tokio::test]
 async fn v3_every_protocol_the_agent_supports() {
     let agent = Snmpd::start().await;
-    let poller = SnmpPoller::new();
+    let poller = SnmpPoller::new(opsconductor_tests::loopback_egress());
     for user in snmpd::USERS {
         let ep = agent.v3(user.usm());
         let varbinds = poller
@@ -231,7 +231,7 @@ async fn v3_every_protocol_the_agent_supports() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn v3_concurrent_calls_on_one_poller() {
     let agent = Snmpd::start().await;
-    let poller = SnmpPoller::new();
+    let poller = SnmpPoller::new(opsconductor_tests::loopback_egress());
     let ep = agent.v3(snmpd::SHA_AES.usm());
     let calls = (0..16).map(|i| {
         let poller = poller.clone();
@@ -255,7 +255,7 @@ async fn v3_concurrent_calls_on_one_poller() {
 async fn wrong_community_is_unreachable() {
     let agent = Snmpd::start().await;
     let ep = impatient(agent.endpoint(SnmpAuth::Community("not-the-community".into())));
-    let err = SnmpPoller::new()
+    let err = SnmpPoller::new(opsconductor_tests::loopback_egress())
         .get(&ep, &strings(&[SYS_UPTIME_0]))
         .await
         .unwrap_err();
@@ -272,7 +272,7 @@ async fn wrong_v3_auth_password_fails_naming_authentication() {
         ..snmpd::SHA_AES
     };
     let message = failed_message(
-        SnmpPoller::new()
+        SnmpPoller::new(opsconductor_tests::loopback_egress())
             .get(&agent.v3(user.usm()), &strings(&[SYS_UPTIME_0]))
             .await,
     );
@@ -292,7 +292,7 @@ async fn wrong_v3_auth_protocol_fails_naming_authentication() {
         ..snmpd::SHA_AES
     };
     let message = failed_message(
-        SnmpPoller::new()
+        SnmpPoller::new(opsconductor_tests::loopback_egress())
             .walk(&agent.v3(user.usm()), IF_DESCR)
             .await,
     );
@@ -309,7 +309,7 @@ async fn unknown_v3_user_fails() {
     )
     .unwrap();
     let message = failed_message(
-        SnmpPoller::new()
+        SnmpPoller::new(opsconductor_tests::loopback_egress())
             .get(&agent.v3(user), &strings(&[SYS_UPTIME_0]))
             .await,
     );
@@ -328,7 +328,7 @@ async fn v3_security_level_the_agent_does_not_have_fails() {
         ..snmpd::SHA_AUTH_ONLY
     };
     let message = failed_message(
-        SnmpPoller::new()
+        SnmpPoller::new(opsconductor_tests::loopback_egress())
             .get(&agent.v3(user.usm()), &strings(&[SYS_UPTIME_0]))
             .await,
     );
@@ -357,7 +357,7 @@ async fn v3_requests_the_agent_drops_are_unreachable_with_the_likely_cause() {
         unknown_context,
     ] {
         let ep = impatient(agent.endpoint(auth));
-        let err = SnmpPoller::new()
+        let err = SnmpPoller::new(opsconductor_tests::loopback_egress())
             .get(&ep, &strings(&[SYS_UPTIME_0]))
             .await
             .unwrap_err();
@@ -391,7 +391,7 @@ async fn closed_port_is_unreachable() {
             timeout: Duration::from_secs(20),
             retries: 3,
         };
-        let err = SnmpPoller::new()
+        let err = SnmpPoller::new(opsconductor_tests::loopback_egress())
             .get(&ep, &strings(&[SYS_UPTIME_0]))
             .await
             .unwrap_err();
@@ -406,7 +406,7 @@ async fn closed_port_is_unreachable() {
 async fn override_makes_if_oper_status_down_until_restarted_without_it() {
     let down = ".1.3.6.1.2.1.2.2.1.8.1";
     let mut agent = Snmpd::start_with(&[&format!("override {down} integer 2")]).await;
-    let poller = SnmpPoller::new();
+    let poller = SnmpPoller::new(opsconductor_tests::loopback_egress());
     let status = poller.get(&agent.v2c(), &strings(&[down])).await.unwrap();
     assert_eq!(status[0].oid, "1.3.6.1.2.1.2.2.1.8.1");
     assert_eq!(status[0].value, SnmpValue::Integer(2), "{}", agent.log());
@@ -424,7 +424,7 @@ async fn override_makes_if_oper_status_down_until_restarted_without_it() {
 #[tokio::test]
 async fn v3_resynchronises_after_the_agent_restarts() {
     let mut agent = Snmpd::start().await;
-    let poller = SnmpPoller::new();
+    let poller = SnmpPoller::new(opsconductor_tests::loopback_egress());
     let ep = agent.v3(snmpd::SHA_AES.usm());
     let boots = |varbinds: Vec<Varbind>| match varbinds[0].value {
         SnmpValue::Integer(boots) => boots,
@@ -451,7 +451,7 @@ async fn v3_resynchronises_after_the_agent_restarts() {
 #[tokio::test]
 async fn v3_rediscovers_an_agent_whose_engine_id_changed() {
     let mut agent = Snmpd::start().await;
-    let poller = SnmpPoller::new();
+    let poller = SnmpPoller::new(opsconductor_tests::loopback_egress());
     let ep = agent.v3(snmpd::SHA_AES.usm());
     let engine_id = async || {
         poller
@@ -475,7 +475,7 @@ async fn v3_rediscovers_an_agent_whose_engine_id_changed() {
 async fn invalid_oids_fail_before_any_request() {
     let agent = Snmpd::start().await;
     let message = failed_message(
-        SnmpPoller::new()
+        SnmpPoller::new(opsconductor_tests::loopback_egress())
             .get(&agent.v2c(), &strings(&["1.3.6.1.2.1.1.x"]))
             .await,
     );

@@ -32,7 +32,7 @@ fn auth_lines(log: &str) -> Vec<&str> {
 async fn key_auth_runs_several_commands_in_one_session() {
     let sshd = Sshd::start();
     let ep = sshd.endpoint(sshd.ed25519.auth());
-    let (host_key, outputs) = SshPoller::new()
+    let (host_key, outputs) = SshPoller::new(opsconductor_tests::loopback_egress())
         .exec(
             &ep,
             None,
@@ -84,7 +84,7 @@ async fn key_auth_runs_several_commands_in_one_session() {
 #[tokio::test]
 async fn rsa_and_passphrase_protected_keys_log_in() {
     let sshd = Sshd::start();
-    let poller = SshPoller::new();
+    let poller = SshPoller::new(opsconductor_tests::loopback_egress());
     for key in [&sshd.rsa, &sshd.encrypted_key] {
         let (_, outputs) = poller
             .exec(&sshd.endpoint(key.auth()), None, &commands(&["id -un"]))
@@ -124,7 +124,7 @@ async fn rsa_and_passphrase_protected_keys_log_in() {
 async fn password_auth() {
     let sshd = Sshd::start();
     let ep = sshd.endpoint(SshAuth::Password(TEST_PASSWORD.into()));
-    let (_, outputs) = SshPoller::new()
+    let (_, outputs) = SshPoller::new(opsconductor_tests::loopback_egress())
         .exec(&ep, None, &commands(&["id -un"]))
         .await
         .expect("password accepted");
@@ -136,7 +136,7 @@ async fn password_auth() {
 async fn wrong_password_fails_authentication() {
     let sshd = Sshd::start();
     let ep = sshd.endpoint(SshAuth::Password("not-the-password".into()));
-    let err = SshPoller::new()
+    let err = SshPoller::new(opsconductor_tests::loopback_egress())
         .exec(&ep, None, &commands(&["true"]))
         .await
         .expect_err("wrong password");
@@ -155,7 +155,7 @@ async fn wrong_password_fails_authentication() {
 async fn exit_statuses_signals_and_stdin() {
     let sshd = Sshd::start();
     let ep = sshd.endpoint(sshd.ed25519.auth());
-    let (_, outputs) = SshPoller::new()
+    let (_, outputs) = SshPoller::new(opsconductor_tests::loopback_egress())
         .exec(
             &ep,
             None,
@@ -195,7 +195,7 @@ async fn exit_statuses_signals_and_stdin() {
 #[tokio::test]
 async fn host_key_first_use_then_pinned() {
     let sshd = Sshd::start();
-    let poller = SshPoller::new();
+    let poller = SshPoller::new(opsconductor_tests::loopback_egress());
     let ep = sshd.endpoint(sshd.ed25519.auth());
 
     let (first, _) = poller
@@ -229,7 +229,7 @@ async fn host_key_first_use_then_pinned() {
 #[tokio::test]
 async fn changed_host_key_is_refused_before_authentication() {
     let mut sshd = Sshd::start();
-    let poller = SshPoller::new();
+    let poller = SshPoller::new(opsconductor_tests::loopback_egress());
     let ep = sshd.endpoint(SshAuth::Password(TEST_PASSWORD.into()));
 
     let (old_key, _) = poller
@@ -292,7 +292,7 @@ async fn closed_port_is_unreachable() {
         auth: SshAuth::Password(TEST_PASSWORD.into()),
         timeout: Duration::from_secs(10),
     };
-    let err = SshPoller::new()
+    let err = SshPoller::new(opsconductor_tests::loopback_egress())
         .exec(&ep, None, &commands(&["true"]))
         .await
         .expect_err("nothing listens there");
@@ -321,7 +321,7 @@ async fn silent_peer_is_unreachable_after_the_timeout() {
         auth: SshAuth::Password(TEST_PASSWORD.into()),
         timeout: Duration::from_millis(500),
     };
-    let err = SshPoller::new()
+    let err = SshPoller::new(opsconductor_tests::loopback_egress())
         .exec(&ep, None, &commands(&["true"]))
         .await
         .expect_err("no SSH server there");
@@ -335,7 +335,7 @@ async fn command_outliving_the_session_budget_fails() {
     let sshd = Sshd::start();
     let mut ep = sshd.endpoint(sshd.ed25519.auth());
     ep.timeout = Duration::from_secs(3);
-    let err = SshPoller::new()
+    let err = SshPoller::new(opsconductor_tests::loopback_egress())
         .exec(&ep, None, &commands(&["true", "sleep 10"]))
         .await
         .expect_err("the command outlives the budget");
@@ -354,7 +354,7 @@ async fn big_output_is_capped() {
     let sshd = Sshd::start();
     let ep = sshd.endpoint(sshd.ed25519.auth());
     let command = "head -c 3000000 /dev/zero; head -c 1500000 /dev/zero >&2; echo done";
-    let (_, outputs) = SshPoller::new()
+    let (_, outputs) = SshPoller::new(opsconductor_tests::loopback_egress())
         .exec(&ep, None, &commands(&[command, "echo after"]))
         .await
         .expect("runs");

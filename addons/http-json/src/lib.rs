@@ -8,8 +8,8 @@
 //! - `invalidResponse` (warning) when a 2xx body is not JSON or has no status field, field
 //!   `reason`; cleared by a 2xx body that has one. Only 2xx answers are judged: an error page
 //!   need not be JSON;
-//! - `statusNotOk` (major) when the status field is not one of `ok_values`, field `value`;
-//!   cleared when it is;
+//! - `statusNotOk` (major) when the status field is not one of `ok_values`, field `value` (its
+//!   first 64 characters: the value is never put in the title or message); cleared when it is;
 //! - `thresholdExceeded` per threshold (identity `threshold`, severity from the threshold),
 //!   fields `value`, `limit`, `pointer`; cleared when the value is back within its limits.
 //!
@@ -34,6 +34,17 @@ struct HttpJson;
 register_addon!(HttpJson);
 
 const DEFAULT_OK: [&str; 4] = ["ok", "up", "healthy", "pass"];
+
+/// How much of the status value an alert keeps: enough for any status word.
+const MAX_VALUE_CHARS: usize = 64;
+
+/// `text` cut to `max` characters, with `…` when it was longer.
+fn capped(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(crate = "opsconductor_addon_sdk::serde", deny_unknown_fields)]
@@ -106,15 +117,23 @@ impl Addon for HttpJson {
             .ok_values
             .iter()
             .any(|v| v.eq_ignore_ascii_case(&status));
+        // The value is whatever the endpoint put at the pointer, which the person who set up the
+        // target chose: it goes into a field, cut short, and never into the title or message
+        // that every viewer reads in lists and notifications.
+        let title = if ok {
+            format!("{name}: status ok")
+        } else {
+            format!("{name}: status not ok")
+        };
         alerts.push(
-            new("statusNotOk", format!("{name}: status {status}"), ok)
+            new("statusNotOk", title, ok)
                 .severity((!ok).then_some(Severity::Major))
                 .message(format!(
-                    "{} is `{status}`; ok is one of: {}",
+                    "{} is not one of: {} (see field `value`)",
                     config.status_pointer,
                     config.ok_values.join(", ")
                 ))
-                .field("value", status),
+                .field("value", capped(&status, MAX_VALUE_CHARS)),
         );
         for (t, severity) in &config.thresholds {
             let Some(value) = ptr_f64(&body, &t.pointer) else {
@@ -266,6 +285,29 @@ mod tests {
         assert_eq!(queue.fields[1], ("limit".into(), "100".into()));
         assert_eq!(alerts[4].title, "billing-api: freeWorkers 0 below 1");
         assert_eq!(alerts[4].severity, Some(Severity::Warning));
+    }
+
+    /// Whoever configures a target chooses the pointer, so the value may be anything the
+    /// endpoint holds (a token from a metadata service): it stays out of title and message and
+    /// is cut short in its field.
+    #[test]
+    fn the_status_value_never_reaches_title_or_message() {
+        let secret = "AKIA-".to_owned() + &"s".repeat(200);
+        let input = json!({
+            "target": {"id": "1", "name": "meta", "address": "http://198.51.100.1", "config": {"path": "latest", "status_pointer": "/Token"}},
+            "started_at": "2026-01-02T03:04:05Z",
+            "fetched": [{"name": "status", "http": {"status": 200, "headers": {}, "json": {"Token": secret}}}]
+        });
+        let alerts = parse(&input.to_string()).unwrap();
+        let status = alerts
+            .iter()
+            .find(|a| a.alert_type == "statusNotOk")
+            .unwrap();
+        assert_eq!(status.title, "meta: status not ok");
+        assert!(!status.message.contains("AKIA"), "{}", status.message);
+        let value = &status.fields[0].1;
+        assert_eq!(value.chars().count(), MAX_VALUE_CHARS + 1, "{value}");
+        assert!(value.ends_with('…'), "{value}");
     }
 
     #[test]

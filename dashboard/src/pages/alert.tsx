@@ -137,9 +137,11 @@ export function AlertDetail({ id, onClose }: { id: number; onClose?: () => void 
           <button type="button" data-testid="action-resolve" disabled={busy} onClick={() => setConfirmResolve(true)}>
             Resolve
           </button>
-          <button type="button" data-testid="action-silence-like-this" onClick={() => navigate(`/silences/new?alert=${id}`)}>
-            Silence alerts like this…
-          </button>
+          {can("manage_silences") ? (
+            <button type="button" data-testid="action-silence-like-this" onClick={() => navigate(`/silences/new?alert=${id}`)}>
+              Silence alerts like this…
+            </button>
+          ) : null}
         </div>
       ) : null}
       {alert.message ? <pre class="message">{alert.message}</pre> : null}

@@ -465,9 +465,11 @@ export function ConsolePage() {
             <button type="button" data-testid="bulk-resolve" disabled={count === 0} onClick={() => setConfirm("resolve")}>
               {allMatching ? `Resolve all ${count}…` : count > 0 ? `Resolve ${count}…` : "Resolve…"}
             </button>
-            <button type="button" data-testid="bulk-silence" disabled={count === 0} onClick={silenceSelection}>
-              {allMatching ? "Silence all matching…" : "Silence…"}
-            </button>
+            {can("manage_silences") ? (
+              <button type="button" data-testid="bulk-silence" disabled={count === 0} onClick={silenceSelection}>
+                {allMatching ? "Silence all matching…" : "Silence…"}
+              </button>
+            ) : null}
             {count > 0 ? (
               <button
                 type="button"

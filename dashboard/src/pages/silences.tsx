@@ -34,7 +34,7 @@ function SilenceList() {
   const { data, error, reload } = useLoad(() => api<SilencePage>("GET", `/api/v1/silences?limit=500${state ? `&state=${state}` : ""}`), [state]);
   const [expiring, setExpiring] = useState<Silence | null>(null);
   const [deleting, setDeleting] = useState<Silence | null>(null);
-  const mayAct = can("act_on_alerts");
+  const mayAct = can("manage_silences");
   const remove = async (s: Silence) => {
     setDeleting(null);
     try {
@@ -297,7 +297,7 @@ function SilenceEditor({ id }: { id?: number }) {
   const [previewError, setPreviewError] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const mayAct = can("act_on_alerts");
+  const mayAct = can("manage_silences");
 
   useEffect(() => {
     const alertId = loc.query.get("alert");

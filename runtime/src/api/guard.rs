@@ -18,7 +18,7 @@ use serde_json::Value;
 use tracing::error;
 
 use super::{Access, ApiError, AppState, Audit};
-use crate::auth::{AuthError, ClientInfo, Principal};
+use crate::auth::{AuthError, ClientInfo, Permission, Principal};
 use crate::store::{AuditOutcome, AuditRecord};
 
 /// What the guard of one route knows: the route's rules and the shared state.
@@ -40,6 +40,24 @@ impl Caller {
     /// The caller as the audit log and alert history name them.
     pub fn actor(&self) -> crate::auth::Actor {
         self.principal.actor(self.client.ip)
+    }
+
+    /// For the few rules that depend on what a request carries (a target naming a credential):
+    /// refuses like the guard does, with `doing` saying what needed `permission`. The guard's
+    /// audit records the refusal as a denial.
+    pub fn require(&self, permission: Permission, doing: &str) -> Result<(), ApiError> {
+        if self.principal.can(permission) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "role `{}` may not {doing} (it needs permission `{}`)",
+                self.principal.role,
+                permission.as_str()
+            ),
+        ))
     }
 }
 
@@ -250,15 +268,19 @@ pub async fn authorize(State(guard): State<Guard>, mut request: Request, next: N
                 permission.as_str()
             ),
         );
-        if let Audit::As(action) = guard.audit {
-            let record = AuditRecord::new(
-                &caller.actor(),
-                action,
-                Some(format!("{method} {path}")),
-                AuditOutcome::Denied,
-            );
-            append(state, &record).await;
-        }
+        // Every refusal is recorded, reads included: someone trying the users list or the
+        // audit log without the permission is what an administrator reviews the log for.
+        let action = match guard.audit {
+            Audit::As(action) => action,
+            _ => "access.denied",
+        };
+        let record = AuditRecord::new(
+            &caller.actor(),
+            action,
+            Some(format!("{method} {path}")),
+            AuditOutcome::Denied,
+        );
+        append(state, &record).await;
         return refusal.into_response();
     }
     request.extensions_mut().insert(caller.principal.clone());
@@ -267,8 +289,16 @@ pub async fn authorize(State(guard): State<Guard>, mut request: Request, next: N
     if let Audit::As(action) = guard.audit {
         let detail = response.extensions().get::<AuditDetail>().cloned();
         let status = response.status();
+        // A handler's own refusal of the caller (a rule finer than the route's permission,
+        // answered with the guard's `forbidden`) is a denial too.
         let outcome = if status.is_success() {
             AuditOutcome::Success
+        } else if response
+            .extensions()
+            .get::<super::LoggedError>()
+            .is_some_and(|e| e.code == "forbidden")
+        {
+            AuditOutcome::Denied
         } else {
             AuditOutcome::Failure
         };

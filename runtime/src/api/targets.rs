@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::alerts::{invalid, parse_body};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Caller};
+use crate::auth::Permission;
 use crate::snmp::UsmError;
 use crate::snmp::{AuthProtocol, PrivProtocol, UsmUser};
 use crate::store::{StoreError, TargetFilter};
@@ -306,11 +307,43 @@ pub(super) async fn list_targets(
     Ok(Json(state.store.targets(&filter).await?))
 }
 
+/// Which (credential, address) pairs a caller may decide. A credential is a secret only
+/// administrators may read, and a poll hands it to the target's address: whoever points a
+/// credentialed target somewhere receives the secret there (an SSH password, an HTTP token).
+/// So naming a credential on a new target, or changing the credential, address or addon of a
+/// target that has one, needs `manage_credentials`; operators manage everything else about
+/// targets, and may still change the schedule, config and enabled state of credentialed ones.
+fn check_credential_use(
+    caller: &Caller,
+    spec: &TargetSpec,
+    current: Option<&Target>,
+) -> Result<(), ApiError> {
+    let Some(credential) = &spec.credentials else {
+        return Ok(());
+    };
+    let unchanged = current.is_some_and(|t| {
+        t.credentials.as_ref() == Some(credential)
+            && t.address == spec.address
+            && t.addon_id == spec.addon_id
+    });
+    if unchanged {
+        return Ok(());
+    }
+    caller.require(
+        Permission::ManageCredentials,
+        &format!(
+            "send credential `{credential}` to an address of its choosing: naming a credential on a target, or changing the address or addon of a target that has one, is for those who manage credentials"
+        ),
+    )
+}
+
 pub(super) async fn create_target(
     State(state): State<AppState>,
+    caller: Caller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let spec: TargetSpec = parse_body("target", &body)?;
+    check_credential_use(&caller, &spec, None)?;
     let interval = default_interval(&state, &spec).await?;
     let target = state
         .store
@@ -342,10 +375,15 @@ pub(super) async fn get_target(
 pub(super) async fn update_target(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    caller: Caller,
     body: Bytes,
 ) -> Result<Json<Target>, ApiError> {
     let id = parse_id(&id)?;
     let spec: TargetSpec = parse_body("target", &body)?;
+    if spec.credentials.is_some() {
+        let current = state.store.target(id).await?;
+        check_credential_use(&caller, &spec, current.as_ref())?;
+    }
     let interval = default_interval(&state, &spec).await?;
     state
         .store

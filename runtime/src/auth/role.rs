@@ -43,7 +43,7 @@ impl Role {
             Role::Admin => true,
             Role::Operator => matches!(
                 permission,
-                Read | ActOnAlerts | ConfigureAddons | ManageTargets
+                Read | ActOnAlerts | ManageSilences | ConfigureAddons | ManageTargets
             ),
             Role::Viewer => matches!(permission, Read),
             Role::Service => matches!(permission, Read | ActOnAlerts | IngestEvents),
@@ -80,8 +80,11 @@ pub enum Permission {
     /// Every read-only route outside administration: alerts, stats, addons, targets, credential
     /// listings (public fields only), unhandled traps, host keys.
     Read,
-    /// Acknowledge, resolve, suppress and comment on alerts.
+    /// Acknowledge, resolve and comment on alerts.
     ActOnAlerts,
+    /// Create, change and expire silences: each hides every alert its matchers match, now and
+    /// later, so it is an operator's decision, not an integration's.
+    ManageSilences,
     /// Push events through the API the way webhook senders do.
     IngestEvents,
     /// Install, enable, disable and configure addons.
@@ -108,6 +111,7 @@ impl Permission {
         match self {
             Permission::Read => "read",
             Permission::ActOnAlerts => "act_on_alerts",
+            Permission::ManageSilences => "manage_silences",
             Permission::IngestEvents => "ingest_events",
             Permission::ConfigureAddons => "configure_addons",
             Permission::ManageTargets => "manage_targets",
@@ -120,9 +124,10 @@ impl Permission {
         }
     }
 
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::Read,
         Permission::ActOnAlerts,
+        Permission::ManageSilences,
         Permission::IngestEvents,
         Permission::ConfigureAddons,
         Permission::ManageTargets,
@@ -144,10 +149,11 @@ mod tests {
     fn permission_table() {
         use Permission::*;
         #[rustfmt::skip]
-        let table: [(Permission, [bool; 4]); 11] = [
+        let table: [(Permission, [bool; 4]); 12] = [
             //                      admin  operator viewer service
             (Read,              [true,  true,   true,  true ]),
             (ActOnAlerts,       [true,  true,   false, true ]),
+            (ManageSilences,    [true,  true,   false, false]),
             (IngestEvents,      [true,  false,  false, true ]),
             (ConfigureAddons,   [true,  true,   false, false]),
             (ManageTargets,     [true,  true,   false, false]),

@@ -610,7 +610,8 @@ impl WebhookAuth {
                         ),
                     )
                 })?;
-                if (now - timestamp).abs() > *tolerance {
+                // `abs_diff`: a timestamp near i64::MIN must not overflow the subtraction.
+                if now.abs_diff(timestamp) > tolerance.unsigned_abs() {
                     return Err(unauthorized(
                         HMAC_CHALLENGE,
                         format!(
@@ -1077,7 +1078,7 @@ mod tests {
         let body = b"{}";
         let ts = NOW.to_string();
         let good = sign(SECRET, NOW, body);
-        let cases: [(HeaderMap, &str); 6] = [
+        let cases: [(HeaderMap, &str); 7] = [
             (
                 headers(&[(SIGNATURE_HEADER, &good)]),
                 "missing X-OpsConductor-Timestamp header",
@@ -1091,6 +1092,8 @@ mod tests {
                 "timestamp 1699999699 is outside the 300 s window (server time 1700000000)",
             ),
             (signed(NOW + 301, body), "outside the 300 s window"),
+            // Would overflow `now - timestamp`.
+            (signed(i64::MIN, body), "outside the 300 s window"),
             (
                 headers(&[(TIMESTAMP_HEADER, "yesterday"), (SIGNATURE_HEADER, &good)]),
                 "`yesterday` is not a Unix time",

@@ -4,14 +4,16 @@
 //!
 //! Error mapping follows [`PollError`]: no answer at all (connection refused, DNS, timeout) is
 //! `Unreachable`; an answer we cannot use (TLS or protocol error, oversized body, redirect loop)
-//! is `Failed`; a URL the allow-check refuses is `Denied`. Any HTTP status, 4xx and 5xx included,
+//! is `Failed`; a URL the allow-check refuses is `Denied`; an address the egress policy refuses
+//! (a literal, or what a name resolved to) is `Refused`, before any connection. Any HTTP status, 4xx and 5xx included,
 //! is an answer and comes back as an [`HttpResponse`] — what it means is the caller's business.
 //!
 //! Error messages name the method and URL but never the query string (APIs put keys there) nor
 //! any header value.
 
 use std::fmt;
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +22,7 @@ use reqwest::{Method, StatusCode, Url};
 use tokio::time::Instant;
 
 use super::PollError;
+use crate::egress::{EgressDenied, EgressPolicy};
 use crate::event::HttpResponse;
 
 /// Default cap on a response body, for callers that have no better figure.
@@ -168,28 +171,45 @@ impl fmt::Debug for HttpCall {
 #[derive(Debug, Clone)]
 pub struct HttpPoller {
     client: reqwest::Client,
-}
-
-impl Default for HttpPoller {
-    fn default() -> Self {
-        HttpPoller::new()
-    }
+    egress: Arc<EgressPolicy>,
 }
 
 impl HttpPoller {
-    pub fn new() -> HttpPoller {
+    /// A client that connects only where `egress` allows: host names go through
+    /// [`PolicyResolver`], so the address checked is the address dialled; literal addresses
+    /// (which reqwest dials without resolving) are checked in [`HttpPoller::request`].
+    pub fn new(egress: Arc<EgressPolicy>) -> HttpPoller {
         let client = reqwest::Client::builder()
             // Redirects are followed in `request`, where each hop is allow-checked first.
             .redirect(reqwest::redirect::Policy::none())
             // Polled devices are reached directly: an `HTTP(S)_PROXY` set for internet egress
             // must not reroute management traffic, nor turn "device down" into a proxy's 502.
             .no_proxy()
+            .dns_resolver(Arc::new(PolicyResolver {
+                egress: Arc::clone(&egress),
+            }))
             .user_agent(USER_AGENT)
             .build()
             // Only fails if the TLS backend cannot initialise, which is a build defect, not
             // something a caller could handle.
             .expect("the HTTP client (rustls) failed to initialise");
-        HttpPoller { client }
+        HttpPoller { client, egress }
+    }
+
+    /// Refuses a URL whose host is a literal address the egress policy does not allow.
+    fn check_literal(&self, url: &Url) -> Result<(), PollError> {
+        // The URL parser has normalised literals (`2130706433`, `0x7f.1`) to dotted form.
+        let host = url.host_str().unwrap_or_default();
+        let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        else {
+            return Ok(());
+        };
+        self.egress
+            .check(ip)
+            .map_err(|e| PollError::Refused(format!("{}: {e}", shown(url))))
     }
 
     /// Sends `call`, following redirects by hand (at most 5; 301/302/303 → GET without body,
@@ -236,6 +256,7 @@ impl HttpPoller {
 
         loop {
             allow(&url).map_err(PollError::Denied)?;
+            self.check_literal(&url)?;
 
             let mut hop_headers = headers.clone();
             let mut basic = None;
@@ -537,9 +558,34 @@ async fn read_response(
     })
 }
 
+/// Resolves host names for the client, keeping only the addresses the egress policy allows:
+/// reqwest dials what this returns, so a name that resolves to the metadata service (or is made
+/// to, between two lookups) never reaches it.
+struct PolicyResolver {
+    egress: Arc<EgressPolicy>,
+}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let egress = Arc::clone(&self.egress);
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            match egress.filter(resolved, |a| a.ip()) {
+                Ok(allowed) => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+                Err(Some(denied)) => Err(Box::new(denied) as Box<_>),
+                Err(None) => Err(format!("{} resolves to no address", name.as_str()).into()),
+            }
+        })
+    }
+}
+
 /// Maps a reqwest error to the poll error it means, with the innermost cause as the message
 /// (reqwest's own text is a generic "error sending request").
 fn classify(err: reqwest::Error, context: &str) -> PollError {
+    if let Some(denied) = causes(&err).find_map(|c| c.downcast_ref::<EgressDenied>()) {
+        return PollError::Refused(format!("{context}: {denied}"));
+    }
     // The TLS handshake runs inside the connector, so its failures are "connect" errors too. But
     // a handshake that failed means the peer answered (with the wrong certificate, or not TLS at
     // all), and rustls reports those as `InvalidData` I/O errors.
@@ -684,13 +730,17 @@ mod tests {
         }
     }
 
+    fn loopback() -> Arc<EgressPolicy> {
+        Arc::new(EgressPolicy::allowing_loopback())
+    }
+
     fn allow_all(_: &Url) -> Result<(), String> {
         Ok(())
     }
 
     async fn send(call: HttpCall, auth: Option<&HttpAuth>) -> Result<HttpResponse, PollError> {
         let origin = call.url.clone();
-        HttpPoller::new()
+        HttpPoller::new(loopback())
             .request(call, auth, &origin, &allow_all, SECOND, DEFAULT_MAX_BODY)
             .await
     }
@@ -789,7 +839,7 @@ mod tests {
         let elsewhere = Url::parse("https://device.example/").unwrap();
         let auth = HttpAuth::Bearer("t0ken".into());
 
-        HttpPoller::new()
+        HttpPoller::new(loopback())
             .request(
                 call("GET", url(addr, "/api")),
                 Some(&auth),
@@ -860,7 +910,7 @@ mod tests {
             }
         };
 
-        let err = HttpPoller::new()
+        let err = HttpPoller::new(loopback())
             .request(
                 call("GET", url(addr, "/go")),
                 None,
@@ -885,7 +935,7 @@ mod tests {
         let (addr, log) = serve(Router::new().route("/x", get(|| async { "ok" }))).await;
         let refuse = |_: &Url| Err("no hosts allowed".to_owned());
 
-        let err = HttpPoller::new()
+        let err = HttpPoller::new(loopback())
             .request(
                 call("GET", url(addr, "/x")),
                 None,
@@ -1046,7 +1096,7 @@ mod tests {
     #[tokio::test]
     async fn body_over_the_cap_fails() {
         let (addr, _) = serve(thousand_bytes()).await;
-        let poller = HttpPoller::new();
+        let poller = HttpPoller::new(loopback());
         for path in ["/sized", "/chunked"] {
             let fetch = |max_body| {
                 let u = url(addr, path);
@@ -1095,6 +1145,63 @@ mod tests {
         assert!(err.to_string().contains("cannot connect"), "{err}");
     }
 
+    /// The egress policy is applied to what is dialled: a literal address, a literal in another
+    /// spelling, and a name that resolves to loopback are all refused before a connection is
+    /// made (a connect would sit in the listener's queue by the time the call returns).
+    #[tokio::test]
+    async fn the_egress_policy_refuses_before_connecting() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let strict = HttpPoller::new(Arc::new(EgressPolicy::default()));
+        for address in [
+            format!("http://127.0.0.1:{port}/"),
+            format!("http://2130706433:{port}/"),
+            format!("http://[::ffff:127.0.0.1]:{port}/"),
+            format!("http://localhost:{port}/"),
+        ] {
+            let u = Url::parse(&address).unwrap();
+            let err = strict
+                .request(
+                    call("GET", u.clone()),
+                    None,
+                    &u,
+                    &allow_all,
+                    SECOND,
+                    DEFAULT_MAX_BODY,
+                )
+                .await
+                .unwrap_err();
+            assert!(matches!(err, PollError::Refused(_)), "{address}: {err:?}");
+            assert!(err.to_string().contains("egress policy refuses"), "{err}");
+            assert_eq!(
+                listener.accept().map_err(|e| e.kind()).err(),
+                Some(std::io::ErrorKind::WouldBlock),
+                "{address} was connected to"
+            );
+        }
+        // A redirect to a refused address is refused at that hop.
+        let router = Router::new().route(
+            "/",
+            get(move || async move { found(format!("http://127.0.0.2:{port}/")) }),
+        );
+        let (addr, _) = serve(router).await;
+        let u = url(addr, "/");
+        let policy = EgressPolicy::allowing(["127.0.0.1/32".parse().unwrap()]);
+        let err = HttpPoller::new(Arc::new(policy))
+            .request(
+                call("GET", u.clone()),
+                None,
+                &u,
+                &allow_all,
+                SECOND,
+                DEFAULT_MAX_BODY,
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("refuses 127.0.0.2"), "{err}");
+    }
+
     #[tokio::test]
     async fn an_answer_slower_than_the_timeout_is_unreachable() {
         let router = Router::new().route(
@@ -1107,7 +1214,7 @@ mod tests {
         let (addr, _) = serve(router).await;
         let u = url(addr, "/slow");
 
-        let err = HttpPoller::new()
+        let err = HttpPoller::new(loopback())
             .request(
                 call("GET", u.clone()),
                 None,

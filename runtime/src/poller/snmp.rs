@@ -26,6 +26,7 @@ use rasn::types::ObjectIdentifier;
 use tokio::net::UdpSocket;
 
 use super::PollError;
+use crate::egress::EgressPolicy;
 use crate::event::{SnmpValue, Varbind};
 use crate::snmp::client::{
     self, AgentEngine, Binding, Operation, ReportKind, Response, Sender, V3Body, V3Reply, V3Request,
@@ -84,9 +85,11 @@ pub struct SnmpEndpoint {
 }
 
 /// The SNMP poller. Cheap to clone: clones share the cache of agent engines.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SnmpPoller {
     shared: Arc<Shared>,
+    /// Checked on every agent address before a socket is connected to it.
+    egress: Arc<EgressPolicy>,
 }
 
 struct Shared {
@@ -163,8 +166,12 @@ impl std::fmt::Debug for SnmpPoller {
 }
 
 impl SnmpPoller {
-    pub fn new() -> SnmpPoller {
-        SnmpPoller::default()
+    /// A poller that talks only to agents `egress` allows.
+    pub fn new(egress: Arc<EgressPolicy>) -> SnmpPoller {
+        SnmpPoller {
+            shared: Arc::default(),
+            egress,
+        }
     }
 
     /// GET; returns varbinds in request order (noSuchObject/noSuchInstance kept as values).
@@ -336,6 +343,10 @@ impl<'a> Session<'a> {
                 ep.addr
             )));
         }
+        poller
+            .egress
+            .check(ep.addr.ip())
+            .map_err(|e| PollError::Refused(format!("SNMP to {}: {e}", ep.addr)))?;
         let local: SocketAddr = match ep.addr {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -807,7 +818,34 @@ mod tests {
         assert!(!text.contains(&format!("{key:?}")), "{text}");
         assert!(!text.contains("password"), "{text}");
         assert!(text.contains("ops") && text.contains("Sha1"), "{text}");
-        assert!(format!("{:?}", SnmpPoller::new()).contains("cached_engines"));
+        assert!(
+            format!("{:?}", SnmpPoller::new(Arc::new(EgressPolicy::default())))
+                .contains("cached_engines")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_egress_policy_refuses_before_sending() {
+        let agent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        agent.set_nonblocking(true).unwrap();
+        let ep = SnmpEndpoint {
+            addr: agent.local_addr().unwrap(),
+            auth: SnmpAuth::Community("public".into()),
+            timeout: Duration::from_secs(30),
+            retries: 0,
+        };
+        let err = SnmpPoller::new(Arc::new(EgressPolicy::default()))
+            .get(&ep, &["1.3.6.1.2.1.1.3.0".into()])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PollError::Refused(_)), "{err:?}");
+        assert!(err.to_string().contains("(loopback address)"), "{err}");
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            agent.recv(&mut buf).map_err(|e| e.kind()).err(),
+            Some(std::io::ErrorKind::WouldBlock),
+            "a datagram reached the agent"
+        );
     }
 
     #[tokio::test]
@@ -819,7 +857,7 @@ mod tests {
                 timeout: Duration::from_secs(30),
                 retries: 0,
             };
-            let err = SnmpPoller::new()
+            let err = SnmpPoller::new(Arc::new(EgressPolicy::default()))
                 .get(&ep, &["1.3.6.1.2.1.1.3.0".into()])
                 .await
                 .unwrap_err();

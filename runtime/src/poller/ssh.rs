@@ -18,6 +18,7 @@
 //! Error messages name the user, host and port and never a password, key or passphrase.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
 use super::PollError;
+use crate::egress::EgressPolicy;
 use crate::event::SshOutput;
 
 /// Cap on what is kept of one command's stdout, and separately of its stderr. Output beyond it
@@ -120,12 +122,8 @@ impl HostKey {
 #[derive(Clone)]
 pub struct SshPoller {
     config: Arc<client::Config>,
-}
-
-impl Default for SshPoller {
-    fn default() -> Self {
-        SshPoller::new()
-    }
+    /// Checked on the resolved address before connecting to it.
+    egress: Arc<EgressPolicy>,
 }
 
 impl fmt::Debug for SshPoller {
@@ -145,7 +143,8 @@ enum Phase {
 }
 
 impl SshPoller {
-    pub fn new() -> SshPoller {
+    /// A client that connects only where `egress` allows.
+    pub fn new(egress: Arc<EgressPolicy>) -> SshPoller {
         let config = client::Config {
             client_id: SshId::Standard(
                 concat!("SSH-2.0-opsconductor_", env!("CARGO_PKG_VERSION")).into(),
@@ -156,6 +155,7 @@ impl SshPoller {
         };
         SshPoller {
             config: Arc::new(config),
+            egress,
         }
     }
 
@@ -245,7 +245,21 @@ impl SshPoller {
         shared: &Arc<Mutex<Shared>>,
         phase: &mut Phase,
     ) -> Result<Handle<KeyCheck>, PollError> {
-        let stream = TcpStream::connect((ep.host.as_str(), ep.port))
+        // Resolved once, here: the addresses the policy allows are the ones dialled.
+        let resolved: Vec<SocketAddr> = tokio::net::lookup_host((ep.host.as_str(), ep.port))
+            .await
+            .map_err(|e| PollError::Unreachable(format!("SSH to {address}: {e}")))?
+            .collect();
+        let allowed =
+            self.egress
+                .filter(resolved, |a| a.ip())
+                .map_err(|refused| match refused {
+                    Some(e) => PollError::Refused(format!("SSH to {address}: {e}")),
+                    None => {
+                        PollError::Unreachable(format!("SSH to {address}: resolves to no address"))
+                    }
+                })?;
+        let stream = TcpStream::connect(&allowed[..])
             .await
             .map_err(|e| PollError::Unreachable(format!("SSH to {address}: {e}")))?;
         if let Err(e) = stream.set_nodelay(self.config.nodelay) {

@@ -141,6 +141,8 @@ impl HostContext {
 fn io_error(e: PollError) -> wit_io::IoError {
     match e {
         PollError::Denied(m) => wit_io::IoError::Denied(m),
+        // To the addon, the runtime's egress policy is one more thing it may not do.
+        PollError::Refused(m) => wit_io::IoError::Denied(m),
         PollError::Unreachable(m) => wit_io::IoError::Unreachable(m),
         other => wit_io::IoError::Failed(other.to_string()),
     }

@@ -1,0 +1,448 @@
+//! Attacks on a real runtime, each expected to fail (issue 12 and docs/security.md): an operator
+//! sending an administrator's credential to an address of their choosing, and polls aimed at
+//! the server's own neighbourhood (loopback, the cloud metadata service).
+
+use std::net::{TcpListener, UdpSocket};
+use std::time::Duration;
+
+use opsconductor::egress::EgressPolicy;
+use opsconductor_tests::{Db, TestRuntime, bundle, client_with_bearer};
+use serde_json::{Value, json};
+
+async fn send(
+    client: &reqwest::Client,
+    rt: &TestRuntime,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let response = client
+        .request(method, rt.url(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// An API key with `role`, made by the test's administrator.
+async fn key_with_role(rt: &TestRuntime, role: &str) -> reqwest::Client {
+    let (status, key) = rt
+        .send_json(
+            "POST",
+            "/api/v1/api-keys",
+            &json!({"name": format!("{role}-key"), "role": role}),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    client_with_bearer(key["key"].as_str())
+}
+
+async fn set_credential(rt: &TestRuntime, name: &str, body: Value) {
+    let (status, answer) = rt
+        .send_json("PUT", &format!("/api/v1/credentials/{name}"), &body)
+        .await;
+    assert!(status == 200 || status == 201, "{status} {answer}");
+}
+
+/// Nothing connected to `listener` (a connection is in its queue by the time the client's
+/// connect returns, so this needs no waiting).
+fn assert_no_connection(listener: &TcpListener, what: &str) {
+    assert_eq!(
+        listener.accept().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock),
+        "{what}: something connected"
+    );
+}
+
+fn assert_no_datagram(socket: &UdpSocket, what: &str) {
+    let mut buf = [0u8; 1500];
+    assert_eq!(
+        socket.recv(&mut buf).map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock),
+        "{what}: a datagram arrived"
+    );
+}
+
+/// Credentials are administrators' secrets, and a poll hands one to the target's address: an
+/// operator may manage targets, but not choose where a credential goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_cannot_send_an_admin_credential_to_an_address_of_its_choosing() {
+    let rt = TestRuntime::start(Db::Sqlite, &[bundle("linux-ssh"), bundle("http-json")]).await;
+    set_credential(
+        &rt,
+        "core-ssh",
+        json!({"kind": "ssh_password", "username": "root", "password": "core-ssh-secret"}),
+    )
+    .await;
+    let operator = key_with_role(&rt, "operator").await;
+    let attacker = TcpListener::bind("127.0.0.1:0").unwrap();
+    attacker.set_nonblocking(true).unwrap();
+    let attacker_addr = attacker.local_addr().unwrap().to_string();
+
+    // The attack: a target at the operator's own host, polled every second with core-ssh.
+    let (status, answer) = send(
+        &operator,
+        &rt,
+        "POST",
+        "/api/v1/targets",
+        json!({"name": "mine", "address": attacker_addr, "addon_id": "linux-ssh",
+               "schedule": {"interval_seconds": 1}, "credentials": "core-ssh"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("manage_credentials"), "{message}");
+    assert!(!message.contains("core-ssh-secret"), "{message}");
+    let (_, targets) = rt.get_json("/api/v1/targets").await;
+    assert_eq!(targets, json!([]), "the refused target was created");
+
+    // Operators still manage targets without credentials.
+    let (status, own) = send(
+        &operator,
+        &rt,
+        "POST",
+        "/api/v1/targets",
+        json!({"name": "status-page", "address": "http://192.0.2.20", "addon_id": "http-json",
+               "enabled": false, "config": {"path": "health"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{own}");
+    // ... but cannot add a credential to one.
+    let (status, answer) = send(
+        &operator,
+        &rt,
+        "PUT",
+        &format!("/api/v1/targets/{}", own["id"]),
+        json!({"name": "status-page", "address": attacker_addr, "addon_id": "linux-ssh",
+               "enabled": true, "credentials": "core-ssh"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+
+    // A credentialed target the administrator made: the operator may change its schedule and
+    // config, not its address or addon.
+    let (status, core) = rt
+        .send_json(
+            "POST",
+            "/api/v1/targets",
+            &json!({"name": "core-1", "address": "192.0.2.10:22", "addon_id": "linux-ssh",
+                    "enabled": false, "credentials": "core-ssh"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{core}");
+    let path = format!("/api/v1/targets/{}", core["id"]);
+    let spec = |address: &str, addon: &str| {
+        json!({"name": "core-1", "address": address, "addon_id": addon, "enabled": false,
+               "schedule": {"interval_seconds": 120}, "credentials": "core-ssh"})
+    };
+    let (status, answer) = send(
+        &operator,
+        &rt,
+        "PUT",
+        &path,
+        spec(&attacker_addr, "linux-ssh"),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = send(
+        &operator,
+        &rt,
+        "PUT",
+        &path,
+        spec("192.0.2.10:22", "http-json"),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = send(
+        &operator,
+        &rt,
+        "PUT",
+        &path,
+        spec("192.0.2.10:22", "linux-ssh"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["schedule"]["interval_seconds"], 120, "{answer}");
+    let (_, stored) = rt.get_json(&path).await;
+    assert_eq!(stored["address"], "192.0.2.10:22");
+
+    // Each refusal is in the audit log as a denial.
+    let (status, audit) = rt.get_json("/api/v1/audit?outcome=denied").await;
+    assert_eq!(status, 200, "{audit}");
+    let denied = audit["items"].as_array().unwrap();
+    assert_eq!(denied.len(), 4, "{audit}");
+    assert!(
+        denied
+            .iter()
+            .all(|e| e["actor"].as_str().unwrap().starts_with("key:operator-key")),
+        "{audit}"
+    );
+
+    assert_no_connection(&attacker, "the operator's host");
+    rt.stop().await;
+}
+
+/// The default egress policy: a poll of loopback or link-local (the cloud metadata service) is
+/// refused before a packet leaves, for each poller, whether the address is a literal or a name
+/// that resolves to one; the refusal is the poll's recorded error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_of_the_servers_neighbourhood_are_refused_before_a_packet_leaves() {
+    let rt = TestRuntime::start_configured(
+        Db::Sqlite,
+        &[
+            bundle("http-json"),
+            bundle("snmp-interface"),
+            bundle("linux-ssh"),
+        ],
+        |c| c.poll = EgressPolicy::default(),
+        async |_| {},
+    )
+    .await;
+    set_credential(
+        &rt,
+        "community",
+        json!({"kind": "snmp_community", "community": "public"}),
+    )
+    .await;
+    set_credential(
+        &rt,
+        "ssh",
+        json!({"kind": "ssh_password", "username": "root", "password": "ssh-secret"}),
+    )
+    .await;
+    let http_peer = TcpListener::bind("127.0.0.2:0").unwrap();
+    let named_peer = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ssh_peer = TcpListener::bind("127.0.0.2:0").unwrap();
+    let snmp_peer = UdpSocket::bind("127.0.0.2:0").unwrap();
+    for l in [&http_peer, &named_peer, &ssh_peer] {
+        l.set_nonblocking(true).unwrap();
+    }
+    snmp_peer.set_nonblocking(true).unwrap();
+    let port = |l: &TcpListener| l.local_addr().unwrap().port();
+
+    let targets = [
+        (
+            "http-loopback",
+            json!({"address": format!("http://127.0.0.2:{}", port(&http_peer)), "addon_id": "http-json", "config": {"path": "health"}}),
+            "refuses 127.0.0.2 (loopback address)",
+        ),
+        (
+            "http-named",
+            json!({"address": format!("http://localhost:{}", port(&named_peer)), "addon_id": "http-json", "config": {"path": "health"}}),
+            "(loopback address)",
+        ),
+        (
+            "http-metadata",
+            json!({"address": "http://169.254.169.254", "addon_id": "http-json", "config": {"path": "latest/meta-data/iam/security-credentials/", "status_pointer": "/Token"}}),
+            "refuses 169.254.169.254 (link-local address)",
+        ),
+        (
+            "http-mapped",
+            json!({"address": "http://[::ffff:169.254.169.254]", "addon_id": "http-json", "config": {"path": "latest"}}),
+            "(link-local address)",
+        ),
+        (
+            "snmp-loopback",
+            json!({"address": snmp_peer.local_addr().unwrap().to_string(), "addon_id": "snmp-interface", "credentials": "community"}),
+            "refuses 127.0.0.2 (loopback address)",
+        ),
+        (
+            "ssh-loopback",
+            json!({"address": format!("127.0.0.2:{}", port(&ssh_peer)), "addon_id": "linux-ssh", "credentials": "ssh"}),
+            "refuses 127.0.0.2 (loopback address)",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (name, spec, _) in &targets {
+        let mut spec = spec.clone();
+        spec["name"] = json!(name);
+        spec["schedule"] = json!({"interval_seconds": 3600});
+        let (status, target) = rt.send_json("POST", "/api/v1/targets", &spec).await;
+        assert_eq!(status, 201, "{target}");
+        let id = target["id"].as_i64().unwrap();
+        let (status, answer) = rt
+            .send_json("POST", &format!("/api/v1/targets/{id}/poll"), &json!({}))
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push(id);
+    }
+    for ((name, _, expected), id) in targets.iter().zip(&ids) {
+        let target = rt
+            .wait_for(&format!("a recorded poll of {name}"), 30, async |rt| {
+                let (_, t) = rt.get_json(&format!("/api/v1/targets/{id}")).await;
+                t["status"]["last_poll_status"].is_string().then_some(t)
+            })
+            .await;
+        assert_eq!(
+            target["status"]["last_poll_status"], "failed",
+            "{name}: {target}"
+        );
+        let error = target["status"]["last_poll_error"].as_str().unwrap();
+        assert!(error.contains("egress policy"), "{name}: {error}");
+        assert!(error.contains(expected), "{name}: {error}");
+        assert!(error.contains("[poll] allow"), "{name}: {error}");
+    }
+    assert_no_connection(&http_peer, "HTTP on 127.0.0.2");
+    assert_no_connection(&named_peer, "HTTP to localhost");
+    assert_no_connection(&ssh_peer, "SSH on 127.0.0.2");
+    assert_no_datagram(&snmp_peer, "SNMP on 127.0.0.2");
+    // Nothing was tried, so nothing is "unreachable".
+    let alerts = rt.alerts("").await;
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["alert_type"] != "targetUnreachable"),
+        "{alerts:?}"
+    );
+    rt.stop().await;
+}
+
+/// Sends `request` on a fresh connection and reads until the server closes it.
+async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+async fn http_stats(rt: &TestRuntime) -> Value {
+    let (status, stats) = rt.get_json("/api/v1/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    stats["http"].clone()
+}
+
+/// Slowloris: connections that send half a request line, or a head and then too little body,
+/// are closed by the header-read and request timeouts, while the server keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_by_the_timeouts() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = TestRuntime::start_configured(
+        Db::Sqlite,
+        &[],
+        |c| {
+            c.http.header_read_timeout_seconds = 1;
+            c.http.request_timeout_seconds = 1;
+            c.http.max_connections_per_ip = 2_000;
+        },
+        async |_| {},
+    )
+    .await;
+    let addr = rt.server.addr();
+    let mut slow = Vec::new();
+    for _ in 0..500 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"GET /api/v1/stat").await.unwrap();
+        slow.push(stream);
+    }
+    // Held open, they do not keep anyone else out.
+    let (status, health) = rt.get_json("/health").await;
+    assert_eq!(status, 200, "{health}");
+    for (i, stream) in slow.iter_mut().enumerate() {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("connection {i} is still open after 30 s"));
+        // Closed (EOF or reset), without an answer to the half request.
+        assert!(matches!(read, Ok(0) | Err(_)), "connection {i}: {read:?}");
+    }
+    // A head, then a body that never completes: 408 in the API's error shape.
+    let answer = raw_exchange(
+        addr,
+        b"POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"username\"",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+
+    let stats = http_stats(&rt).await;
+    assert!(stats["header_timeouts"].as_u64().unwrap() >= 500, "{stats}");
+    assert_eq!(stats["request_timeouts"], 1, "{stats}");
+    rt.stop().await;
+}
+
+/// More connections than the caps allow, from one address: the ones over are answered 503 and
+/// closed at once, and a slot given back is taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_caps_are_refused_at_once() {
+    let rt = TestRuntime::start_configured(
+        Db::Sqlite,
+        &[],
+        |c| {
+            c.http.max_connections_per_ip = 20;
+            c.http.header_read_timeout_seconds = 120;
+        },
+        async |_| {},
+    )
+    .await;
+    let addr = rt.server.addr();
+    // The test's own client keeps a pooled connection or two; fill the rest.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let health = b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+    let refused = raw_exchange(addr, health).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(
+        refused.contains("too many connections open from your address"),
+        "{refused}"
+    );
+    idle.clear();
+    // The server notices the closed connections shortly: a new one is served then.
+    let mut answer = String::new();
+    for _ in 0..100 {
+        answer = raw_exchange(addr, health).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let stats = http_stats(&rt).await;
+    assert!(stats["refused_per_ip"].as_u64().unwrap() >= 1, "{stats}");
+    rt.stop().await;
+}
+
+/// Refused calls are audited, reads of administration included, and the service role (API
+/// keys of integrations) may act on alerts but not silence them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_audited_and_integrations_cannot_silence() {
+    let rt = TestRuntime::start(Db::Sqlite, &[]).await;
+    let viewer = key_with_role(&rt, "viewer").await;
+    let service = key_with_role(&rt, "service").await;
+    let (status, _) = send(&viewer, &rt, "GET", "/api/v1/users", Value::Null).await;
+    assert_eq!(status, 403);
+    let (status, answer) = send(
+        &service,
+        &rt,
+        "POST",
+        "/api/v1/silences",
+        json!({"matchers": {"severity": ["critical"]}, "ends_at": "2099-01-01T00:00:00Z", "comment": "hide it all"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("manage_silences"),
+        "{answer}"
+    );
+    let (_, audit) = rt.get_json("/api/v1/audit?outcome=denied").await;
+    let entries = audit["items"].as_array().unwrap();
+    let found = |action: &str, target: &str| {
+        entries
+            .iter()
+            .any(|e| e["action"] == action && e["target"] == target)
+    };
+    assert!(found("access.denied", "GET /api/v1/users"), "{audit}");
+    assert!(found("silence.create", "POST /api/v1/silences"), "{audit}");
+    rt.stop().await;
+}
