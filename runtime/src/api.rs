@@ -63,6 +63,9 @@ pub struct AppState {
     pub bundles: Arc<crate::bundle::TrustPolicy>,
     /// What the HTTP listener refused or cut short.
     pub http: Arc<crate::http_server::HttpCounters>,
+    /// The listener is reachable beyond loopback: a webhook addon whose authentication was
+    /// never set refuses posts instead of taking them from anyone.
+    pub webhooks_need_settings: bool,
 }
 
 /// Who may call a route. Every route has exactly one, in [`routes`], and the guard layer
@@ -315,6 +318,10 @@ fn delete<H: Handler<T, AppState>, T: 'static>(
 
 /// Every route the runtime serves. Adding one here is the only way to serve it, and the test
 /// `tests/tests/route_access.rs` fails until it has an entry for it too.
+/// Login and refresh bodies: a name, a password or a token, all far smaller. Public routes, so
+/// a body is not read further than this.
+const AUTH_BODY_LIMIT: usize = 4 * 1024;
+
 pub fn routes() -> Vec<Route> {
     use Access::*;
     use Audit::{As, ByService};
@@ -350,7 +357,8 @@ pub fn routes() -> Vec<Route> {
             "Sign in with a username and password",
             auth::login,
         )
-        .takes::<auth::LoginBody>().returns::<auth::TokenAnswer>(),
+        .takes::<auth::LoginBody>().returns::<auth::TokenAnswer>()
+        .body_limit(AUTH_BODY_LIMIT),
         post(
             "/api/v1/auth/refresh",
             Public,
@@ -358,7 +366,8 @@ pub fn routes() -> Vec<Route> {
             "Trade a refresh token for new tokens",
             auth::refresh,
         )
-        .takes::<auth::RefreshBody>().returns::<auth::TokenAnswer>(),
+        .takes::<auth::RefreshBody>().returns::<auth::TokenAnswer>()
+        .body_limit(AUTH_BODY_LIMIT),
         post(
             "/api/v1/auth/logout",
             Authenticated,

@@ -79,6 +79,8 @@ pub struct AuthConfig {
     pub signing_key: Option<Secret>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// How long a session lasts from sign-in, however often it is refreshed.
+    pub session_lifetime: Duration,
 }
 
 impl Default for AuthConfig {
@@ -87,6 +89,7 @@ impl Default for AuthConfig {
             signing_key: None,
             access_token_ttl: Duration::minutes(15),
             refresh_token_ttl: Duration::days(30),
+            session_lifetime: Duration::days(90),
         }
     }
 }

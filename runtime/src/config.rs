@@ -20,6 +20,9 @@ pub struct Config {
     pub trap_listen: Option<SocketAddr>,
     /// Traps decoded but not yet ingested before new ones are dropped (and counted).
     pub trap_queue: usize,
+    /// What the queued traps may hold together, in MiB; beyond it new traps are dropped (and
+    /// counted) like on a full queue.
+    pub trap_queue_megabytes: usize,
     /// Traps ingested concurrently.
     pub trap_workers: usize,
     /// This runtime's SNMPv3 engine ID as hex; generated and stored on first start when absent.
@@ -60,6 +63,9 @@ pub struct Config {
     pub access_token_minutes: u32,
     /// How long a refresh token is valid; each refresh issues a new one (1 to 365).
     pub refresh_token_days: u32,
+    /// How long a session lasts from sign-in, however often it is refreshed (1 to 365): after
+    /// it, the user signs in again.
+    pub session_lifetime_days: u32,
     /// Login and API rate limits and the API's IP allowlist (`[limits]`).
     pub limits: crate::api::limits::LimitsConfig,
     /// Optional directory login (`[ldap]`).
@@ -81,6 +87,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trap_listen: Some(SocketAddr::from(([0, 0, 0, 0], 162))),
             trap_queue: crate::inbound::trap::TrapConfig::default().queue,
+            trap_queue_megabytes: crate::inbound::trap::TrapConfig::default().queue_bytes
+                / (1024 * 1024),
             trap_workers: crate::inbound::trap::TrapConfig::default().workers,
             snmp_engine_id: None,
             database_url: "sqlite://data/opsconductor.db".into(),
@@ -99,6 +107,7 @@ impl Default for Config {
             jwt_signing_key: None,
             access_token_minutes: 15,
             refresh_token_days: 30,
+            session_lifetime_days: 90,
             limits: crate::api::limits::LimitsConfig::default(),
             ldap: None,
             bundles: crate::bundle::BundleConfig::default(),
@@ -225,6 +234,7 @@ impl Config {
     pub fn traps(&self) -> crate::inbound::trap::TrapConfig {
         crate::inbound::trap::TrapConfig {
             queue: self.trap_queue.max(1),
+            queue_bytes: self.trap_queue_megabytes.max(1) * 1024 * 1024,
             workers: self.trap_workers.max(1),
         }
     }
@@ -260,6 +270,7 @@ impl Config {
             signing_key: self.jwt_signing_key.clone(),
             access_token_ttl: chrono::Duration::minutes(i64::from(self.access_token_minutes)),
             refresh_token_ttl: chrono::Duration::days(i64::from(self.refresh_token_days)),
+            session_lifetime: chrono::Duration::days(i64::from(self.session_lifetime_days)),
         }
     }
 

@@ -14,7 +14,7 @@
 //! router's business.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +33,7 @@ use tower::Service;
 use tracing::{debug, warn};
 
 use crate::api::ApiError;
+use crate::api::limits::client_key;
 
 /// `[http]` in the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -98,18 +99,6 @@ impl HttpCounters {
             header_timeouts: get(&self.header_timeouts),
             request_timeouts: get(&self.request_timeouts),
         }
-    }
-}
-
-/// The key a client's connections are counted under: its address, or its /64 for IPv6.
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-            let s = v6.segments();
-            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("checked above")),
-        v4 => v4,
     }
 }
 
@@ -284,15 +273,6 @@ async fn time_limited(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clients_are_keyed_by_address_and_ipv6_by_64() {
-        let key = |s: &str| client_key(s.parse().unwrap()).to_string();
-        assert_eq!(key("192.0.2.7"), "192.0.2.7");
-        assert_eq!(key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
-        assert_eq!(key("2001:db8:1:2:ffff::1"), "2001:db8:1:2::");
-        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
-    }
 
     #[test]
     fn a_client_holds_at_most_its_share_and_gets_it_back() {

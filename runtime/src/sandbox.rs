@@ -167,36 +167,74 @@ impl WasiView for GuestState {
 /// Caps each linear memory and remembers whether the cap was hit, so that the resulting trap
 /// (Rust aborts when an allocation fails) is reported as a memory limit, not a crash.
 struct MemoryLimiter {
+    /// `capabilities.memory_mb`, for all of the store's linear memories and tables together: a
+    /// component of several core modules has several memories, and each of them may not have
+    /// the whole budget.
     max_bytes: usize,
     exceeded: bool,
-    /// The largest linear memory granted so far (the instance's high-water mark: linear
-    /// memory never shrinks).
+    /// What the store's memories and tables hold now, together.
+    used_bytes: usize,
+    /// The most they held at once (the instance's high-water mark: linear memory never
+    /// shrinks).
     peak_bytes: usize,
+}
+
+/// What one table element is charged: a function reference is a pointer or two.
+const TABLE_ELEMENT_BYTES: usize = 16;
+
+/// Core instances, memories and tables one store may create. A component built for
+/// wasm32-wasip2 has a handful of each; these leave room while bounding a hostile one.
+const MAX_INSTANCES: usize = 100;
+const MAX_MEMORIES: usize = 10;
+const MAX_TABLES: usize = 100;
+
+impl MemoryLimiter {
+    fn grow(&mut self, current: usize, desired: usize) -> bool {
+        let total = self
+            .used_bytes
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.max_bytes {
+            self.exceeded = true;
+            return false;
+        }
+        self.used_bytes = total;
+        self.peak_bytes = self.peak_bytes.max(total);
+        true
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.exceeded = true;
-            return Ok(false);
-        }
-        self.peak_bytes = self.peak_bytes.max(desired);
-        Ok(true)
+        Ok(self.grow(current, desired))
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        // Tables hold function references; a million is far beyond any real addon.
-        Ok(desired <= 1_000_000)
+        Ok(self.grow(
+            current.saturating_mul(TABLE_ELEMENT_BYTES),
+            desired.saturating_mul(TABLE_ELEMENT_BYTES),
+        ))
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
 
@@ -443,12 +481,6 @@ impl From<&Capabilities> for CallLimits {
     }
 }
 
-impl CallLimits {
-    fn epoch_ticks(self) -> u64 {
-        u64::from(self.cpu_ms).div_ceil(EPOCH_TICK.as_millis() as u64) + 1
-    }
-}
-
 /// The pre-linked component, typed by the WIT version it was built for.
 enum Pre {
     V01(v0_1::AddonPre<GuestState>),
@@ -572,7 +604,7 @@ impl AddonComponent {
         };
 
         let cpu_budget = Duration::from_millis(u64::from(self.limits.cpu_ms));
-        warm.store.set_epoch_deadline(self.limits.epoch_ticks());
+        warm.store.set_epoch_deadline(1);
         warm.store.data_mut().host.begin_call(cpu_budget, io);
         let timeout = Duration::from_millis(u64::from(timeout_ms));
         let WarmInstance { store, addon } = &mut warm;
@@ -671,26 +703,29 @@ impl AddonComponent {
             limiter: MemoryLimiter {
                 max_bytes: self.limits.memory_mb as usize * 1024 * 1024,
                 exceeded: false,
+                used_bytes: 0,
                 peak_bytes: 0,
             },
             host: HostContext::new(self.addon_id.clone(), self.services.clone()),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        // The epoch advances with wall time, but waiting in a host import (a database read, a
-        // scripted poll's SNMP walk) is not the guest's CPU. When the deadline passes, charge
-        // only guest time and extend the deadline by what is left of the budget.
-        store.epoch_deadline_callback(|ctx| {
-            let host = &ctx.data().host;
-            let left = host.cpu_budget.saturating_sub(host.guest_time());
-            if left.is_zero() {
+        // Every epoch tick the guest runs, it yields to tokio, so a guest at its CPU limit holds
+        // a worker for a tick at a time, never for its whole budget: the HTTP server, the trap
+        // receiver and heartbeats keep running beside it, and the call's wall-clock timeout
+        // can fire. The epoch advances with wall time, but neither waiting in a host import (a
+        // database read, a scripted poll's SNMP walk) nor waiting to be resumed after a yield is
+        // the guest's CPU: the budget is charged guest time only (`HostContext::guest_time`).
+        store.epoch_deadline_callback(|mut ctx| {
+            let host = &mut ctx.data_mut().host;
+            host.account_resume();
+            if host.guest_time() >= host.cpu_budget {
                 return Err(Trap::Interrupt.into());
             }
-            let ticks = (left.as_millis() as u64).div_ceil(EPOCH_TICK.as_millis() as u64) + 1;
-            Ok(UpdateDeadline::Continue(ticks))
+            Ok(UpdateDeadline::YieldCustom(1, host.yield_now()))
         });
         store.data_mut().host.begin_call(INSTANTIATE_TIMEOUT, None);
-        store.set_epoch_deadline((INSTANTIATE_TIMEOUT.as_millis() / EPOCH_TICK.as_millis()) as u64);
+        store.set_epoch_deadline(1);
         bump(&self.counters.instantiations);
         let instantiate = async {
             match &self.pre {

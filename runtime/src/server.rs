@@ -225,6 +225,7 @@ impl Server {
             ldap: config.ldap.clone().map(Arc::new),
             bundles,
             http: Arc::new(crate::http_server::HttpCounters::default()),
+            webhooks_need_settings: !listener.local_addr()?.ip().is_loopback(),
         };
         watchers.push(tokio::spawn(forget_idle_limits(
             limits,

@@ -77,7 +77,8 @@ pub use alerts::{
 };
 pub use auth::{
     ApiKeyInfo, AuditEntry, AuditFilter, AuditOutcome, AuditRecord, DIRECTORY_SOURCE, NewApiKey,
-    NewSession, RefreshOutcome, SessionAuth, SessionFilter, SessionInfo, User, UserCredentials,
+    NewSession, RefreshOutcome, SessionAuth, SessionFilter, SessionInfo, User, UserChange,
+    UserCredentials,
 };
 pub use events::{EVENTS_CHANNEL, EventListener};
 pub use schedule::{ClaimedPoll, PinnedHostKey, PollRecord};

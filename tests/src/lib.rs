@@ -155,7 +155,10 @@ impl TestRuntime {
         dir: tempfile::TempDir,
         postgres: Option<TestPostgres>,
     ) -> TestRuntime {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // The configured address (loopback unless a test says otherwise) on a free port.
+        let listener = tokio::net::TcpListener::bind((config.listen.ip(), 0))
+            .await
+            .unwrap();
         let traps = opsconductor::inbound::trap::bind_socket("127.0.0.1:0".parse().unwrap())
             .expect("trap socket binds");
         let server = Server::start(&config, listener, Some(traps))
@@ -194,8 +197,13 @@ impl TestRuntime {
             .expect("the test runtime listens for traps")
     }
 
+    /// `path` on the runtime, reached over loopback whatever address it listens on.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.server.addr())
+        let mut addr = self.server.addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}{path}")
     }
 
     /// POSTs `body` to `/webhooks/{path}` and returns status and JSON answer.

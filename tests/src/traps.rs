@@ -45,6 +45,7 @@ impl BurstReport {
             "auth_failures",
             "unsupported_pdu",
             "reports_sent",
+            "reports_rate_limited",
         ]
         .iter()
         .map(|k| n(s, k))

@@ -144,6 +144,103 @@ async fn components_are_compiled_once_and_cached() {
     assert_eq!((stats.compiled, stats.loaded_from_cache), (0, 1));
 }
 
+/// The chaos guest with room to spin for seconds: `cpu_ms` and `timeout_ms` raised in a copy
+/// of its bundle.
+fn slow_chaos_bundle() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("chaos");
+    std::fs::create_dir_all(to.join("fixtures")).unwrap();
+    let from = test_bundle("chaos");
+    std::fs::copy(from.join("addon.wasm"), to.join("addon.wasm")).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(from.join("manifest.json")).unwrap()).unwrap();
+    manifest["capabilities"]["cpu_ms"] = 4_000.into();
+    manifest["capabilities"]["timeout_ms"] = 8_000.into();
+    std::fs::write(to.join("manifest.json"), manifest.to_string()).unwrap();
+    for entry in std::fs::read_dir(from.join("fixtures"))
+        .into_iter()
+        .flatten()
+    {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join("fixtures").join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+/// Two guests spinning at their CPU limit, on a runtime with two worker threads, do not stall
+/// it: guests yield at every epoch tick. While both spin, `/health`, another addon's webhook and
+/// an SNMP trap are answered — each before either spin has ended (the order is the assertion;
+/// the latencies are printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_guests_do_not_stall_the_host() {
+    let chaos_dir = slow_chaos_bundle();
+    let rt = TestRuntime::start_with(
+        Db::Sqlite,
+        &[
+            bundle("alertmanager"),
+            bundle("if-mib"),
+            chaos_dir.path().join("chaos"),
+        ],
+        async |store| store.snmp_set_community("test", "public").await.unwrap(),
+    )
+    .await;
+    let chaos_addon = rt.server.state().registry.get("chaos").unwrap();
+    let spins: Vec<_> = (0..2)
+        .map(|_| {
+            let client = rt.http.clone();
+            let url = rt.url("/webhooks/chaos");
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(chaos("spin"))
+                    .send()
+                    .await
+                    .unwrap();
+                response.status().as_u16()
+            })
+        })
+        .collect();
+    // Both calls are inside the guest.
+    while chaos_addon.component.stats().calls < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let started = Instant::now();
+    let (status, health) = rt.get_json("/health").await;
+    let health_took = started.elapsed();
+    assert_eq!(status, 200, "{health}");
+    let started = Instant::now();
+    let (status, answer) = rt
+        .post_webhook("alertmanager", fixture("alertmanager", "firing"))
+        .await;
+    let webhook_took = started.elapsed();
+    assert_eq!(status, 200, "{answer}");
+    let started = Instant::now();
+    let trap = &opsconductor_tests::traps::encoded_traps(1)[0];
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.send_to(trap, rt.trap_addr()).unwrap();
+    rt.wait_for("the trap's alert", 8, async |rt| {
+        let alerts = rt.alerts("?addon=if-mib").await;
+        (!alerts.is_empty()).then_some(())
+    })
+    .await;
+    let trap_took = started.elapsed();
+    assert!(
+        spins.iter().all(|s| !s.is_finished()),
+        "an answer came only after a spinning guest was stopped"
+    );
+    assert_eq!(chaos_addon.component.stats().cpu_deadlines, 0);
+    println!(
+        "while two guests spin: /health {health_took:?}, webhook {webhook_took:?}, trap to alert {trap_took:?}"
+    );
+    for spin in spins {
+        assert_eq!(spin.await.unwrap(), 500);
+    }
+    assert_eq!(chaos_addon.component.stats().cpu_deadlines, 2);
+    rt.stop().await;
+}
+
 /// A digest in the database is not trusted to name a cache file: a row whose `wasm_sha256` was
 /// changed to a path (or to another addon's digest) makes that addon fail to load, and nothing is
 /// written outside the cache directory.

@@ -446,3 +446,177 @@ async fn refusals_are_audited_and_integrations_cannot_silence() {
     assert!(found("silence.create", "POST /api/v1/silences"), "{audit}");
     rt.stop().await;
 }
+
+/// A flood of well-formed, made-up refresh tokens is answered from a read: it never waits for
+/// the database's write lock (held here by another connection for the whole flood), which
+/// alert ingest shares. Beyond `refresh_per_ip_per_minute` (60) the address is told to slow
+/// down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_refresh_tokens_never_wait_for_the_writer() {
+    use sqlx::Connection;
+    let rt = TestRuntime::start(Db::Sqlite, &[]).await;
+    let db = rt.config.database_url.clone();
+    let mut locker = sqlx::SqliteConnection::connect(&db).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+
+    let anonymous = client_with_bearer(None);
+    let mut statuses = std::collections::BTreeMap::new();
+    for i in 0..70 {
+        let token = format!("ocr_{:0>43}", i);
+        let (status, answer) = send(
+            &anonymous,
+            &rt,
+            "POST",
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": token}),
+        )
+        .await;
+        if status == 401 {
+            assert!(
+                answer["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("refresh token"),
+                "{answer}"
+            );
+        }
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    // All answered while the write lock was still held.
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    assert_eq!(
+        statuses,
+        [(401, 60), (429, 10)].into_iter().collect(),
+        "{statuses:?}"
+    );
+    rt.stop().await;
+}
+
+/// Someone guessing `admin`'s password from one address is slowed down there, and only
+/// there: `admin` still signs in from elsewhere. The first start's password went to a file
+/// only its owner may read, since the test's standard error is not a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_can_lock_admin_out_from_elsewhere() {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = TestRuntime::start(Db::Sqlite, &[]).await;
+    let file = rt.config.data_dir.join("initial-admin-password");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", file.display());
+    let password = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    let data_mode = std::fs::metadata(&rt.config.data_dir)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(data_mode, 0o700);
+
+    let attacker = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .build()
+        .unwrap();
+    let login = |password: &str| json!({"username": "admin", "password": password});
+    for _ in 0..10 {
+        let (status, _) = send(&attacker, &rt, "POST", "/api/v1/auth/login", login("guess")).await;
+        assert_eq!(status, 401);
+    }
+    let (status, answer) = send(
+        &attacker,
+        &rt,
+        "POST",
+        "/api/v1/auth/login",
+        login(&password),
+    )
+    .await;
+    assert_eq!(status, 429, "{answer}");
+    let (status, answer) = send(
+        &client_with_bearer(None),
+        &rt,
+        "POST",
+        "/api/v1/auth/login",
+        login(&password),
+    )
+    .await;
+    assert_eq!(status, 200, "admin is locked out: {answer}");
+
+    // A login body is small; a large one is not read.
+    let huge = json!({"username": "admin", "password": "x".repeat(10_000)});
+    let (status, _) = send(
+        &client_with_bearer(None),
+        &rt,
+        "POST",
+        "/api/v1/auth/login",
+        huge,
+    )
+    .await;
+    assert_eq!(status, 413);
+    rt.stop().await;
+}
+
+/// A webhook addon whose authentication nobody set takes posts on loopback (as after `just
+/// run`), but on a runtime others can reach it refuses them, saying how to set it; an explicit
+/// `mode: none` is an operator's choice and is honoured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unset_webhook_authentication_fails_closed_beyond_loopback() {
+    let rt = TestRuntime::start_configured(
+        Db::Sqlite,
+        &[bundle("alertmanager")],
+        |c| c.listen = "0.0.0.0:0".parse().unwrap(),
+        async |_| {},
+    )
+    .await;
+    let firing = opsconductor_tests::fixture("alertmanager", "firing");
+    let (status, answer) = rt.post_webhook("alertmanager", firing.clone()).await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "webhook_misconfigured", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("webhook-auth alertmanager"), "{message}");
+    assert!(rt.alerts("").await.is_empty());
+
+    let (status, answer) = rt
+        .send_json(
+            "PUT",
+            "/api/v1/addons/alertmanager/settings",
+            &json!({"webhook": {"auth": {"mode": "none"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    rt.wait_for("the explicit opt-out to apply", 10, async |rt| {
+        let (status, _) = rt.post_webhook("alertmanager", firing.clone()).await;
+        (status == 200).then_some(())
+    })
+    .await;
+    let (_, stats) = rt.get_json("/api/v1/stats").await;
+    assert!(
+        stats["webhooks"]["misconfigured"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    rt.stop().await;
+}
+
+/// A discovery report answers a datagram whose source may be forged: at most 20 a second go to
+/// one address, and the rest are counted, not sent, so the trap port is no amplifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_reports_are_rate_limited_per_source() {
+    let rt = TestRuntime::start(Db::Sqlite, &[]).await;
+    let prober = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..100 {
+        let probe = opsconductor::snmp::client::encode_discovery(i, i).unwrap();
+        prober.send_to(&probe, rt.trap_addr()).unwrap();
+    }
+    let stats = rt
+        .wait_for("all 100 probes counted", 10, async |rt| {
+            let (_, stats) = rt.get_json("/api/v1/stats").await;
+            let traps = stats["traps"].clone();
+            (traps["received"] == 100).then_some(traps)
+        })
+        .await;
+    let sent = stats["reports_sent"].as_u64().unwrap();
+    let limited = stats["reports_rate_limited"].as_u64().unwrap();
+    assert_eq!(sent + limited, 100, "{stats}");
+    // 20 at once, then 20 a second: far fewer than asked for however slow the test machine.
+    assert!((20..=50).contains(&sent), "{stats}");
+    rt.stop().await;
+}

@@ -64,7 +64,11 @@ pub(super) async fn login(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body: LoginBody = parse_body("login", &body)?;
-    if let Err(retry) = state.limits.check_login(client.ip, &body.username) {
+    let valid_name = crate::auth::normalize_username(body.username.trim()).is_ok();
+    if let Err(retry) = state
+        .limits
+        .check_login(client.ip, &body.username, valid_name)
+    {
         tracing::warn!(ip = ?client.ip, "login attempts rate limited");
         return Ok(too_many(
             "too many login attempts; wait before trying again",
@@ -96,14 +100,21 @@ pub(super) async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
     body: Bytes,
-) -> Result<Json<TokenAnswer>, ApiError> {
+) -> Result<Response, ApiError> {
+    if let Err(retry) = state.limits.check_refresh(client.ip) {
+        tracing::warn!(ip = ?client.ip, "token refreshes rate limited");
+        return Ok(too_many(
+            "too many token refreshes from your address; wait before trying again",
+            retry,
+        ));
+    }
     let body: RefreshBody = parse_body("refresh", &body)?;
     let pair = state
         .auth
         .refresh(body.refresh_token.expose(), &client)
         .await
         .map_err(auth_failure)?;
-    Ok(Json(pair.into()))
+    Ok(Json(TokenAnswer::from(pair)).into_response())
 }
 
 /// `POST /api/v1/auth/logout`: ends the caller's session.
@@ -352,30 +363,16 @@ pub(super) async fn update_user(
         ));
     }
     let actor = caller.actor();
-    let auth = &state.auth;
-    if let Some(role) = change.role {
-        auth.set_user_role(&name, role, &actor)
-            .await
-            .map_err(auth_failure)?;
-    }
-    if let Some(disabled) = change.disabled {
-        auth.set_user_disabled(&name, disabled, &actor)
-            .await
-            .map_err(auth_failure)?;
-    }
-    let mut generated = None;
-    if let Some(password) = &change.password {
-        let given = (password.expose() != "generate").then_some(password);
-        generated = auth
-            .set_password(&name, given, &actor)
-            .await
-            .map_err(auth_failure)?;
-    }
-    let user = auth
-        .user(&name)
+    // One transaction: a refused part (demoting the last administrator) changes nothing.
+    let password = change
+        .password
+        .as_ref()
+        .map(|p| (p.expose() != "generate").then_some(p));
+    let (user, generated) = state
+        .auth
+        .update_user(&name, change.role, change.disabled, password, &actor)
         .await
-        .map_err(auth_failure)?
-        .ok_or_else(|| ApiError::not_found(format!("no user named `{name}`")))?;
+        .map_err(auth_failure)?;
     Ok(Json(UserWithPassword {
         user,
         generated_password: generated.map(|p| p.expose().to_owned()),

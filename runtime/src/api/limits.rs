@@ -26,8 +26,11 @@ use serde::Deserialize;
 pub struct LimitsConfig {
     /// Login attempts per minute from one IP address (burst: the same number).
     pub login_per_ip_per_minute: u32,
-    /// Login attempts per minute for one username, from anywhere.
+    /// Login attempts per minute for one username from one client address: someone guessing
+    /// `admin`'s password from elsewhere does not lock `admin` out.
     pub login_per_user_per_minute: u32,
+    /// Token refreshes per minute from one client address.
+    pub refresh_per_ip_per_minute: u32,
     /// Authenticated API requests per second per caller.
     pub api_per_second: u32,
     /// Requests a caller may make at once above the steady rate.
@@ -43,6 +46,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             login_per_ip_per_minute: 20,
             login_per_user_per_minute: 10,
+            refresh_per_ip_per_minute: 60,
             api_per_second: 100,
             api_burst: 400,
             api_allow: Vec::new(),
@@ -91,7 +95,8 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
 /// The limiters of one node, shared by every request.
 pub struct Limits {
     login_ip: Keyed<IpAddr>,
-    login_user: Keyed<String>,
+    login_user: Keyed<(String, Option<IpAddr>)>,
+    refresh_ip: Keyed<Option<IpAddr>>,
     api: Keyed<String>,
     api_allow: Vec<IpNet>,
 }
@@ -117,17 +122,34 @@ impl Limits {
         Limits {
             login_ip: Keyed::new(per_minute(config.login_per_ip_per_minute)),
             login_user: Keyed::new(per_minute(config.login_per_user_per_minute)),
+            refresh_ip: Keyed::new(per_minute(config.refresh_per_ip_per_minute)),
             api: Keyed::new(api),
             api_allow: config.api_allow.clone(),
         }
     }
 
     /// A login attempt from `ip` (unknown when served without connection info) for
-    /// `username`. Both limits are charged, so a refused attempt still counts against them.
-    pub fn check_login(&self, ip: Option<IpAddr>, username: &str) -> Result<(), RetryAfter> {
+    /// `username`. The client's limit is charged first and always; the (user, client) limit
+    /// only for a name that can be a user (`valid_name`), so made-up names do not fill its map.
+    /// A refused attempt still counts against them.
+    pub fn check_login(
+        &self,
+        ip: Option<IpAddr>,
+        username: &str,
+        valid_name: bool,
+    ) -> Result<(), RetryAfter> {
+        let ip = ip.map(client_key);
         let by_ip = ip.map_or(Ok(()), |ip| self.login_ip.check(&ip));
-        let by_user = self.login_user.check(&username.trim().to_lowercase());
+        let by_user = match valid_name {
+            true => self.login_user.check(&(username.trim().to_lowercase(), ip)),
+            false => Ok(()),
+        };
         by_ip.and(by_user)
+    }
+
+    /// A token refresh from `ip`.
+    pub fn check_refresh(&self, ip: Option<IpAddr>) -> Result<(), RetryAfter> {
+        self.refresh_ip.check(&ip.map(client_key))
     }
 
     /// An authenticated API request by `actor`.
@@ -145,7 +167,24 @@ impl Limits {
     pub fn forget_idle(&self) {
         self.login_ip.forget_idle();
         self.login_user.forget_idle();
+        self.refresh_ip.forget_idle();
         self.api.forget_idle();
+    }
+}
+
+/// The key a client is counted under, by the rate limits and the HTTP server's connection cap:
+/// its address, or its /64 for IPv6, which one host usually holds whole (and can change
+/// addresses within at will). An IPv4 address mapped into IPv6 counts as IPv4.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -167,6 +206,7 @@ mod tests {
         LimitsConfig {
             login_per_ip_per_minute: 3,
             login_per_user_per_minute: 2,
+            refresh_per_ip_per_minute: 2,
             api_per_second: 1,
             api_burst: 2,
             api_allow: Vec::new(),
@@ -174,20 +214,42 @@ mod tests {
     }
 
     #[test]
-    fn logins_are_limited_per_user_and_per_ip() {
+    fn logins_are_limited_per_user_and_client_and_per_client() {
         let limits = Limits::new(&config());
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(limits.check_login(Some(a), "alice").is_ok());
-        assert!(limits.check_login(Some(b), "Alice ").is_ok());
-        // Two attempts for alice, from anywhere, use up her minute.
-        let refused = limits.check_login(Some(b), "alice").unwrap_err();
+        assert!(limits.check_login(Some(a), "alice", true).is_ok());
+        assert!(limits.check_login(Some(a), "Alice ", true).is_ok());
+        // Two attempts for alice from a use up that pair's minute...
+        let refused = limits.check_login(Some(a), "alice", true).unwrap_err();
         assert!((1..=60).contains(&refused.seconds()), "{refused:?}");
-        // a has two attempts left, for other users; then a is out whatever the user.
-        assert!(limits.check_login(Some(a), "bob").is_ok());
-        assert!(limits.check_login(Some(a), "carol").is_ok());
-        assert!(limits.check_login(Some(a), "erin").is_err());
-        assert!(limits.check_login(None, "dave").is_ok());
+        // ...but not alice's: b may still try (an attacker at a cannot lock her out).
+        assert!(limits.check_login(Some(b), "alice", true).is_ok());
+        // a used its three attempts; then a is out whatever the user.
+        assert!(limits.check_login(Some(a), "bob", true).is_err());
+        assert!(limits.check_login(None, "dave", true).is_ok());
+        // Names that cannot be users charge only the client's limit.
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limits.check_login(Some(c), "x\u{0}y", false).is_ok());
+        }
+        assert!(limits.check_login(Some(c), "x\u{0}y", false).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        let limits = Limits::new(&config());
+        let one: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:0:1:ffff::2".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:0:2::1".parse().unwrap();
+        assert!(limits.check_refresh(Some(one)).is_ok());
+        assert!(limits.check_refresh(Some(same_64)).is_ok());
+        assert!(limits.check_refresh(Some(one)).is_err());
+        assert!(limits.check_refresh(Some(other_64)).is_ok());
+        assert_eq!(
+            client_key("::ffff:192.0.2.7".parse().unwrap()),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -204,11 +266,17 @@ mod tests {
         let limits = Limits::new(&LimitsConfig {
             login_per_ip_per_minute: 0,
             login_per_user_per_minute: 0,
+            refresh_per_ip_per_minute: 0,
             api_per_second: 0,
             ..config()
         });
         for _ in 0..1000 {
-            assert!(limits.check_login(Some([10, 0, 0, 1].into()), "x").is_ok());
+            assert!(
+                limits
+                    .check_login(Some([10, 0, 0, 1].into()), "x", true)
+                    .is_ok()
+            );
+            assert!(limits.check_refresh(Some([10, 0, 0, 1].into())).is_ok());
             assert!(limits.check_api("key:a").is_ok());
         }
     }

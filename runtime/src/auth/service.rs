@@ -65,6 +65,7 @@ struct Inner {
     store: Store,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    session_lifetime: Duration,
     /// The key came from the configuration: the ring never changes and is never reloaded.
     configured_key: bool,
     keys: ArcSwap<LoadedKeys>,
@@ -91,9 +92,24 @@ impl std::fmt::Debug for Auth {
 }
 
 /// Runs password hashing off the async threads (it takes tens of milliseconds of CPU).
+/// Password hashes computed at once: argon2id takes about 19 MiB and tens of milliseconds of
+/// a core each, so a flood of logins would otherwise take as many blocking threads and as much
+/// memory as it liked. One per core; the rest wait their turn.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AuthError> {
+    let _slot = hashing_slots()
+        .acquire()
+        .await
+        .map_err(|e| AuthError::Internal(format!("password hashing slots: {e}")))?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| AuthError::Internal(format!("password hashing task failed: {e}")))
@@ -182,6 +198,13 @@ impl Auth {
                 refresh_ttl.num_days()
             )));
         }
+        let session_lifetime = config.session_lifetime;
+        if session_lifetime < Duration::days(1) || session_lifetime > Duration::days(365) {
+            return Err(AuthError::Config(format!(
+                "session_lifetime_days is {}; it must be between 1 and 365",
+                session_lifetime.num_days()
+            )));
+        }
         let grace = access_ttl + CLOCK_LEEWAY;
         let now = clock
             .as_ref()
@@ -214,6 +237,7 @@ impl Auth {
                 store,
                 access_ttl,
                 refresh_ttl,
+                session_lifetime,
                 configured_key,
                 keys: ArcSwap::from_pointee(LoadedKeys {
                     ring,
@@ -319,7 +343,7 @@ impl Auth {
     ) -> Result<TokenPair, AuthError> {
         let session_id = hex::encode(random_bytes::<16>());
         let refresh = random_token(REFRESH_TOKEN_PREFIX);
-        let refresh_expires_at = now + self.inner.refresh_ttl;
+        let refresh_expires_at = now + self.inner.refresh_ttl.min(self.inner.session_lifetime);
         let user_agent = client
             .user_agent
             .as_deref()
@@ -468,13 +492,20 @@ impl Auth {
             return Err(TokenRejection::UnknownRefreshToken.into());
         }
         let now = self.now();
+        let presented = sha256_hex(refresh_token);
+        // Looked up on a reader first: a flood of well-formed made-up tokens must not queue
+        // write transactions on the database that alert ingest writes to.
+        if !self.store().refresh_token_known(&presented).await? {
+            return Err(TokenRejection::UnknownRefreshToken.into());
+        }
         let next = random_token(REFRESH_TOKEN_PREFIX);
         let outcome = self
             .store()
             .rotate_refresh_token(
-                &sha256_hex(refresh_token),
+                &presented,
                 &sha256_hex(next.expose()),
                 now + self.inner.refresh_ttl,
+                self.inner.session_lifetime,
                 &Actor::anonymous(client.ip),
                 now,
             )
@@ -775,6 +806,40 @@ impl Auth {
             .await
             .map_err(|e| no_user(e, &username))?;
         Ok(generated.then_some(password))
+    }
+
+    /// Changes role, disabled and password together, all or nothing (see
+    /// [`Store::change_user`]). `password`: `Some(None)` generates one, returned once.
+    pub async fn update_user(
+        &self,
+        username: &str,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        password: Option<Option<&Secret>>,
+        by: &Actor,
+    ) -> Result<(User, Option<Secret>), AuthError> {
+        let username = username.to_lowercase();
+        let mut generated = None;
+        let mut hashed = None;
+        if let Some(given) = password {
+            let (password, was_generated) = self.password_or_generated(given)?;
+            hashed = Some(hash(&password).await?);
+            generated = was_generated.then_some(password);
+        }
+        let mut changes = Vec::new();
+        changes.extend(role.map(crate::store::UserChange::Role));
+        changes.extend(disabled.map(crate::store::UserChange::Disabled));
+        changes.extend(
+            hashed
+                .as_deref()
+                .map(crate::store::UserChange::PasswordHash),
+        );
+        let user = self
+            .store()
+            .change_user(&username, &changes, by, self.now())
+            .await
+            .map_err(|e| no_user(e, &username))?;
+        Ok((user, generated))
     }
 
     /// Disables a user (their sessions are revoked) or enables them again. Refused for the last

@@ -3,7 +3,8 @@
 //! prefix) and ingest it.
 //!
 //! Nothing disappears silently: every datagram lands in exactly one counter — a decode or
-//! security failure by class, a discovery report, dropped because the queue was full, or queued;
+//! security failure by class, a discovery report (sent, or not: rate limited per source),
+//! dropped because the queue was full (by count or by bytes), or queued;
 //! every queued trap ends as ingested, unhandled (no addon claims it), addon failure or store
 //! failure. INFORMs are acknowledged only after their trap is stored (or counted as unhandled
 //! or refused by its addon), so a sender whose inform was dropped or not stored retries it.
@@ -13,7 +14,7 @@ pub mod engine;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -45,6 +46,10 @@ pub struct TrapConfig {
     /// Traps decoded but not yet ingested. When full, new traps are counted as dropped (and
     /// informs go unacknowledged, so their senders retry).
     pub queue: usize,
+    /// What the queued traps may hold together, in bytes (each charged its datagram plus the
+    /// decoded form's overhead): large traps fill memory long before `queue` of them do.
+    /// Beyond it, new traps are dropped like on a full queue.
+    pub queue_bytes: usize,
     /// Tasks ingesting traps concurrently. Each mostly waits for the batching writer, so many
     /// of them keep the writer's batches full; they are tasks, not threads.
     pub workers: usize,
@@ -54,6 +59,7 @@ impl Default for TrapConfig {
     fn default() -> Self {
         TrapConfig {
             queue: 65_536,
+            queue_bytes: 64 * 1024 * 1024,
             workers: 256,
         }
     }
@@ -68,6 +74,7 @@ pub struct TrapCounters {
     auth_failures: AtomicU64,
     unsupported_pdu: AtomicU64,
     reports_sent: AtomicU64,
+    reports_rate_limited: AtomicU64,
     decoded: AtomicU64,
     queued: AtomicU64,
     dropped_queue_full: AtomicU64,
@@ -92,6 +99,9 @@ pub struct TrapStats {
     pub unsupported_pdu: u64,
     /// SNMPv3 discovery and time-window reports answered.
     pub reports_sent: u64,
+    /// Reports not sent because their source asked for more than `REPORTS_PER_SOURCE_PER_SECOND`:
+    /// a report answers a spoofable datagram, and must not make us a reflector.
+    pub reports_rate_limited: u64,
     /// Traps and informs decoded and authenticated.
     pub decoded: u64,
     pub queued: u64,
@@ -117,6 +127,7 @@ impl TrapCounters {
             auth_failures: g(&self.auth_failures),
             unsupported_pdu: g(&self.unsupported_pdu),
             reports_sent: g(&self.reports_sent),
+            reports_rate_limited: g(&self.reports_rate_limited),
             decoded: g(&self.decoded),
             queued: g(&self.queued),
             dropped_queue_full: g(&self.dropped_queue_full),
@@ -237,7 +248,17 @@ struct Job {
     trap: SnmpTrap,
     /// For an inform: the response to send once the trap is taken care of, and where.
     ack: Option<(Vec<u8>, SocketAddr)>,
+    /// What the job is charged against `TrapConfig::queue_bytes`.
+    cost: usize,
 }
+
+/// Discovery and time-window reports sent to one address per second, at most (the burst too).
+const REPORTS_PER_SOURCE_PER_SECOND: std::num::NonZeroU32 = std::num::NonZeroU32::new(20).unwrap();
+
+/// What a queued trap is charged beyond its datagram: the decoded trap's structures and the
+/// queue slot. A decoded varbind holds its OID and value as text, about what the datagram
+/// holds, so the datagram's length stands for those.
+const JOB_OVERHEAD_BYTES: usize = 512;
 
 /// Starts the listener on an already-bound socket. It runs until `shutdown` changes, then
 /// drains its queue.
@@ -253,10 +274,12 @@ pub fn spawn(
     tokio::spawn(async move {
         let socket = Arc::new(socket);
         let (jobs, queue) = async_channel::bounded::<Job>(config.queue.max(1));
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..config.workers.max(1))
             .map(|_| {
                 tokio::spawn(work(
                     queue.clone(),
+                    Arc::clone(&queued_bytes),
                     socket.clone(),
                     registry.clone(),
                     writer.clone(),
@@ -268,6 +291,11 @@ pub fn spawn(
 
         let counters = &view.counters;
         let mut refusals = RefusalLog::default();
+        let report_limit: governor::DefaultKeyedRateLimiter<std::net::IpAddr> =
+            governor::RateLimiter::keyed(governor::Quota::per_second(
+                REPORTS_PER_SOURCE_PER_SECOND,
+            ));
+        let mut report_limit_swept = std::time::Instant::now();
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         loop {
             let (len, source) = tokio::select! {
@@ -283,6 +311,11 @@ pub fn spawn(
                 _ = shutdown.changed() => break,
             };
             bump(&counters.received);
+            if report_limit_swept.elapsed() > std::time::Duration::from_secs(60) {
+                // Forget sources whose allowance is whole again: the map stays small.
+                report_limit.retain_recent();
+                report_limit_swept = std::time::Instant::now();
+            }
             let job = match receiver.process(&buf[..len], source) {
                 Err(error) => {
                     bump(counters.by_name(error.counter()));
@@ -290,22 +323,40 @@ pub fn spawn(
                     continue;
                 }
                 Ok(Received::Report(report)) => {
+                    if report_limit.check_key(&source.ip()).is_err() {
+                        bump(&counters.reports_rate_limited);
+                        continue;
+                    }
                     bump(&counters.reports_sent);
                     if socket.send_to(&report, source).await.is_err() {
                         bump(&counters.send_errors);
                     }
                     continue;
                 }
-                Ok(Received::Trap(trap)) => Job { trap, ack: None },
+                Ok(Received::Trap(trap)) => Job {
+                    trap,
+                    ack: None,
+                    cost: len + JOB_OVERHEAD_BYTES,
+                },
                 Ok(Received::Inform { trap, response }) => Job {
                     trap,
+                    cost: len + response.len() + JOB_OVERHEAD_BYTES,
                     ack: Some((response, source)),
                 },
             };
             bump(&counters.decoded);
+            let cost = job.cost;
+            if queued_bytes.fetch_add(cost, Ordering::Relaxed) + cost > config.queue_bytes {
+                queued_bytes.fetch_sub(cost, Ordering::Relaxed);
+                bump(&counters.dropped_queue_full);
+                continue;
+            }
             match jobs.try_send(job) {
                 Ok(()) => bump(&counters.queued),
-                Err(_) => bump(&counters.dropped_queue_full),
+                Err(_) => {
+                    queued_bytes.fetch_sub(cost, Ordering::Relaxed);
+                    bump(&counters.dropped_queue_full);
+                }
             }
         }
         jobs.close();
@@ -317,13 +368,15 @@ pub fn spawn(
 
 async fn work(
     queue: async_channel::Receiver<Job>,
+    queued_bytes: Arc<AtomicUsize>,
     socket: Arc<UdpSocket>,
     registry: Arc<Registry>,
     writer: AlertWriter,
     view: TrapListenerView,
 ) {
     let counters = &view.counters;
-    while let Ok(Job { trap, ack }) = queue.recv().await {
+    while let Ok(Job { trap, ack, cost }) = queue.recv().await {
+        queued_bytes.fetch_sub(cost, Ordering::Relaxed);
         let acknowledge = match registry.find_by_oid(&trap.trap_oid) {
             None => {
                 bump(&counters.unhandled);

@@ -181,6 +181,20 @@ pub async fn receive(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
     let auth = addon.webhook_auth.load_full();
+    if state.webhooks_need_settings && auth.source().is_none() {
+        // Fail closed: on a listener others can reach, "nobody chose" must not mean "anyone".
+        return Err(refused(
+            counters,
+            Refusal {
+                kind: RefusalKind::Unavailable,
+                message: format!(
+                    "addon `{id}` has no webhook authentication set, and this runtime listens beyond loopback: set it (`opsconductor addon webhook-auth {id} --mode token` or hmac, or PUT /api/v1/addons/{id}/settings), or accept anonymous posts explicitly with mode `none`",
+                    id = addon.id()
+                ),
+                challenge: None,
+            },
+        ));
+    }
     let now = chrono::Utc::now().timestamp();
     let pending = auth
         .check_request(peer.map(|a| a.ip()), &parts.headers, now)

@@ -4,7 +4,7 @@
 //! database; `io` performs only what the poll's [`TargetIo`] allows, and answers `denied`
 //! outside a scripted poll.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, trace, warn};
@@ -44,6 +44,13 @@ pub struct HostContext {
     pub(super) call_started: Instant,
     pub(super) host_time: Duration,
     pub(super) cpu_budget: Duration,
+    /// Time the call spent yielded to tokio at epoch ticks, waiting to be resumed: not guest
+    /// time either.
+    suspended: Duration,
+    /// When the guest last yielded, and when it was resumed (set by the yield's future, which
+    /// cannot reach the store).
+    yielded_at: Option<Instant>,
+    resumed_at: Arc<Mutex<Option<Instant>>>,
 }
 
 impl HostContext {
@@ -58,6 +65,9 @@ impl HostContext {
             call_started: Instant::now(),
             host_time: Duration::ZERO,
             cpu_budget: Duration::from_secs(10),
+            suspended: Duration::ZERO,
+            yielded_at: None,
+            resumed_at: Arc::default(),
         }
     }
 
@@ -69,11 +79,37 @@ impl HostContext {
         self.call_started = Instant::now();
         self.host_time = Duration::ZERO;
         self.cpu_budget = cpu_budget;
+        self.suspended = Duration::ZERO;
+        self.yielded_at = None;
+        *self.resumed_at.lock().expect("resume lock") = None;
     }
 
-    /// Guest time of the current call so far: wall time minus time spent in host imports.
+    /// Guest time of the current call so far: wall time minus time spent in host imports and
+    /// waiting to be resumed after a yield.
     pub(super) fn guest_time(&self) -> Duration {
-        self.call_started.elapsed().saturating_sub(self.host_time)
+        self.call_started
+            .elapsed()
+            .saturating_sub(self.host_time)
+            .saturating_sub(self.suspended)
+    }
+
+    /// The future the guest yields to at an epoch tick: tokio's `yield_now`, noting when the
+    /// guest is resumed.
+    pub(super) fn yield_now(&mut self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        self.yielded_at = Some(Instant::now());
+        let resumed_at = Arc::clone(&self.resumed_at);
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            *resumed_at.lock().expect("resume lock") = Some(Instant::now());
+        })
+    }
+
+    /// Charges the time between the last yield and its resumption to `suspended`.
+    pub(super) fn account_resume(&mut self) {
+        let resumed = self.resumed_at.lock().expect("resume lock").take();
+        if let (Some(yielded), Some(resumed)) = (self.yielded_at.take(), resumed) {
+            self.suspended += resumed.saturating_duration_since(yielded);
+        }
     }
 
     fn log_line(&mut self, level: LogLevel, message: String) {

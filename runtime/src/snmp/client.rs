@@ -295,7 +295,7 @@ impl V3Request<'_> {
 /// The RFC 3414 § 4 discovery probe: noAuthNoPriv, reportable, empty engine id and user name,
 /// a GetRequest without varbinds. The agent answers with a usmStatsUnknownEngineIDs Report
 /// carrying its engine id (and, from net-snmp, its boots and time).
-pub(crate) fn encode_discovery(msg_id: i32, request_id: i32) -> Result<Vec<u8>, SnmpError> {
+pub fn encode_discovery(msg_id: i32, request_id: i32) -> Result<Vec<u8>, SnmpError> {
     Outgoing {
         msg_id,
         level: SecurityLevel::NoAuthNoPriv,

@@ -584,9 +584,12 @@ macro_rules! insert_user {
 }
 
 /// One change [`Store::change_user`] makes.
-enum UserChange<'a> {
+/// One change to a user, for [`Store::change_user`].
+#[derive(Debug, Clone, Copy)]
+pub enum UserChange<'a> {
     Disabled(bool),
     Role(Role),
+    /// An argon2id PHC string; every session of the user is revoked.
     PasswordHash(&'a str),
 }
 
@@ -806,7 +809,7 @@ impl Store {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<User, StoreError> {
-        self.change_user(username, UserChange::Disabled(disabled), actor, now)
+        self.change_user(username, &[UserChange::Disabled(disabled)], actor, now)
             .await
     }
 
@@ -820,7 +823,7 @@ impl Store {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<User, StoreError> {
-        self.change_user(username, UserChange::Role(role), actor, now)
+        self.change_user(username, &[UserChange::Role(role)], actor, now)
             .await
     }
 
@@ -835,17 +838,21 @@ impl Store {
     ) -> Result<User, StoreError> {
         self.change_user(
             username,
-            UserChange::PasswordHash(password_hash),
+            &[UserChange::PasswordHash(password_hash)],
             actor,
             now,
         )
         .await
     }
 
-    async fn change_user(
+    /// Changes several things about one user at once (an API `PUT` may set role, disabled
+    /// and password together): one transaction, so that either all of them happen or none
+    /// does — a refused demotion does not leave the password changed. One audit entry per
+    /// change that changed something.
+    pub async fn change_user(
         &self,
         username: &str,
-        change: UserChange<'_>,
+        changes: &[UserChange<'_>],
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<User, StoreError> {
@@ -865,69 +872,80 @@ impl Store {
                 .await
                 .context(OP)?;
             let current = User::try_from(current.ok_or(StoreError::NotFound)?)?;
-            let (update, revoke, record) = match change {
-                UserChange::Disabled(disabled) => {
-                    if current.disabled == disabled {
-                        return Ok(current);
+            let mut user = current.clone();
+            let mut records = Vec::new();
+            let mut revoke = None;
+            for change in changes {
+                let (update, reason, record) = match *change {
+                    UserChange::Disabled(disabled) => {
+                        if user.disabled == disabled {
+                            continue;
+                        }
+                        let update = sqlx::query_as::<_, UserRow>(concat!(
+                            "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1 \
+                             RETURNING ",
+                            user_columns!()
+                        ))
+                        .bind(user.id)
+                        .bind(disabled)
+                        .bind(at);
+                        let verb = if disabled {
+                            action::USER_DISABLE
+                        } else {
+                            action::USER_ENABLE
+                        };
+                        let record =
+                            AuditRecord::new(actor, verb, target.clone(), AuditOutcome::Success)
+                                .before(json!({ "disabled": user.disabled }))
+                                .after(json!({ "disabled": disabled }));
+                        (update, disabled.then_some("user disabled"), record)
                     }
-                    let update = sqlx::query_as::<_, UserRow>(concat!(
-                        "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1 \
-                         RETURNING ",
-                        user_columns!()
-                    ))
-                    .bind(current.id)
-                    .bind(disabled)
-                    .bind(at);
-                    let verb = if disabled {
-                        action::USER_DISABLE
-                    } else {
-                        action::USER_ENABLE
-                    };
-                    let record = AuditRecord::new(actor, verb, target, AuditOutcome::Success)
-                        .before(json!({ "disabled": current.disabled }))
-                        .after(json!({ "disabled": disabled }));
-                    (update, disabled.then_some("user disabled"), record)
-                }
-                UserChange::Role(role) => {
-                    if current.role == role {
-                        return Ok(current);
+                    UserChange::Role(role) => {
+                        if user.role == role {
+                            continue;
+                        }
+                        let update = sqlx::query_as::<_, UserRow>(concat!(
+                            "UPDATE users SET role = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+                            user_columns!()
+                        ))
+                        .bind(user.id)
+                        .bind(role.as_str())
+                        .bind(at);
+                        let record = AuditRecord::new(
+                            actor,
+                            action::USER_SET_ROLE,
+                            target.clone(),
+                            AuditOutcome::Success,
+                        )
+                        .before(json!({ "role": user.role }))
+                        .after(json!({ "role": role }));
+                        (update, None, record)
                     }
-                    let update = sqlx::query_as::<_, UserRow>(concat!(
-                        "UPDATE users SET role = $2, updated_at = $3 WHERE id = $1 RETURNING ",
-                        user_columns!()
-                    ))
-                    .bind(current.id)
-                    .bind(role.as_str())
-                    .bind(at);
-                    let record = AuditRecord::new(
-                        actor,
-                        action::USER_SET_ROLE,
-                        target,
-                        AuditOutcome::Success,
-                    )
-                    .before(json!({ "role": current.role }))
-                    .after(json!({ "role": role }));
-                    (update, None, record)
-                }
-                UserChange::PasswordHash(hash) => {
-                    let update = sqlx::query_as::<_, UserRow>(concat!(
-                        "UPDATE users SET password_hash = $2, password_changed_at = $3, \
-                             updated_at = $3 WHERE id = $1 RETURNING ",
-                        user_columns!()
-                    ))
-                    .bind(current.id)
-                    .bind(hash)
-                    .bind(at);
-                    let record = AuditRecord::new(
-                        actor,
-                        action::USER_SET_PASSWORD,
-                        target,
-                        AuditOutcome::Success,
-                    );
-                    (update, Some("password changed"), record)
-                }
-            };
-            let user = User::try_from(update.fetch_one(&mut *tx).await.context(OP)?)?;
+                    UserChange::PasswordHash(hash) => {
+                        let update = sqlx::query_as::<_, UserRow>(concat!(
+                            "UPDATE users SET password_hash = $2, password_changed_at = $3, \
+                                 updated_at = $3 WHERE id = $1 RETURNING ",
+                            user_columns!()
+                        ))
+                        .bind(user.id)
+                        .bind(hash)
+                        .bind(at);
+                        let record = AuditRecord::new(
+                            actor,
+                            action::USER_SET_PASSWORD,
+                            target.clone(),
+                            AuditOutcome::Success,
+                        );
+                        (update, Some("password changed"), record)
+                    }
+                };
+                user = User::try_from(update.fetch_one(&mut *tx).await.context(OP)?)?;
+                revoke = revoke.or(reason);
+                records.push(record);
+            }
+            if records.is_empty() {
+                return Ok(current);
+            }
             if let Some(reason) = revoke {
                 sqlx::query(REVOKE_USER_SESSIONS_SQL)
                     .bind(user.id)
@@ -945,13 +963,15 @@ impl Store {
                     .await
                     .context(OP)?;
                 if admins == 0 {
-                    // Dropping the transaction rolls the change back.
+                    // Dropping the transaction rolls every change back.
                     return Err(StoreError::Conflict(format!(
                         "`{username}` is the last enabled admin; make another user admin first"
                     )));
                 }
             }
-            insert_audit!(&mut *tx, &record, at, OP);
+            for record in &records {
+                insert_audit!(&mut *tx, record, at, OP);
+            }
             tx.commit().await.context(OP)?;
             user
         });
@@ -1032,17 +1052,34 @@ impl Store {
     ///
     /// The claim is one conditional `UPDATE`, so of two concurrent presentations of one token
     /// exactly one rotates it and the other sees it used, on both databases.
+    /// Whether a refresh token with this digest exists (used or not), read without a write
+    /// transaction.
+    pub async fn refresh_token_known(&self, token_sha256: &str) -> Result<bool, StoreError> {
+        let found: Option<String> = with_pool!(self, read, |pool| {
+            sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_sha256 = $1")
+                .bind(token_sha256)
+                .fetch_optional(pool)
+                .await
+                .context("looking up a refresh token")?
+        });
+        Ok(found.is_some())
+    }
+
+    /// `session_lifetime` bounds the session from its creation: the new token and the session
+    /// expire at `next_expires_at` or then, whichever is earlier, and a session past it is not
+    /// refreshed.
     pub async fn rotate_refresh_token(
         &self,
         presented: &str,
         next: &str,
         next_expires_at: DateTime<Utc>,
+        session_lifetime: chrono::Duration,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<RefreshOutcome, StoreError> {
         const OP: &str = "rotating a refresh token";
         let at = ts(now);
-        let next_expires_at = ts(next_expires_at);
+        let mut next_expires_at = ts(next_expires_at);
         with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
             let claimed: Option<String> = sqlx::query_scalar(
@@ -1101,6 +1138,18 @@ impl Store {
                 .await
                 .context(OP)?;
             let mut session = SessionAuth::try_from(row)?;
+            let created_at: DateTime<Utc> =
+                sqlx::query_scalar("SELECT created_at FROM sessions WHERE id = $1")
+                    .bind(&session_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context(OP)?;
+            next_expires_at = next_expires_at.min(ts(created_at + session_lifetime));
+            if next_expires_at <= at {
+                // Past its absolute lifetime: the session ends here.
+                session.expires_at = next_expires_at;
+                return Ok(RefreshOutcome::Inactive(session));
+            }
             if session.revoked_at.is_some() || session.expires_at <= at || session.user_disabled {
                 // Dropping the transaction leaves the token unused.
                 return Ok(RefreshOutcome::Inactive(session));

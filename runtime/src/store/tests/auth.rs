@@ -16,6 +16,7 @@ on_both!(
     concurrent_refreshes_of_one_token_rotate_it_once,
     logout_and_revocation_take_effect_at_once,
     access_and_refresh_tokens_expire,
+    refresh_does_not_extend_a_session_past_its_lifetime,
     disabling_and_password_changes_end_sessions,
     the_last_admin_cannot_be_disabled_or_demoted,
     users_are_checked_and_never_show_secrets,
@@ -441,6 +442,54 @@ async fn access_and_refresh_tokens_expire(db: TestDb) {
     assert!(sessions.is_empty(), "{sessions:?}");
 }
 
+/// A session ends `session_lifetime` after sign-in, however often it is refreshed: a stolen
+/// refresh token is not a credential for ever.
+async fn refresh_does_not_extend_a_session_past_its_lifetime(db: TestDb) {
+    let store = db.store;
+    let clock = TestClock::new();
+    let auth = auth_with(
+        &store,
+        &clock,
+        AuthConfig {
+            refresh_token_ttl: Duration::days(7),
+            session_lifetime: Duration::days(10),
+            ..AuthConfig::default()
+        },
+    )
+    .await;
+    add_user(&auth, "alice", Role::Viewer).await;
+    let mut pair = auth
+        .login_password("alice", PASSWORD, &ClientInfo::default())
+        .await
+        .unwrap();
+    // Refreshed every three days: each new token would last seven more days, but the session
+    // stops at day ten.
+    for day in [3, 6, 9] {
+        clock.advance(Duration::days(3));
+        pair = auth
+            .refresh(pair.refresh_token.expose(), &ClientInfo::default())
+            .await
+            .unwrap_or_else(|e| panic!("day {day}: {e}"));
+    }
+    assert_eq!(pair.refresh_expires_at, ts(t0() + Duration::days(10)));
+    clock.advance(Duration::days(1) + Duration::seconds(1));
+    let refused = rejection(
+        auth.refresh(pair.refresh_token.expose(), &ClientInfo::default())
+            .await,
+    );
+    assert!(
+        matches!(
+            refused,
+            TokenRejection::RefreshTokenExpired | TokenRejection::SessionExpired
+        ),
+        "{refused:?}"
+    );
+    // A made-up token in the right shape is unknown, found so without writing.
+    let made_up = format!("{}{}", crate::auth::REFRESH_TOKEN_PREFIX, "A".repeat(43));
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(made_up.as_bytes()));
+    assert!(!store.refresh_token_known(&digest).await.unwrap());
+}
+
 async fn disabling_and_password_changes_end_sessions(db: TestDb) {
     let store = db.store;
     let clock = TestClock::new();
@@ -565,6 +614,22 @@ async fn the_last_admin_cannot_be_disabled_or_demoted(db: TestDb) {
     let root = auth.user("root").await.unwrap().unwrap();
     assert_eq!((root.role, root.disabled), (Role::Admin, false));
     assert!(audit(&store, action::USER_DISABLE).await.is_empty());
+    // Several changes at once are all or nothing: the refused demotion keeps the password too.
+    let new_password = Secret::new("another long enough password");
+    let result = auth
+        .update_user(
+            "root",
+            Some(Role::Viewer),
+            None,
+            Some(Some(&new_password)),
+            &Actor::cli(),
+        )
+        .await;
+    assert!(matches!(&result, Err(AuthError::Conflict(_))), "{result:?}");
+    auth.login_password("root", PASSWORD, &ClientInfo::default())
+        .await
+        .expect("the old password still signs in");
+    assert!(audit(&store, action::USER_SET_PASSWORD).await.is_empty());
 
     // With another admin, either can go; then the remaining one is the last.
     auth.set_user_role("alice", Role::Admin, &Actor::cli())
