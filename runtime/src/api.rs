@@ -40,7 +40,7 @@ pub mod system;
 pub mod targets;
 pub mod views;
 
-pub use guard::{AuditDetail, Caller};
+pub use guard::{AuditDetail, Caller, too_many};
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -66,6 +66,8 @@ pub struct AppState {
     /// The listener is reachable beyond loopback: a webhook addon whose authentication was
     /// never set refuses posts instead of taking them from anyone.
     pub webhooks_need_settings: bool,
+    /// Open WebSockets per principal (`[websocket] max_per_principal`).
+    pub sockets: Arc<crate::ws::OpenSockets>,
 }
 
 /// Who may call a route. Every route has exactly one, in [`routes`], and the guard layer

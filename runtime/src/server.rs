@@ -226,6 +226,7 @@ impl Server {
             bundles,
             http: Arc::new(crate::http_server::HttpCounters::default()),
             webhooks_need_settings: !listener.local_addr()?.ip().is_loopback(),
+            sockets: Arc::default(),
         };
         watchers.push(tokio::spawn(forget_idle_limits(
             limits,

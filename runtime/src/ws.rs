@@ -111,6 +111,8 @@ pub const CLOSE_NO_PONG: u16 = 4002;
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 /// Close code: the client is authenticated but may not read events.
 pub const CLOSE_FORBIDDEN: u16 = 4403;
+/// The principal has `max_per_principal` sockets open already.
+pub const CLOSE_TOO_MANY: u16 = 4429;
 
 /// Largest message a client may send; subscriptions are small.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -152,6 +154,9 @@ pub struct WebSocketConfig {
     /// How long after a node's last client disconnected it still keeps events for it to
     /// resume (rendering them costs a store read per batch while nobody watches).
     pub resume_grace_seconds: u64,
+    /// Sockets one user or API key may have open at once (on this node): a leaked key or a
+    /// runaway script cannot take every file descriptor.
+    pub max_per_principal: usize,
 }
 
 impl Default for WebSocketConfig {
@@ -166,6 +171,7 @@ impl Default for WebSocketConfig {
             resume_events: 50_000,
             resume_megabytes: 64,
             resume_grace_seconds: 300,
+            max_per_principal: 32,
         }
     }
 }
@@ -204,6 +210,7 @@ pub struct WsQuery {
 pub async fn handler(
     State(state): State<AppState>,
     config: Option<Extension<WebSocketConfig>>,
+    client_info: crate::auth::ClientInfo,
     headers: HeaderMap,
     query: Result<Query<WsQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -217,6 +224,12 @@ pub async fn handler(
         )
     })?;
     let config = config.map(|Extension(c)| c).unwrap_or_default();
+    if let Err(retry) = state.limits.check_websocket(client_info.ip) {
+        return Ok(crate::api::too_many(
+            "too many WebSocket connections opened from your address; wait before reconnecting",
+            retry,
+        ));
+    }
     let bearer = match (bearer_header(&headers), query.token) {
         (Err(refusal), _) => return Ok(unauthorized_response(refusal)),
         (Ok(Some(_)), Some(_)) => {
@@ -238,7 +251,23 @@ pub async fn handler(
                     not_allowed(&principal),
                 ));
             }
-            Ok(principal) => Some(Credentials { bearer, principal }),
+            Ok(principal) => {
+                let Some(slot) = state
+                    .sockets
+                    .take(&principal.actor, config.max_per_principal)
+                else {
+                    return Err(ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_sockets",
+                        too_many_sockets(&principal.actor, config.max_per_principal),
+                    ));
+                };
+                Some(Credentials {
+                    bearer,
+                    principal,
+                    _slot: slot,
+                })
+            }
             Err(Verification::Refused(why)) => return Ok(unauthorized_response(why)),
             Err(Verification::Unavailable(detail)) => return Err(ApiError::internal(detail)),
         },
@@ -248,6 +277,8 @@ pub async fn handler(
         auth: state.auth.clone(),
         auth_timeout: config.auth_timeout(),
         reverify: config.reverify(),
+        sockets: std::sync::Arc::clone(&state.sockets),
+        max_per_principal: config.max_per_principal,
     };
     Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
@@ -300,6 +331,54 @@ fn not_allowed(principal: &Principal) -> String {
 struct Credentials {
     bearer: Secret,
     principal: Principal,
+    /// The connection's place among its principal's open sockets.
+    _slot: SocketSlot,
+}
+
+/// Open sockets per principal (by actor), so that each has at most `max_per_principal`.
+#[derive(Debug, Default)]
+pub struct OpenSockets {
+    by_actor: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One socket's place in [`OpenSockets`], given back when the connection ends.
+#[derive(Debug)]
+struct SocketSlot {
+    sockets: std::sync::Arc<OpenSockets>,
+    actor: String,
+}
+
+impl OpenSockets {
+    fn take(self: &std::sync::Arc<Self>, actor: &str, max: usize) -> Option<SocketSlot> {
+        let mut open = self.by_actor.lock().expect("open sockets lock");
+        let n = open.entry(actor.to_owned()).or_insert(0);
+        if *n >= max.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(SocketSlot {
+            sockets: std::sync::Arc::clone(self),
+            actor: actor.to_owned(),
+        })
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.sockets.by_actor.lock().expect("open sockets lock");
+        if let Some(n) = open.get_mut(&self.actor) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.actor);
+            }
+        }
+    }
+}
+
+fn too_many_sockets(actor: &str, max: usize) -> String {
+    format!(
+        "{actor} has {max} WebSockets open already (websocket.max_per_principal); close one first"
+    )
 }
 
 /// Why credentials were not verified.
@@ -341,6 +420,8 @@ struct ClientContext {
     auth: Auth,
     auth_timeout: Duration,
     reverify: Duration,
+    sockets: std::sync::Arc<OpenSockets>,
+    max_per_principal: usize,
 }
 
 /// Which events one client wants, per event type.
@@ -877,7 +958,25 @@ impl ClientContext {
             json!({"type": "authenticated", "principal": principal_json(&principal)}),
             id,
         );
-        *credentials = Some(Credentials { bearer, principal });
+        // Re-authentication keeps the connection's place; a first one takes one.
+        let slot = match credentials.take() {
+            Some(current) => current._slot,
+            None => self
+                .sockets
+                .take(&principal.actor, self.max_per_principal)
+                .ok_or_else(|| End::Refused {
+                    code: "too_many_sockets",
+                    message: too_many_sockets(&principal.actor, self.max_per_principal),
+                    id: id.clone(),
+                    close: CLOSE_TOO_MANY,
+                    reason: "too many sockets",
+                })?,
+        };
+        *credentials = Some(Credentials {
+            bearer,
+            principal,
+            _slot: slot,
+        });
         Ok(answer)
     }
 

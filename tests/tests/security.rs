@@ -620,3 +620,86 @@ async fn discovery_reports_are_rate_limited_per_source() {
     assert!((20..=50).contains(&sent), "{stats}");
     rt.stop().await;
 }
+
+/// One principal may hold `[websocket] max_per_principal` sockets, whether it authenticates in
+/// the upgrade or in its first message; one address may open `websocket_per_ip_per_minute`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_connections_are_capped_per_principal_and_rate_limited_per_address() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+    let rt = TestRuntime::start_configured(
+        Db::Sqlite,
+        &[],
+        |c| {
+            c.websocket.max_per_principal = 3;
+            c.limits.websocket_per_ip_per_minute = 8;
+        },
+        async |_| {},
+    )
+    .await;
+    let url = format!("ws://{}/ws", rt.server.addr());
+    let with_key = || {
+        let mut request = url.as_str().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", rt.admin_key).parse().unwrap(),
+        );
+        request
+    };
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            tokio_tungstenite::connect_async(with_key())
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    // The fourth, authenticated in the upgrade: refused before it is a socket.
+    match tokio_tungstenite::connect_async(with_key()).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 429),
+        other => panic!("a fourth socket was let in: {other:?}"),
+    }
+    // The fourth, authenticated by its first message: closed with 4429.
+    let (mut anonymous, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    anonymous
+        .send(Message::text(
+            json!({"type": "auth", "token": rt.admin_key}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let mut closed_with = None;
+    while let Some(message) = anonymous.next().await {
+        if let Ok(Message::Close(Some(frame))) = message {
+            closed_with = Some(u16::from(frame.code));
+            break;
+        }
+    }
+    assert_eq!(closed_with, Some(4429));
+    // Closing one lets the next in.
+    open.pop().unwrap().close(None).await.unwrap();
+    let mut admitted = false;
+    for _ in 0..50 {
+        if let Ok((socket, _)) = tokio_tungstenite::connect_async(with_key()).await {
+            open.push(socket);
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(admitted, "a freed place was not given back");
+    // Eight upgrades a minute from this address have been used: the next is told to wait.
+    for _ in 0..10 {
+        if let Err(WsError::Http(response)) = tokio_tungstenite::connect_async(url.as_str()).await
+            && response.status().as_u16() == 429
+            && response.headers().contains_key("retry-after")
+        {
+            rt.stop().await;
+            return;
+        }
+    }
+    panic!("upgrades from one address are not rate limited");
+}

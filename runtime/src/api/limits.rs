@@ -31,6 +31,9 @@ pub struct LimitsConfig {
     pub login_per_user_per_minute: u32,
     /// Token refreshes per minute from one client address.
     pub refresh_per_ip_per_minute: u32,
+    /// WebSocket connections opened per minute from one client address (a console reconnects
+    /// with backoff; this only stops a loop).
+    pub websocket_per_ip_per_minute: u32,
     /// Authenticated API requests per second per caller.
     pub api_per_second: u32,
     /// Requests a caller may make at once above the steady rate.
@@ -47,6 +50,7 @@ impl Default for LimitsConfig {
             login_per_ip_per_minute: 20,
             login_per_user_per_minute: 10,
             refresh_per_ip_per_minute: 60,
+            websocket_per_ip_per_minute: 120,
             api_per_second: 100,
             api_burst: 400,
             api_allow: Vec::new(),
@@ -97,6 +101,7 @@ pub struct Limits {
     login_ip: Keyed<IpAddr>,
     login_user: Keyed<(String, Option<IpAddr>)>,
     refresh_ip: Keyed<Option<IpAddr>>,
+    websocket_ip: Keyed<Option<IpAddr>>,
     api: Keyed<String>,
     api_allow: Vec<IpNet>,
 }
@@ -123,6 +128,7 @@ impl Limits {
             login_ip: Keyed::new(per_minute(config.login_per_ip_per_minute)),
             login_user: Keyed::new(per_minute(config.login_per_user_per_minute)),
             refresh_ip: Keyed::new(per_minute(config.refresh_per_ip_per_minute)),
+            websocket_ip: Keyed::new(per_minute(config.websocket_per_ip_per_minute)),
             api: Keyed::new(api),
             api_allow: config.api_allow.clone(),
         }
@@ -152,6 +158,11 @@ impl Limits {
         self.refresh_ip.check(&ip.map(client_key))
     }
 
+    /// A WebSocket connection opened from `ip`.
+    pub fn check_websocket(&self, ip: Option<IpAddr>) -> Result<(), RetryAfter> {
+        self.websocket_ip.check(&ip.map(client_key))
+    }
+
     /// An authenticated API request by `actor`.
     pub fn check_api(&self, actor: &str) -> Result<(), RetryAfter> {
         self.api.check(&actor.to_owned())
@@ -168,6 +179,7 @@ impl Limits {
         self.login_ip.forget_idle();
         self.login_user.forget_idle();
         self.refresh_ip.forget_idle();
+        self.websocket_ip.forget_idle();
         self.api.forget_idle();
     }
 }
@@ -207,6 +219,7 @@ mod tests {
             login_per_ip_per_minute: 3,
             login_per_user_per_minute: 2,
             refresh_per_ip_per_minute: 2,
+            websocket_per_ip_per_minute: 2,
             api_per_second: 1,
             api_burst: 2,
             api_allow: Vec::new(),
@@ -267,6 +280,7 @@ mod tests {
             login_per_ip_per_minute: 0,
             login_per_user_per_minute: 0,
             refresh_per_ip_per_minute: 0,
+            websocket_per_ip_per_minute: 0,
             api_per_second: 0,
             ..config()
         });
