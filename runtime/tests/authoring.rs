@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_opsconductor");
 
+/// The tests\' peers listen on loopback, which the egress policy refuses by default.
+const LOOPBACK_PEERS: &str = "127.0.0.0/8,::1/128";
+
 fn shared_target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/authoring-test")
 }
@@ -21,6 +24,7 @@ fn shared_target_dir() -> PathBuf {
 /// Runs the binary in `cwd` with a database in `data`.
 fn opsconductor(cwd: &Path, data: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
+        .env("OPSCONDUCTOR_POLL_ALLOW", LOOPBACK_PEERS)
         .args(args)
         .env("OPSCONDUCTOR_DATA_DIR", data)
         .env(
@@ -353,6 +357,7 @@ fn serve_signed_bundles(
     let port = free_port();
     let log = root.path().join("serve.log");
     let server = Command::new(BIN)
+        .env("OPSCONDUCTOR_POLL_ALLOW", LOOPBACK_PEERS)
         .args(["--config", &config.display().to_string()])
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("OPSCONDUCTOR_DATA_DIR", &data)

@@ -22,6 +22,9 @@ use opsconductor::target::{Schedule, TargetSpec};
 use opsconductor::testing::TestPostgres;
 
 const BIN: &str = env!("CARGO_BIN_EXE_opsconductor");
+
+/// The tests\' peers listen on loopback, which the egress policy refuses by default.
+const LOOPBACK_PEERS: &str = "127.0.0.0/8,::1/128";
 const TARGETS: usize = 50;
 const PERIOD: Duration = Duration::from_secs(3);
 const LEASE_SECONDS: u64 = 5;
@@ -60,6 +63,7 @@ impl Node {
         std::fs::create_dir_all(&data).unwrap();
         let log = dir.join(format!("{name}.log"));
         let child = Command::new(BIN)
+            .env("OPSCONDUCTOR_POLL_ALLOW", LOOPBACK_PEERS)
             .arg("serve")
             .env("DATABASE_URL", database_url)
             .env("OPSCONDUCTOR_LISTEN", format!("127.0.0.1:{port}"))
