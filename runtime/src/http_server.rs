@@ -13,10 +13,9 @@
 //! This module owns the accept loop and the per-connection tasks; what a request means is the
 //! router's business.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -34,6 +33,7 @@ use tracing::{debug, warn};
 
 use crate::api::ApiError;
 use crate::api::limits::client_key;
+use crate::slots::Slots;
 
 /// `[http]` in the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -102,46 +102,6 @@ impl HttpCounters {
     }
 }
 
-/// Open connections per client key.
-#[derive(Default)]
-struct PerClient {
-    open: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// One connection's place in [`PerClient`], given back when the connection ends.
-struct ClientSlot {
-    clients: Arc<PerClient>,
-    key: IpAddr,
-}
-
-impl PerClient {
-    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
-        let key = client_key(ip);
-        let mut open = self.open.lock().expect("per-client lock");
-        let n = open.entry(key).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(ClientSlot {
-            clients: Arc::clone(self),
-            key,
-        })
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut open = self.clients.open.lock().expect("per-client lock");
-        if let Some(n) = open.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.key);
-            }
-        }
-    }
-}
-
 /// Serves `router` on `listener` until `shutdown` turns true; then stops accepting, lets each
 /// connection finish the request it is serving, and returns when all have closed.
 pub async fn serve(
@@ -163,7 +123,7 @@ pub async fn serve(
         ))
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let clients = Arc::new(PerClient::default());
+    let clients: Arc<Slots<IpAddr>> = Arc::default();
 
     loop {
         let (stream, remote) = tokio::select! {
@@ -189,7 +149,8 @@ pub async fn serve(
             );
             continue;
         };
-        let Some(client) = clients.take(remote.ip(), config.max_connections_per_ip.max(1)) else {
+        let Some(client) = clients.take(client_key(remote.ip()), config.max_connections_per_ip)
+        else {
             counters.refused_per_ip.fetch_add(1, Ordering::Relaxed);
             refuse(stream, "too many connections open from your address");
             continue;
@@ -275,15 +236,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_client_holds_at_most_its_share_and_gets_it_back() {
-        let clients = Arc::new(PerClient::default());
-        let ip: IpAddr = "2001:db8::1".parse().unwrap();
-        let neighbour: IpAddr = "2001:db8::2".parse().unwrap();
-        let a = clients.take(ip, 2).unwrap();
-        let _b = clients.take(neighbour, 2).unwrap();
-        assert!(clients.take(ip, 2).is_none(), "the /64 is full");
-        assert!(clients.take("192.0.2.1".parse().unwrap(), 2).is_some());
-        drop(a);
-        assert!(clients.take(ip, 2).is_some());
+    fn clients_share_by_address_and_ipv6_by_64() {
+        let clients: Arc<Slots<IpAddr>> = Arc::default();
+        let take = |ip: &str| clients.take(client_key(ip.parse().unwrap()), 2);
+        let _a = take("2001:db8::1").unwrap();
+        let _b = take("2001:db8::2").unwrap();
+        assert!(take("2001:db8::3").is_none(), "the /64 is full");
+        assert!(take("192.0.2.1").is_some());
     }
 }

@@ -26,6 +26,7 @@ pub mod registry;
 pub mod sandbox;
 pub mod scheduler;
 pub mod server;
+pub mod slots;
 pub mod snmp;
 pub mod store;
 pub mod target;

@@ -254,7 +254,7 @@ pub async fn handler(
             Ok(principal) => {
                 let Some(slot) = state
                     .sockets
-                    .take(&principal.actor, config.max_per_principal)
+                    .take(principal.actor.clone(), config.max_per_principal)
                 else {
                     return Err(ApiError::new(
                         StatusCode::TOO_MANY_REQUESTS,
@@ -332,48 +332,11 @@ struct Credentials {
     bearer: Secret,
     principal: Principal,
     /// The connection's place among its principal's open sockets.
-    _slot: SocketSlot,
+    _slot: crate::slots::Slot<String>,
 }
 
 /// Open sockets per principal (by actor), so that each has at most `max_per_principal`.
-#[derive(Debug, Default)]
-pub struct OpenSockets {
-    by_actor: std::sync::Mutex<std::collections::HashMap<String, usize>>,
-}
-
-/// One socket's place in [`OpenSockets`], given back when the connection ends.
-#[derive(Debug)]
-struct SocketSlot {
-    sockets: std::sync::Arc<OpenSockets>,
-    actor: String,
-}
-
-impl OpenSockets {
-    fn take(self: &std::sync::Arc<Self>, actor: &str, max: usize) -> Option<SocketSlot> {
-        let mut open = self.by_actor.lock().expect("open sockets lock");
-        let n = open.entry(actor.to_owned()).or_insert(0);
-        if *n >= max.max(1) {
-            return None;
-        }
-        *n += 1;
-        Some(SocketSlot {
-            sockets: std::sync::Arc::clone(self),
-            actor: actor.to_owned(),
-        })
-    }
-}
-
-impl Drop for SocketSlot {
-    fn drop(&mut self) {
-        let mut open = self.sockets.by_actor.lock().expect("open sockets lock");
-        if let Some(n) = open.get_mut(&self.actor) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.actor);
-            }
-        }
-    }
-}
+pub type OpenSockets = crate::slots::Slots<String>;
 
 fn too_many_sockets(actor: &str, max: usize) -> String {
     format!(
@@ -963,7 +926,7 @@ impl ClientContext {
             Some(current) => current._slot,
             None => self
                 .sockets
-                .take(&principal.actor, self.max_per_principal)
+                .take(principal.actor.clone(), self.max_per_principal)
                 .ok_or_else(|| End::Refused {
                     code: "too_many_sockets",
                     message: too_many_sockets(&principal.actor, self.max_per_principal),
