@@ -458,7 +458,7 @@ fn test_sources(path: &Path) -> anyhow::Result<(FixtureSources, Option<PathBuf>)
 async fn scratch_sandbox() -> anyhow::Result<(Arc<Sandbox>, Store, ScratchDir)> {
     let dir = ScratchDir::new()?;
     let url = format!("sqlite://{}", dir.0.join("fixtures.db").display());
-    let store = Store::connect(&url)
+    let store = Store::connect(&url, Arc::new(crate::secrets::SecretKeys::ephemeral()))
         .await
         .with_context(|| format!("opening {url}"))?;
     let sandbox = Sandbox::new(
@@ -677,7 +677,7 @@ pub async fn record(
         ),
     }
 
-    let store = Store::connect(&config.database_url)
+    let store = crate::server::connect_store(config)
         .await
         .with_context(|| {
             format!(

@@ -61,6 +61,17 @@ pub enum Command {
     /// Manages the token signing key and API keys.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Manages the key that seals the database's secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Replaces the secrets key: generates a new key, re-seals every secret in the database
+    /// with it and removes the old key from the key file. Stop every node first, and give
+    /// them the new key file before starting them again.
+    RotateKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +280,7 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
         Command::Credential(cmd) => credential_command(cmd, &config).await,
         Command::User(cmd) => account_command(cmd, &config).await,
         Command::Auth(cmd) => auth_command(cmd, &config).await,
+        Command::Secrets(SecretsCommand::RotateKey) => rotate_secrets_key(&config).await,
         Command::Addon(AddonCommand::Pack { dir, key, out }) => {
             bundles::pack_command(&dir, key.as_deref(), &out)
         }
@@ -405,9 +417,9 @@ async fn webhook_auth_command(
 
 async fn snmp_command(cmd: SnmpCommand, config: &Config) -> anyhow::Result<()> {
     use crate::inbound::trap::{credentials, engine};
-    use crate::store::{Store, StoreError};
+    use crate::store::StoreError;
 
-    let store = Store::connect(&config.database_url).await?;
+    let store = crate::server::connect_store(config).await?;
     let not_found = |what: String| {
         move |e: StoreError| match e {
             StoreError::NotFound => anyhow::anyhow!("no {what}"),
@@ -813,9 +825,9 @@ fn public_text(public: &serde_json::Value) -> String {
 }
 
 async fn target_command(cmd: TargetCommand, config: &Config) -> anyhow::Result<()> {
-    use crate::store::{Store, TargetFilter};
+    use crate::store::TargetFilter;
 
-    let store = Store::connect(&config.database_url).await?;
+    let store = crate::server::connect_store(config).await?;
     let find = async |name: &str| {
         store
             .target_by_name(name)
@@ -998,9 +1010,9 @@ async fn target_command(cmd: TargetCommand, config: &Config) -> anyhow::Result<(
 }
 
 async fn credential_command(cmd: CredentialCommand, config: &Config) -> anyhow::Result<()> {
-    use crate::store::{Store, StoreError};
+    use crate::store::StoreError;
 
-    let store = Store::connect(&config.database_url).await?;
+    let store = crate::server::connect_store(config).await?;
     match cmd {
         CredentialCommand::Set { name, kind, secret } => {
             let secret = secret
@@ -1112,6 +1124,44 @@ pub enum ApiKeyCommand {
     Revoke { name: String },
 }
 
+/// `secrets rotate-key`. The key file holds the new key and the old one while the store
+/// re-seals (connecting re-seals whatever another key sealed), and the new one alone after:
+/// a crash at any step leaves a key file that opens every secret in the database.
+async fn rotate_secrets_key(config: &Config) -> anyhow::Result<()> {
+    use crate::secrets::{KeySource, SecretKeys, write_key_file};
+    let path = match config.secrets_key_source() {
+        KeySource::File(path) => path,
+        KeySource::Env(_) => anyhow::bail!(
+            "the secrets key comes from {}: rotate it by setting the new key there (the old one \
+             can then no longer open the database), or unset it to use a key file",
+            crate::secrets::KEY_ENV
+        ),
+    };
+    if !path.exists() {
+        anyhow::bail!(
+            "no secrets key file at {}: nothing to rotate",
+            path.display()
+        );
+    }
+    let old = KeySource::File(path.clone()).load()?;
+    let old_ids = old.ids().join(", ");
+    let both = old.rotated_to(SecretKeys::generate());
+    write_key_file(&path, &both)?;
+    let new_id = both.current_id().to_owned();
+    let store = crate::store::Store::connect(&config.database_url, std::sync::Arc::new(both))
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", crate::server::redact_url(&config.database_url)))?;
+    store.close().await;
+    let both = KeySource::File(path.clone()).load()?;
+    write_key_file(&path, &both.current_only())?;
+    println!(
+        "secrets key rotated: every secret is sealed with key {new_id}; key {old_ids} is gone \
+         from {}. Give every node this file before starting it.",
+        path.display()
+    );
+    Ok(())
+}
+
 /// The password in the environment variable `var` (named by `--password-env`).
 fn password_from_env(var: &str) -> anyhow::Result<Secret> {
     match std::env::var(var) {
@@ -1140,7 +1190,7 @@ fn time_text(at: Option<chrono::DateTime<chrono::Utc>>, none: &str) -> String {
 }
 
 async fn auth_service(config: &Config) -> anyhow::Result<Auth> {
-    let store = crate::store::Store::connect(&config.database_url).await?;
+    let store = crate::server::connect_store(config).await?;
     Ok(Auth::new(store, config.auth()).await?)
 }
 

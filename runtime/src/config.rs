@@ -78,6 +78,14 @@ pub struct Config {
     pub poll: crate::egress::EgressPolicy,
     /// The HTTP server's timeouts and connection caps (`[http]`).
     pub http: crate::http_server::HttpConfig,
+    /// The file holding the key that seals the database's secrets; generated (mode 0600) when
+    /// absent. Default: beside the data directory, `data.key` for `data/`. Keep it out of the
+    /// database's backups, and give every node of a cluster the same one.
+    pub secrets_key_file: Option<PathBuf>,
+    /// The secrets key itself (standard base64 of 32 bytes), instead of the file: only from
+    /// `OPSCONDUCTOR_SECRETS_KEY`.
+    #[serde(skip)]
+    pub secrets_key: Option<crate::auth::Secret>,
 }
 
 impl Default for Config {
@@ -113,6 +121,8 @@ impl Default for Config {
             bundles: crate::bundle::BundleConfig::default(),
             poll: crate::egress::EgressPolicy::default(),
             http: crate::http_server::HttpConfig::default(),
+            secrets_key_file: None,
+            secrets_key: None,
         }
     }
 }
@@ -134,7 +144,8 @@ impl Config {
     /// Defaults, then `path` (or `opsconductor.toml` in the working directory when it exists),
     /// then the environment: `OPSCONDUCTOR_LISTEN`, `OPSCONDUCTOR_TRAP_LISTEN` (`off` disables),
     /// `DATABASE_URL`, `OPSCONDUCTOR_DATA_DIR`, `OPSCONDUCTOR_LOG`,
-    /// `OPSCONDUCTOR_JWT_SIGNING_KEY`, `OPSCONDUCTOR_POLL_ALLOW` (networks, comma-separated).
+    /// `OPSCONDUCTOR_JWT_SIGNING_KEY`, `OPSCONDUCTOR_POLL_ALLOW` (networks, comma-separated),
+    /// `OPSCONDUCTOR_SECRETS_KEY`, `OPSCONDUCTOR_SECRETS_KEY_FILE`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let file = match path {
             Some(p) => Some(p.to_owned()),
@@ -181,6 +192,12 @@ impl Config {
         }
         if let Some(v) = var("OPSCONDUCTOR_LOG") {
             self.log = v;
+        }
+        if let Some(v) = var(crate::secrets::KEY_ENV) {
+            self.secrets_key = Some(crate::auth::Secret::new(v));
+        }
+        if let Some(v) = var("OPSCONDUCTOR_SECRETS_KEY_FILE") {
+            self.secrets_key_file = Some(PathBuf::from(v));
         }
         if let Some(v) = var("OPSCONDUCTOR_JWT_SIGNING_KEY") {
             self.jwt_signing_key = Some(crate::auth::Secret::new(v));
@@ -271,6 +288,18 @@ impl Config {
             access_token_ttl: chrono::Duration::minutes(i64::from(self.access_token_minutes)),
             refresh_token_ttl: chrono::Duration::days(i64::from(self.refresh_token_days)),
             session_lifetime: chrono::Duration::days(i64::from(self.session_lifetime_days)),
+        }
+    }
+
+    /// Where the key that seals the database's secrets comes from.
+    pub fn secrets_key_source(&self) -> crate::secrets::KeySource {
+        match &self.secrets_key {
+            Some(key) => crate::secrets::KeySource::Env(key.expose().to_owned()),
+            None => crate::secrets::KeySource::File(
+                self.secrets_key_file
+                    .clone()
+                    .unwrap_or_else(|| crate::secrets::KeySource::default_file(&self.data_dir)),
+            ),
         }
     }
 

@@ -20,9 +20,20 @@ pub enum IngestError {
     /// The addon returned an alert the engine cannot store; nothing of the event was stored.
     #[error("alert {index} from the addon is invalid: {source}")]
     InvalidAlert { index: usize, source: EngineError },
+    /// The addon reported more alerts for one event than [`MAX_ALERTS_PER_EVENT`]; nothing
+    /// of the event was stored.
+    #[error(
+        "the addon reported {count} alerts for one event, more than the {MAX_ALERTS_PER_EVENT} allowed"
+    )]
+    TooManyAlerts { count: usize },
     #[error(transparent)]
     Write(#[from] WriteError),
 }
+
+/// The most alerts one event may produce. An event is stored in one transaction: a guest
+/// returning a flood (a bug, or a crafted payload amplified by it) would hold the writer for
+/// everyone. A poll of a large device stays far below it.
+pub const MAX_ALERTS_PER_EVENT: usize = 5_000;
 
 /// What became of one event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -61,6 +72,10 @@ pub async fn store_reported(
     let counters = &addon.counters;
     let received_at = Utc::now();
     let alerts = reported.len();
+    if alerts > MAX_ALERTS_PER_EVENT {
+        counters.rejected.fetch_add(1, Ordering::Relaxed);
+        return Err(IngestError::TooManyAlerts { count: alerts });
+    }
     let mut actions: Vec<AlertAction> = Vec::with_capacity(alerts);
     for (index, alert) in reported.into_iter().enumerate() {
         match engine::evaluate(&addon.rules, alert, received_at) {

@@ -25,6 +25,7 @@ pub mod poller;
 pub mod registry;
 pub mod sandbox;
 pub mod scheduler;
+pub mod secrets;
 pub mod server;
 pub mod slots;
 pub mod snmp;

@@ -40,6 +40,8 @@ pub enum StartError {
     Auth(#[from] crate::auth::AuthError),
     #[error("[bundles]: {0}")]
     Bundles(#[from] crate::bundle::BundleError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     #[error("{path}: {source}")]
     File {
         path: std::path::PathBuf,
@@ -66,12 +68,7 @@ impl Core {
             path: config.data_dir.clone(),
             source,
         })?;
-        let store = Store::connect(&config.database_url)
-            .await
-            .map_err(|source| StartError::Store {
-                url: redact_url(&config.database_url),
-                source,
-            })?;
+        let store = connect_store(config).await?;
         let sandbox = Arc::new(Sandbox::new(
             Some(config.compiled_cache_dir()),
             HostServices {
@@ -80,6 +77,18 @@ impl Core {
         )?);
         Ok(Core { store, sandbox })
     }
+}
+
+/// Connects to the configured database with the configured secrets key (generating the key
+/// file on first start), as every command that reads or writes the database does.
+pub async fn connect_store(config: &Config) -> Result<Store, StartError> {
+    let keys = config.secrets_key_source().load()?;
+    Store::connect(&config.database_url, Arc::new(keys))
+        .await
+        .map_err(|source| StartError::Store {
+            url: redact_url(&config.database_url),
+            source,
+        })
 }
 
 /// A running server. Dropping it does not stop it; call [`Server::stop`].
@@ -164,10 +173,17 @@ impl Server {
                 engine,
                 trap::credentials::load(&core.store).await?,
             ));
+            // Before the first datagram: what was accepted before a restart or on other nodes.
+            let replay_cursor =
+                trap::replay::import(&core.store, &receiver, trap::replay::Cursor::default())
+                    .await
+                    .map_err(store_err)?;
             info!(addr = %socket.local_addr()?, "snmp trap listener bound");
             watchers.push(trap::spawn(
                 socket,
                 receiver.clone(),
+                core.store.clone(),
+                replay_cursor,
                 registry.clone(),
                 writer.clone(),
                 config.traps(),

@@ -13,6 +13,7 @@
 
 pub mod client;
 mod pdu;
+pub mod replay;
 mod tlv;
 pub mod usm;
 mod v3;
@@ -80,6 +81,9 @@ pub enum SnmpError {
     DecryptFailed(String),
     #[error("message of USM user {0:?} is outside the time window")]
     NotInTimeWindow(String),
+    /// An authenticated trap accepted once already (snmp/replay.rs), here or on another node.
+    #[error("replayed SNMPv3 message from user {0}")]
+    Replayed(String),
     /// Only from the encoders, when given values that have no wire form.
     #[error("cannot encode: {0}")]
     Encode(String),
@@ -101,6 +105,7 @@ impl SnmpError {
             | SnmpError::WrongDigest(_)
             | SnmpError::DecryptFailed(_)
             | SnmpError::NotInTimeWindow(_) => "auth_failures",
+            SnmpError::Replayed(_) => "replayed",
         }
     }
 }
@@ -281,7 +286,8 @@ impl RemoteClock {
 pub struct Receiver {
     engine: LocalEngine,
     credentials: ArcSwap<CredentialState>,
-    remote_clocks: Mutex<HashMap<Vec<u8>, RemoteClock>>,
+    /// Remote engines' clocks and the digests of accepted traps (snmp/replay.rs).
+    replay: Mutex<replay::ReplayGuard>,
     /// Source of privacy salts for what we send: a counter seeded randomly, so that salts do
     /// not repeat across restarts under the same boots value (RFC 3826 § 3.1.2.1).
     salt: AtomicU64,
@@ -301,7 +307,7 @@ impl Receiver {
         Receiver {
             engine,
             credentials: ArcSwap::from_pointee(CredentialState::new(credentials)),
-            remote_clocks: Mutex::new(HashMap::new()),
+            replay: Mutex::new(replay::ReplayGuard::default()),
             salt: AtomicU64::new(seed),
             unknown_engine_ids: AtomicU32::new(0),
             not_in_time_windows: AtomicU32::new(0),
@@ -393,19 +399,35 @@ impl Receiver {
         self.salt.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// RFC 3414 § 3.2 step 7b, for messages from an authoritative remote engine (v3 traps):
-    /// learn its clock from the first authenticated message, move it forward with later ones,
-    /// and refuse messages from before the last reboot or more than 150 s older than the clock.
-    fn check_remote_clock(&self, engine_id: &[u8], boots: u32, time: u32, now: Instant) -> bool {
-        let mut clocks = lock(&self.remote_clocks);
-        let Some(clock) = clocks.get_mut(engine_id) else {
-            if clocks.len() >= MAX_CACHED_ENGINES {
-                clocks.clear();
-            }
-            clocks.insert(engine_id.to_vec(), RemoteClock::new(boots, time, now));
-            return true;
-        };
-        clock.observe(boots, time, now)
+    /// RFC 3414 § 3.2 step 7b for an authenticated message from a remote authoritative engine
+    /// (a v3 trap): learn its clock from the first message, move it forward with later ones,
+    /// refuse messages from before its last reboot or more than 150 s older than the clock —
+    /// and refuse a message accepted once already.
+    fn check_replay(
+        &self,
+        engine_id: &[u8],
+        boots: u32,
+        time: u32,
+        digest: replay::MessageDigest,
+        now: Instant,
+        user: impl FnOnce() -> String,
+    ) -> Result<(), SnmpError> {
+        lock(&self.replay)
+            .check(engine_id, boots, time, digest, now)
+            .map_err(|refusal| match refusal {
+                replay::Refusal::NotInTimeWindow => SnmpError::NotInTimeWindow(user()),
+                replay::Refusal::Replayed => SnmpError::Replayed(user()),
+            })
+    }
+
+    /// The remote clocks that moved and the traps accepted since the last call, to record.
+    pub fn take_replay_changes(&self) -> replay::ReplayChanges {
+        lock(&self.replay).take_changes(Instant::now())
+    }
+
+    /// Takes in remote clocks and accepted traps recorded earlier or by other nodes.
+    pub fn import_replay_state(&self, state: replay::ReplayChanges) {
+        lock(&self.replay).import(state, Instant::now());
     }
 }
 

@@ -60,6 +60,7 @@ mod alerts;
 mod auth;
 mod events;
 mod schedule;
+mod secrets;
 mod silences;
 mod snmp;
 mod targets;
@@ -83,7 +84,7 @@ pub use auth::{
 pub use events::{EVENTS_CHANNEL, EventListener};
 pub use schedule::{ClaimedPoll, PinnedHostKey, PollRecord};
 pub use silences::SilenceFilter;
-pub use snmp::{SnmpCommunity, SnmpUserRecord};
+pub use snmp::{ReplayRead, SnmpCommunity, SnmpUserRecord};
 pub use targets::TargetFilter;
 pub use views::{MAX_VIEW_NAME_LEN, MAX_VIEW_QUERY_LEN, NewView, SavedView};
 
@@ -192,6 +193,10 @@ pub enum StoreError {
     /// credential that does not exist); the message names the field.
     #[error("{0}")]
     Invalid(String),
+    /// A sealed secret that the secrets key cannot open: another key sealed it, or the value
+    /// was altered.
+    #[error("secrets at rest: {0}")]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 impl StoreError {
@@ -303,6 +308,8 @@ fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// Seals the secret columns on write and opens them on read (store/secrets.rs).
+    secrets: std::sync::Arc<crate::secrets::SecretKeys>,
 }
 
 impl fmt::Debug for Store {
@@ -335,7 +342,14 @@ impl Store {
     /// private in-memory database that lives as long as the store. `postgres://…` (or
     /// `postgresql://…`) connects to an existing database; migrations take an advisory lock, so
     /// several nodes may start at once.
-    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    ///
+    /// `secrets` seals the secret columns; connecting seals any secret still in clear (rows
+    /// written before sealing existed) or sealed with a key other than the sealing one (a
+    /// rotation), see [`Store::seal_secrets`].
+    pub async fn connect(
+        url: &str,
+        secrets: std::sync::Arc<crate::secrets::SecretKeys>,
+    ) -> Result<Store, StoreError> {
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite(connect_sqlite(url).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -343,7 +357,9 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Store { backend })
+        let store = Store { backend, secrets };
+        store.seal_secrets().await?;
+        Ok(store)
     }
 
     pub fn kind(&self) -> DatabaseKind {

@@ -18,6 +18,14 @@ pub const PG_URL_ENV: &str = "OPSCONDUCTOR_TEST_PG_URL";
 /// The server used when [`PG_URL_ENV`] is unset: a local PostgreSQL with trust authentication.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// The secrets key of this test process: every store a test opens on a database shares it, as
+/// the nodes of a cluster share their key file.
+pub fn secret_keys() -> std::sync::Arc<crate::secrets::SecretKeys> {
+    static KEYS: std::sync::LazyLock<std::sync::Arc<crate::secrets::SecretKeys>> =
+        std::sync::LazyLock::new(|| std::sync::Arc::new(crate::secrets::SecretKeys::generate()));
+    KEYS.clone()
+}
+
 /// A `sqlite://` URL for a database file in `dir` (created on first connect).
 pub async fn sqlite_url(dir: &Path) -> String {
     // sqlx percent-decodes the path and splits off a query at `?`, so those characters must be

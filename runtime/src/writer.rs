@@ -405,9 +405,12 @@ mod tests {
 
     async fn store_with_addon() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&crate::testing::sqlite_url(dir.path()).await)
-            .await
-            .unwrap();
+        let store = Store::connect(
+            &crate::testing::sqlite_url(dir.path()).await,
+            crate::testing::secret_keys(),
+        )
+        .await
+        .unwrap();
         store
             .upsert_addon(&AddonRecord {
                 id: "a".into(),

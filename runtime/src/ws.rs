@@ -1311,9 +1311,12 @@ mod tests {
 
     async fn bus() -> (tempfile::TempDir, EventBus, watch::Sender<bool>) {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::connect(&crate::testing::sqlite_url(dir.path()).await)
-            .await
-            .unwrap();
+        let store = crate::store::Store::connect(
+            &crate::testing::sqlite_url(dir.path()).await,
+            crate::testing::secret_keys(),
+        )
+        .await
+        .unwrap();
         let (stop, shutdown) = watch::channel(false);
         let (bus, _tasks) = EventBus::start(
             store,

@@ -27,6 +27,7 @@ fn opsconductor(cwd: &Path, data: &Path, args: &[&str]) -> Output {
         .env("OPSCONDUCTOR_POLL_ALLOW", LOOPBACK_PEERS)
         .args(args)
         .env("OPSCONDUCTOR_DATA_DIR", data)
+        .env("OPSCONDUCTOR_SECRETS_KEY_FILE", data.join("secrets.key"))
         .env(
             "DATABASE_URL",
             format!("sqlite://{}", data.join("oc.db").display()),
@@ -361,6 +362,7 @@ fn serve_signed_bundles(
         .args(["--config", &config.display().to_string()])
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("OPSCONDUCTOR_DATA_DIR", &data)
+        .env("OPSCONDUCTOR_SECRETS_KEY_FILE", data.join("secrets.key"))
         .env(
             "DATABASE_URL",
             format!("sqlite://{}", data.join("oc.db").display()),

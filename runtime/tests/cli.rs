@@ -25,6 +25,7 @@ fn opsconductor(data: &Path, args: &[&str]) -> Output {
         .env("OPSCONDUCTOR_POLL_ALLOW", LOOPBACK_PEERS)
         .args(args)
         .env("OPSCONDUCTOR_DATA_DIR", data)
+        .env("OPSCONDUCTOR_SECRETS_KEY_FILE", data.join("secrets.key"))
         .env(
             "DATABASE_URL",
             format!("sqlite://{}", data.join("oc.db").display()),
@@ -149,6 +150,10 @@ fn install_list_toggle_and_serve() {
         .env("OPSCONDUCTOR_POLL_ALLOW", LOOPBACK_PEERS)
         .args(["serve", "--listen", &listen])
         .env("OPSCONDUCTOR_DATA_DIR", data.path())
+        .env(
+            "OPSCONDUCTOR_SECRETS_KEY_FILE",
+            data.path().join("secrets.key"),
+        )
         .env(
             "DATABASE_URL",
             format!("sqlite://{}", data.path().join("oc.db").display()),
@@ -312,6 +317,7 @@ fn opsconductor_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Ou
         .args(args)
         .envs(env.iter().copied())
         .env("OPSCONDUCTOR_DATA_DIR", data)
+        .env("OPSCONDUCTOR_SECRETS_KEY_FILE", data.join("secrets.key"))
         .env(
             "DATABASE_URL",
             format!("sqlite://{}", data.join("oc.db").display()),
@@ -761,10 +767,33 @@ fn users_api_keys_and_signing_keys() {
         "{rotated}"
     );
 
+    // The secrets key: generated beside the data on first use, 0600, and rotated by re-sealing
+    // every secret (the signing keys just made among them) under a new one.
+    let key_file = data.path().join("secrets.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&key_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let before = std::fs::read_to_string(&key_file).unwrap();
+    let resealed = run(&["secrets", "rotate-key"]);
+    assert!(resealed.starts_with("secrets key rotated"), "{resealed}");
+    let after = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(before, after);
+    assert_eq!(
+        after.lines().filter(|l| !l.starts_with('#')).count(),
+        1,
+        "the old key is gone: {after}"
+    );
+
     // What the commands stored works through the library, as a server will use it.
     let url = format!("sqlite://{}", data.path().join("oc.db").display());
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = Store::connect(&url).await.unwrap();
+        let keys = opsconductor::secrets::KeySource::File(data.path().join("secrets.key"))
+            .load()
+            .unwrap();
+        let store = Store::connect(&url, std::sync::Arc::new(keys))
+            .await
+            .unwrap();
         let auth = Auth::new(store.clone(), AuthConfig::default())
             .await
             .unwrap();

@@ -69,6 +69,8 @@ impl Node {
             .env("OPSCONDUCTOR_LISTEN", format!("127.0.0.1:{port}"))
             .env("OPSCONDUCTOR_TRAP_LISTEN", "off")
             .env("OPSCONDUCTOR_DATA_DIR", &data)
+            // The nodes of a cluster share one secrets key.
+            .env("OPSCONDUCTOR_SECRETS_KEY_FILE", dir.join("secrets.key"))
             .env("OPSCONDUCTOR_NODE_ID", name)
             .env("OPSCONDUCTOR_POLL_LEASE_SECONDS", LEASE_SECONDS.to_string())
             .env("OPSCONDUCTOR_SCHEDULER_TICK_MS", "100")
@@ -166,6 +168,7 @@ async fn two_nodes_share_polls_and_survive_a_kill() {
         let config = Config {
             database_url: pg.url.clone(),
             data_dir: dir.path().join("setup"),
+            secrets_key_file: Some(dir.path().join("secrets.key")),
             ..Config::default()
         };
         let core = Core::open(&config).await.expect("store opens");

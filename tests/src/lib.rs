@@ -111,6 +111,7 @@ impl TestRuntime {
                 None => format!("sqlite://{}", dir.path().join("opsconductor.db").display()),
             },
             data_dir: dir.path().to_owned(),
+            secrets_key_file: Some(dir.path().join("secrets.key")),
             registry_poll_ms: 100,
             // Polls on 1-second intervals start within a tenth of a second of being due.
             scheduler_tick_ms: 100,
@@ -284,6 +285,13 @@ impl TestRuntime {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    /// Stops the server and starts it again on the same database, data directory and
+    /// configuration: a restart.
+    pub async fn restart(self) -> TestRuntime {
+        self.server.stop().await.expect("server stops cleanly");
+        Self::serve(self.config, self._dir, self.postgres).await
     }
 
     pub async fn stop(self) {

@@ -43,6 +43,7 @@ impl BurstReport {
             "malformed",
             "unknown_community",
             "auth_failures",
+            "replayed",
             "unsupported_pdu",
             "reports_sent",
             "reports_rate_limited",

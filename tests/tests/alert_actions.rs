@@ -8,7 +8,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opsconductor::engine::SilenceSpec;
-use opsconductor::store::Store;
 use opsconductor_tests::{Db, TestRuntime, both_databases, bundle};
 use serde_json::{Value, json};
 
@@ -790,7 +789,9 @@ both_databases!(silences_are_validated_e2e, silences_are_validated);
 /// node's writer through the silence generation, without a restart.
 async fn silences_made_elsewhere_are_picked_up(db: Db) {
     let rt = TestRuntime::start(db, &[bundle("alertmanager")]).await;
-    let elsewhere = Store::connect(&rt.config.database_url).await.unwrap();
+    let elsewhere = opsconductor::server::connect_store(&rt.config)
+        .await
+        .unwrap();
     let spec: SilenceSpec = serde_json::from_value(json!({
         "matchers": { "device": "10.0.0.7" },
         "starts_at": "2000-01-01T00:00:00Z",

@@ -130,6 +130,7 @@ async fn manifest_with_a_missing_field_is_refused_naming_it() {
     let config = opsconductor::config::Config {
         database_url: format!("sqlite://{}", data.path().join("db.sqlite").display()),
         data_dir: data.path().to_owned(),
+        secrets_key_file: Some(data.path().join("secrets.key")),
         ..Default::default()
     };
     let core = opsconductor::server::Core::open(&config).await.unwrap();

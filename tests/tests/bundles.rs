@@ -117,6 +117,7 @@ impl Cli {
                 None => format!("sqlite://{}", dir.path().join("db.sqlite").display()),
             },
             data_dir: dir.path().to_owned(),
+            secrets_key_file: Some(dir.path().join("secrets.key")),
             ..Config::default()
         };
         Cli {
@@ -563,6 +564,7 @@ async fn the_cli_packs_installs_with_acceptance_and_rolls_back() {
     let config = Config {
         database_url: format!("sqlite://{}", dir.path().join("db.sqlite").display()),
         data_dir: dir.path().to_owned(),
+        secrets_key_file: Some(dir.path().join("secrets.key")),
         ..Config::default()
     };
     let cli = |command: AddonCommand| Command {

@@ -11,9 +11,12 @@ use opsconductor_tests::bundles_dir;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bundled_addon_passes_its_fixtures() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("f.db").display()))
-        .await
-        .unwrap();
+    let store = Store::connect(
+        &format!("sqlite://{}", dir.path().join("f.db").display()),
+        opsconductor::testing::secret_keys(),
+    )
+    .await
+    .unwrap();
     let sandbox = Arc::new(Sandbox::new(None, HostServices { store }).unwrap());
 
     let mut addons: Vec<_> = std::fs::read_dir(bundles_dir())
@@ -52,9 +55,12 @@ async fn every_bundled_addon_passes_its_fixtures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_expectation_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("f.db").display()))
-        .await
-        .unwrap();
+    let store = Store::connect(
+        &format!("sqlite://{}", dir.path().join("f.db").display()),
+        opsconductor::testing::secret_keys(),
+    )
+    .await
+    .unwrap();
     let sandbox = Arc::new(Sandbox::new(None, HostServices { store }).unwrap());
 
     let bundle = dir.path().join("alertmanager");
@@ -93,9 +99,12 @@ async fn a_wrong_expectation_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_trap_fixture_names_file_and_field() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("f.db").display()))
-        .await
-        .unwrap();
+    let store = Store::connect(
+        &format!("sqlite://{}", dir.path().join("f.db").display()),
+        opsconductor::testing::secret_keys(),
+    )
+    .await
+    .unwrap();
     let sandbox = Arc::new(Sandbox::new(None, HostServices { store }).unwrap());
 
     let bundle = dir.path().join("if-mib");

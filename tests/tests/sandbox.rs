@@ -121,6 +121,7 @@ async fn components_are_compiled_once_and_cached() {
     let config = Config {
         database_url: format!("sqlite://{}", data.path().join("db.sqlite").display()),
         data_dir: data.path().to_owned(),
+        secrets_key_file: Some(data.path().join("secrets.key")),
         ..Config::default()
     };
     let core = Core::open(&config).await.unwrap();
@@ -255,6 +256,7 @@ async fn a_tampered_digest_names_no_cache_file() {
     let config = Config {
         database_url: format!("sqlite://{}", db.display()),
         data_dir: data.path().to_owned(),
+        secrets_key_file: Some(data.path().join("secrets.key")),
         ..Config::default()
     };
     let core = Core::open(&config).await.unwrap();
@@ -334,6 +336,7 @@ async fn components_built_for_the_previous_wit_still_run() {
     let config = opsconductor::config::Config {
         database_url: format!("sqlite://{}", dir.path().join("x.db").display()),
         data_dir: dir.path().to_owned(),
+        secrets_key_file: Some(dir.path().join("secrets.key")),
         ..Default::default()
     };
     let core = opsconductor::server::Core::open(&config).await.unwrap();

@@ -703,3 +703,226 @@ async fn websocket_connections_are_capped_per_principal_and_rate_limited_per_add
     }
     panic!("upgrades from one address are not rate limited");
 }
+
+/// What a stolen database holds: the test's secrets written through the API and the CLI's
+/// store calls, then every byte of the SQLite files (free pages and WAL included) or every
+/// row of every PostgreSQL table, searched for each of them.
+async fn no_secret_is_stored_in_clear(db: Db) {
+    const COMMUNITY: &str = "community-in-clear-5b1d";
+    const SSH_PASSWORD: &str = "ssh-password-in-clear-77e3";
+    const HMAC_SECRET: &str = "webhook-secret-in-clear-0c94a1f2e3";
+    let usm = opsconductor::inbound::trap::credentials::user_record(
+        "usm-in-clear",
+        Some(("sha".parse().unwrap(), "usm-auth-password-1")),
+        Some(("aes".parse().unwrap(), "usm-priv-password-2")),
+    )
+    .unwrap();
+    let ku: Vec<Vec<u8>> = vec![usm.auth_key.clone().unwrap(), usm.priv_key.clone().unwrap()];
+    let rt = TestRuntime::start_with(db, &[bundle("alertmanager")], async |store| {
+        store.snmp_set_community("lab", COMMUNITY).await.unwrap();
+        store.snmp_set_user(&usm).await.unwrap();
+    })
+    .await;
+    set_credential(
+        &rt,
+        "core-ssh",
+        json!({"kind": "ssh_password", "username": "root", "password": SSH_PASSWORD}),
+    )
+    .await;
+    let (status, answer) = rt
+        .send_json(
+            "PUT",
+            "/api/v1/addons/alertmanager/settings",
+            &json!({"webhook": {"auth": {"mode": "hmac", "secret": HMAC_SECRET}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+
+    // Through the store, with the key, every secret reads back as written.
+    let store = opsconductor::server::connect_store(&rt.config)
+        .await
+        .unwrap();
+    let signing_keys: Vec<Vec<u8>> = store
+        .signing_keys()
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| k.secret().to_vec())
+        .collect();
+    assert!(!signing_keys.is_empty(), "the runtime made a signing key");
+    assert_eq!(
+        store.snmp_communities().await.unwrap()[0].community,
+        COMMUNITY
+    );
+    assert_eq!(store.snmp_users().await.unwrap()[0].auth_key, usm.auth_key);
+    let settings = store.addon_settings("alertmanager").await.unwrap().unwrap();
+    assert_eq!(settings["webhook"]["auth"]["secret"], HMAC_SECRET);
+
+    // The needles: each secret as bytes, and the binary ones in hex too (PostgreSQL shows
+    // bytea as hex text).
+    let mut needles: Vec<(String, Vec<u8>)> = vec![
+        ("community".into(), COMMUNITY.into()),
+        ("ssh password".into(), SSH_PASSWORD.into()),
+        ("webhook secret".into(), HMAC_SECRET.into()),
+    ];
+    for (what, bytes) in ku
+        .iter()
+        .map(|k| ("USM Ku", k))
+        .chain(signing_keys.iter().map(|k| ("signing key", k)))
+    {
+        needles.push((what.into(), bytes.clone()));
+        needles.push((format!("{what} (hex)"), hex::encode(bytes).into_bytes()));
+    }
+
+    let haystack: Vec<u8> = match db {
+        Db::Postgres => {
+            let mut all = Vec::new();
+            let tables: Vec<String> = store_rows(
+                &rt,
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = 'public'",
+            )
+            .await;
+            assert!(tables.len() > 10, "{tables:?}");
+            for table in tables {
+                let rows = store_rows(&rt, &format!("SELECT t::text FROM \"{table}\" t")).await;
+                for row in rows {
+                    all.extend_from_slice(row.as_bytes());
+                }
+            }
+            all
+        }
+        Db::Sqlite => {
+            // Read while the runtime runs: the WAL still holds the latest writes.
+            store.close().await;
+            let data = rt.config.data_dir.clone();
+            let mut all = Vec::new();
+            for entry in std::fs::read_dir(&data).unwrap() {
+                let path = entry.unwrap().path();
+                if path.to_string_lossy().contains("opsconductor.db") {
+                    all.extend(std::fs::read(&path).unwrap());
+                }
+            }
+            rt.stop().await;
+            assert!(all.len() > 100_000, "read the database files");
+            for (what, needle) in &needles {
+                assert!(
+                    !contains(&all, needle),
+                    "the SQLite files hold the {what} in clear"
+                );
+            }
+            return;
+        }
+    };
+    for (what, needle) in &needles {
+        assert!(
+            !contains(&haystack, needle),
+            "the PostgreSQL tables hold the {what} in clear"
+        );
+    }
+    store.close().await;
+    rt.stop().await;
+}
+opsconductor_tests::both_databases!(
+    no_secret_is_stored_in_clear_e2e,
+    no_secret_is_stored_in_clear
+);
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every row `sql` returns, as its one text column, read straight from the PostgreSQL
+/// database (no store, no key).
+async fn store_rows(rt: &TestRuntime, sql: &str) -> Vec<String> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(&rt.config.database_url)
+        .await
+        .unwrap();
+    let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap();
+    rows.into_iter().map(|(r,)| r).collect()
+}
+
+/// One addon's event may not become a flood in the writer: a guest returning more alerts than
+/// the cap stores none of them and the sender learns why; under the cap all are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_cannot_flood_the_store_with_alerts() {
+    let rt = TestRuntime::start(Db::Sqlite, &[opsconductor_tests::test_bundle("chaos")]).await;
+    let over = opsconductor::ingest::MAX_ALERTS_PER_EVENT + 1;
+    let (status, answer) = rt
+        .post_webhook(
+            "chaos",
+            json!({"do": "flood", "n": over}).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "too_many_alerts", "{answer}");
+    assert!(rt.alerts("?addon=chaos").await.is_empty());
+    assert_eq!(rt.addon("chaos").await["ingest"]["rejected"], 1);
+
+    let (status, answer) = rt
+        .post_webhook(
+            "chaos",
+            json!({"do": "flood", "n": 25}).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["alerts"], 25, "{answer}");
+    rt.stop().await;
+}
+
+/// A sender hammering one addon's webhook is answered 429 with `Retry-After` beyond the
+/// addon's rate, and every request is counted once; another addon's webhook is not charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loud_sender_is_rate_limited_per_addon() {
+    let rt = TestRuntime::start_configured(
+        Db::Sqlite,
+        &[
+            bundle("alertmanager"),
+            opsconductor_tests::test_bundle("chaos"),
+        ],
+        |config| config.limits.webhook_per_addon_per_second = 1,
+        async |_| {},
+    )
+    .await;
+    let body = opsconductor_tests::fixture("alertmanager", "firing");
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let response = rt
+            .http
+            .post(rt.url("/webhooks/alertmanager"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            let retry: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=2).contains(&retry), "Retry-After {retry}");
+        }
+        statuses.push(response.status().as_u16());
+    }
+    let limited = statuses.iter().filter(|s| **s == 429).count() as u64;
+    assert!(limited >= 5, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+
+    // The other addon still has its whole allowance.
+    let (status, answer) = rt
+        .post_webhook("chaos", json!({"do": "ok"}).to_string().into_bytes())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+
+    let (_, stats) = rt.get_json("/api/v1/stats").await;
+    let w = &stats["webhooks"];
+    assert_eq!(w["rate_limited"], limited, "{w}");
+    assert_eq!(w["accepted"], 11 - limited, "{w}");
+    assert_eq!(w["received"], 11, "{w}");
+    rt.stop().await;
+}

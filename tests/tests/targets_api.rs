@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::Command;
 
 use opsconductor::snmp::{AuthProtocol, PrivProtocol, UsmUser};
-use opsconductor::store::Store;
 use opsconductor::target::CredentialSecret;
 use opsconductor_tests::{Db, TestRuntime, both_databases, bundle, test_bundle};
 use serde_json::{Value, json};
@@ -441,7 +440,9 @@ async fn credentials_never_leak(db: Db) {
 
     // What was stored is what the poller needs: USM keys derived from the passwords, which are
     // themselves not kept.
-    let store = Store::connect(&rt.config.database_url).await.unwrap();
+    let store = opsconductor::server::connect_store(&rt.config)
+        .await
+        .unwrap();
     let expected = UsmUser::from_passwords(
         "poller",
         Some((AuthProtocol::Sha1, "s3cret-auth-2")),

@@ -364,3 +364,66 @@ async fn a_burst_is_fully_accounted_for() {
     assert_eq!(report.sent, 20_000);
     rt.stop().await;
 }
+
+/// A captured SNMPv3 trap (net-snmp's, caught on a socket of the test's) sent again: at once,
+/// after a restart, and — on PostgreSQL — to another node. Each replay is counted as such and
+/// stores nothing; the alert counts the one original.
+async fn replayed_v3_traps_are_counted_and_dropped(db: Db) {
+    let rt = TestRuntime::start_with(db, &[bundle("if-mib")], async |store| {
+        let record = user_record(
+            "authonly",
+            Some(("sha".parse().unwrap(), AUTH_PASSWORD)),
+            None,
+        )
+        .unwrap();
+        store.snmp_set_user(&record).await.unwrap();
+    })
+    .await;
+    let capture = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut a = v3("authonly", "authNoPriv", "SHA", None);
+    a.extend(args(&["-e", "0x80001f8880c0ffee0042"]));
+    a.push(capture.local_addr().unwrap().to_string());
+    a.extend(args(&["", LINK_DOWN]));
+    a.extend(if_varbinds(42, 1, 2));
+    let (sent, stderr) = net_snmp("snmptrap", &a);
+    assert!(sent, "snmptrap: {stderr}");
+    let mut datagram = vec![0u8; 65_535];
+    let len = capture.recv(&mut datagram).unwrap();
+    datagram.truncate(len);
+
+    let send = |to: std::net::SocketAddr| {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.send_to(&datagram, to).unwrap();
+    };
+    send(rt.trap_addr());
+    wait_for(&rt, "the original", |s| n(s, "ingested") == 1).await;
+    send(rt.trap_addr());
+    let stats = wait_for(&rt, "the replay", |s| n(s, "replayed") == 1).await;
+    assert_eq!(n(&stats, "ingested"), 1, "{stats}");
+
+    let rt = rt.restart().await;
+    send(rt.trap_addr());
+    let stats = wait_for(&rt, "the replay after a restart", |s| n(s, "replayed") == 1).await;
+    assert_eq!(n(&stats, "ingested"), 0, "{stats}");
+    assert_eq!(n(&stats, "auth_failures"), 0, "{stats}");
+
+    if db == Db::Postgres {
+        let other = rt.start_peer(|_| {}).await;
+        send(other.trap_addr());
+        let stats = wait_for(&other, "the replay to another node", |s| {
+            n(s, "replayed") == 1
+        })
+        .await;
+        assert_eq!(n(&stats, "ingested"), 0, "{stats}");
+        other.stop().await;
+    }
+
+    let alerts = rt.alerts("").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["occurrence_count"], 1, "{alerts:?}");
+    rt.stop().await;
+}
+opsconductor_tests::both_databases!(
+    replayed_v3_traps_e2e,
+    replayed_v3_traps_are_counted_and_dropped
+);

@@ -38,6 +38,10 @@ pub struct LimitsConfig {
     pub api_per_second: u32,
     /// Requests a caller may make at once above the steady rate.
     pub api_burst: u32,
+    /// Webhook requests per second to one addon on this node, once they pass the addon's
+    /// authentication (burst: twice as many); beyond, 429 with `Retry-After`. One loud or
+    /// hostile sender cannot take the sandbox and the writer from the others. 0: no limit.
+    pub webhook_per_addon_per_second: u32,
     /// When not empty, API and WebSocket requests are answered only for client addresses in one
     /// of these networks (`10.0.0.0/8`, `192.0.2.7/32`, `::1/128`); others get 403. Webhooks
     /// have allowlists of their own, per addon.
@@ -53,6 +57,7 @@ impl Default for LimitsConfig {
             websocket_per_ip_per_minute: 120,
             api_per_second: 100,
             api_burst: 400,
+            webhook_per_addon_per_second: 2_000,
             api_allow: Vec::new(),
         }
     }
@@ -103,6 +108,7 @@ pub struct Limits {
     refresh_ip: Keyed<Option<IpAddr>>,
     websocket_ip: Keyed<Option<IpAddr>>,
     api: Keyed<String>,
+    webhook_addon: Keyed<String>,
     api_allow: Vec<IpNet>,
 }
 
@@ -130,6 +136,14 @@ impl Limits {
             refresh_ip: Keyed::new(per_minute(config.refresh_per_ip_per_minute)),
             websocket_ip: Keyed::new(per_minute(config.websocket_per_ip_per_minute)),
             api: Keyed::new(api),
+            webhook_addon: Keyed::new(NonZeroU32::new(config.webhook_per_addon_per_second).map(
+                |rate| {
+                    let burst = rate
+                        .checked_mul(NonZeroU32::MIN.saturating_add(1))
+                        .unwrap_or(rate);
+                    Quota::per_second(rate).allow_burst(burst)
+                },
+            )),
             api_allow: config.api_allow.clone(),
         }
     }
@@ -168,6 +182,11 @@ impl Limits {
         self.api.check(&actor.to_owned())
     }
 
+    /// A webhook request to `addon` that passed the addon's authentication.
+    pub fn check_webhook(&self, addon: &str) -> Result<(), RetryAfter> {
+        self.webhook_addon.check(&addon.to_owned())
+    }
+
     /// Whether the API answers a client at `ip`. An unknown address is refused when there is
     /// an allowlist: it cannot be shown to be in it.
     pub fn api_allows(&self, ip: Option<IpAddr>) -> bool {
@@ -181,6 +200,7 @@ impl Limits {
         self.refresh_ip.forget_idle();
         self.websocket_ip.forget_idle();
         self.api.forget_idle();
+        self.webhook_addon.forget_idle();
     }
 }
 
@@ -222,8 +242,24 @@ mod tests {
             websocket_per_ip_per_minute: 2,
             api_per_second: 1,
             api_burst: 2,
+            webhook_per_addon_per_second: 1,
             api_allow: Vec::new(),
         }
+    }
+
+    #[test]
+    fn webhooks_are_limited_per_addon() {
+        let limits = Limits::new(&config());
+        // A burst of twice the rate, then refused; another addon has its own allowance.
+        assert!(limits.check_webhook("a").is_ok());
+        assert!(limits.check_webhook("a").is_ok());
+        assert!(limits.check_webhook("a").is_err());
+        assert!(limits.check_webhook("b").is_ok());
+        let off = Limits::new(&LimitsConfig {
+            webhook_per_addon_per_second: 0,
+            ..config()
+        });
+        assert!((0..100).all(|_| off.check_webhook("a").is_ok()));
     }
 
     #[test]

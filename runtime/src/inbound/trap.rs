@@ -3,7 +3,7 @@
 //! prefix) and ingest it.
 //!
 //! Nothing disappears silently: every datagram lands in exactly one counter — a decode or
-//! security failure by class, a discovery report (sent, or not: rate limited per source),
+//! security failure by class, a replayed SNMPv3 trap, a discovery report (sent, or not: rate limited per source),
 //! dropped because the queue was full (by count or by bytes), or queued;
 //! every queued trap ends as ingested, unhandled (no addon claims it), addon failure or store
 //! failure. INFORMs are acknowledged only after their trap is stored (or counted as unhandled
@@ -11,6 +11,7 @@
 
 pub mod credentials;
 pub mod engine;
+pub mod replay;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -72,6 +73,7 @@ pub struct TrapCounters {
     malformed: AtomicU64,
     unknown_community: AtomicU64,
     auth_failures: AtomicU64,
+    replayed: AtomicU64,
     unsupported_pdu: AtomicU64,
     reports_sent: AtomicU64,
     reports_rate_limited: AtomicU64,
@@ -95,6 +97,9 @@ pub struct TrapStats {
     /// Unknown user, wrong digest, undecryptable, unsupported security level, out of the time
     /// window.
     pub auth_failures: u64,
+    /// Authenticated SNMPv3 traps accepted once already (here, before a restart, or on another
+    /// node) and sent again: a replay.
+    pub replayed: u64,
     /// Well-formed SNMP that is not a notification (e.g. a get-request sent to the trap port).
     pub unsupported_pdu: u64,
     /// SNMPv3 discovery and time-window reports answered.
@@ -125,6 +130,7 @@ impl TrapCounters {
             malformed: g(&self.malformed),
             unknown_community: g(&self.unknown_community),
             auth_failures: g(&self.auth_failures),
+            replayed: g(&self.replayed),
             unsupported_pdu: g(&self.unsupported_pdu),
             reports_sent: g(&self.reports_sent),
             reports_rate_limited: g(&self.reports_rate_limited),
@@ -144,6 +150,7 @@ impl TrapCounters {
         match name {
             "unknown_community" => &self.unknown_community,
             "auth_failures" => &self.auth_failures,
+            "replayed" => &self.replayed,
             "unsupported_pdu" => &self.unsupported_pdu,
             _ => &self.malformed,
         }
@@ -261,10 +268,14 @@ const REPORTS_PER_SOURCE_PER_SECOND: std::num::NonZeroU32 = std::num::NonZeroU32
 const JOB_OVERHEAD_BYTES: usize = 512;
 
 /// Starts the listener on an already-bound socket. It runs until `shutdown` changes, then
-/// drains its queue.
+/// drains its queue. Its replay state goes to `store` while it runs and once more at the end
+/// (`replay`), from `replay_cursor` on (what [`replay::import`] returned at start).
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     socket: UdpSocket,
     receiver: Arc<Receiver>,
+    store: crate::store::Store,
+    replay_cursor: replay::Cursor,
     registry: Arc<Registry>,
     writer: AlertWriter,
     config: TrapConfig,
@@ -272,6 +283,13 @@ pub fn spawn(
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let (stop_replay, replay_stop) = watch::channel(false);
+        let replay_sync = tokio::spawn(replay::sync(
+            store,
+            receiver.clone(),
+            replay_cursor,
+            replay_stop,
+        ));
         let socket = Arc::new(socket);
         let (jobs, queue) = async_channel::bounded::<Job>(config.queue.max(1));
         let queued_bytes = Arc::new(AtomicUsize::new(0));
@@ -363,6 +381,9 @@ pub fn spawn(
         for w in workers {
             let _ = w.await;
         }
+        // Nothing is received any more: what the receiver accepted last is recorded now.
+        let _ = stop_replay.send(true);
+        let _ = replay_sync.await;
     })
 }
 

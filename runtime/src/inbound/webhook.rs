@@ -44,6 +44,8 @@ pub struct WebhookCounters {
     forbidden: AtomicU64,
     /// 503: the addon's settings cannot be used, so its webhooks are refused.
     misconfigured: AtomicU64,
+    /// 429: over the addon's rate (`[limits] webhook_per_addon_per_second`).
+    rate_limited: AtomicU64,
     too_large: AtomicU64,
     bad_body: AtomicU64,
     addon_failed: AtomicU64,
@@ -58,6 +60,7 @@ pub struct WebhookStats {
     pub unauthorized: u64,
     pub forbidden: u64,
     pub misconfigured: u64,
+    pub rate_limited: u64,
     pub too_large: u64,
     pub bad_body: u64,
     pub addon_failed: u64,
@@ -74,6 +77,7 @@ impl WebhookCounters {
             unauthorized: g(&self.unauthorized),
             forbidden: g(&self.forbidden),
             misconfigured: g(&self.misconfigured),
+            rate_limited: g(&self.rate_limited),
             too_large: g(&self.too_large),
             bad_body: g(&self.bad_body),
             addon_failed: g(&self.addon_failed),
@@ -100,6 +104,8 @@ pub struct Accepted {
 pub struct WebhookError {
     error: ApiError,
     challenge: Option<&'static str>,
+    /// For 429: the seconds of `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl From<ApiError> for WebhookError {
@@ -107,6 +113,7 @@ impl From<ApiError> for WebhookError {
         WebhookError {
             error,
             challenge: None,
+            retry_after: None,
         }
     }
 }
@@ -114,6 +121,11 @@ impl From<ApiError> for WebhookError {
 impl IntoResponse for WebhookError {
     fn into_response(self) -> Response {
         let mut response = self.error.into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if let Some(challenge) = self.challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -143,6 +155,7 @@ fn refused(counters: &WebhookCounters, refusal: Refusal) -> WebhookError {
     WebhookError {
         error: ApiError::new(status, code, refusal.message),
         challenge: refusal.challenge,
+        retry_after: None,
     }
 }
 
@@ -212,6 +225,25 @@ pub async fn receive(
     let admitted = auth
         .verify_body(pending, &body, now)
         .map_err(|r| refused(counters, r))?;
+    // After authentication, so that nobody without the addon's credentials spends its rate.
+    if let Err(retry) = state.limits.check_webhook(addon.id()) {
+        bump(&counters.rate_limited);
+        if let Some(admitted) = admitted {
+            auth.forget(admitted);
+        }
+        return Err(WebhookError {
+            error: ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "addon `{}` receives more webhooks than its rate allows on this node; retry later",
+                    addon.id()
+                ),
+            ),
+            challenge: None,
+            retry_after: Some(retry.seconds()),
+        });
+    }
 
     let result = deliver(&state, &addon, parts, path, body, peer).await;
     if result.is_err()
@@ -327,6 +359,11 @@ fn ingest_error(addon: &str, e: IngestError) -> ApiError {
             StatusCode::UNPROCESSABLE_ENTITY,
             "addon_error",
             format!("addon `{addon}` refused the event ({kind}): {message}"),
+        ),
+        IngestError::TooManyAlerts { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_alerts",
+            format!("addon `{addon}`: {e}"),
         ),
         IngestError::InvalidAlert { .. } => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

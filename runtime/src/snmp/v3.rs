@@ -244,8 +244,15 @@ pub(super) fn process(
                 };
                 return Ok(Received::Report(report.encode()?));
             }
-        } else if !receiver.check_remote_clock(&usm.engine_id, usm.boots, usm.time, now) {
-            return Err(SnmpError::NotInTimeWindow(usm.user_label()));
+        } else {
+            receiver.check_replay(
+                &usm.engine_id,
+                usm.boots,
+                usm.time,
+                super::replay::message_digest(&usm.engine_id, &usm.auth),
+                now,
+                || usm.user_label(),
+            )?;
         }
         keys = Some(localized);
     }

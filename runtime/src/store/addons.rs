@@ -286,7 +286,7 @@ impl Store {
                     .fetch_optional(pool)
                     .await
                     .context("reading an addon's settings")?;
-            Ok(settings.map(|Json(v)| v))
+            settings.map(|Json(v)| self.open_settings(v)).transpose()
         })
     }
 
@@ -301,7 +301,9 @@ impl Store {
                     .fetch_all(pool)
                     .await
                     .context("reading addon settings")?;
-            Ok(rows.into_iter().map(|(id, Json(v))| (id, v)).collect())
+            rows.into_iter()
+                .map(|(id, Json(v))| Ok((id, self.open_settings(v)?)))
+                .collect()
         })
     }
 
@@ -340,7 +342,7 @@ impl Store {
                  SET settings = excluded.settings, updated_at = excluded.updated_at",
             )
             .bind(id)
-            .bind(Json(settings))
+            .bind(Json(self.seal_settings(settings)))
             .bind(at)
             .execute(&mut *tx)
             .await

@@ -1298,10 +1298,17 @@ impl Store {
             .await
             .context("reading signing keys")?
         });
-        Ok(rows
-            .into_iter()
-            .map(|row| SigningKey::new(row.kid, row.secret, row.created_at, row.retired_at))
-            .collect())
+        rows.into_iter()
+            .map(|row| {
+                let secret = self.open_bytes(super::secrets::SIGNING_KEY_SECRET, &row.secret)?;
+                Ok(SigningKey::new(
+                    row.kid,
+                    secret,
+                    row.created_at,
+                    row.retired_at,
+                ))
+            })
+            .collect()
     }
 
     /// Stores `key` as the active signing key unless there already is one (another node may
@@ -1322,7 +1329,7 @@ impl Store {
                  ON CONFLICT DO NOTHING RETURNING kid",
             )
             .bind(&key.kid)
-            .bind(key.secret())
+            .bind(self.seal_bytes(super::secrets::SIGNING_KEY_SECRET, key.secret()))
             .bind(at)
             .fetch_optional(&mut *tx)
             .await
@@ -1369,7 +1376,7 @@ impl Store {
                  ON CONFLICT DO NOTHING RETURNING kid",
             )
             .bind(&key.kid)
-            .bind(key.secret())
+            .bind(self.seal_bytes(super::secrets::SIGNING_KEY_SECRET, key.secret()))
             .bind(at)
             .fetch_optional(&mut *tx)
             .await

@@ -517,7 +517,7 @@ impl Store {
             .bind(name)
             .bind(secret.kind())
             .bind(Json(secret.public()))
-            .bind(secret.to_stored())
+            .bind(self.seal_bytes(super::secrets::CREDENTIAL_SECRET, &secret.to_stored()))
             .bind(now())
             .fetch_one(pool)
             .await
@@ -569,7 +569,8 @@ impl Store {
                 .await
                 .context("reading a credential's secret")?
         });
-        row.map(|(kind, bytes)| {
+        row.map(|(kind, stored)| {
+            let bytes = self.open_bytes(super::secrets::CREDENTIAL_SECRET, &stored)?;
             CredentialSecret::from_stored(&kind, &bytes)
                 .map_err(|e| StoreError::Corrupt(format!("credential `{name}`: {e}")))
         })

@@ -28,7 +28,9 @@ where
     let dir = tempfile::tempdir().unwrap();
     // A subdirectory that does not exist yet: connect must create it.
     let url = sqlite_url(&dir.path().join("data")).await;
-    let store = Store::connect(&url).await.unwrap();
+    let store = Store::connect(&url, crate::testing::secret_keys())
+        .await
+        .unwrap();
     assert_eq!(store.kind(), DatabaseKind::Sqlite);
     case(TestDb {
         store: store.clone(),
@@ -46,7 +48,9 @@ where
     let pg = TestPostgres::create()
         .await
         .unwrap_or_else(|error| panic!("{error:#}"));
-    let store = Store::connect(&pg.url).await.unwrap();
+    let store = Store::connect(&pg.url, crate::testing::secret_keys())
+        .await
+        .unwrap();
     assert_eq!(store.kind(), DatabaseKind::Postgres);
     case(TestDb {
         store: store.clone(),
@@ -746,7 +750,9 @@ async fn concurrent_raises_through_one_store_count_every_occurrence(db: TestDb) 
 async fn concurrent_raises_through_two_stores_count_every_occurrence(db: TestDb) {
     let store = db.store;
     install(&store, ADDON).await;
-    let second = Store::connect(&db.url).await.unwrap();
+    let second = Store::connect(&db.url, crate::testing::secret_keys())
+        .await
+        .unwrap();
     let mut stores = vec![store.clone(); 4];
     stores.extend(vec![second.clone(); 4]);
     let outcomes = raise_concurrently(stores, 100).await;
@@ -1005,7 +1011,9 @@ async fn sqlite_writer_is_durable_and_enforces_foreign_keys() {
 
 #[tokio::test]
 async fn sqlite_memory_database_works() {
-    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let store = Store::connect("sqlite::memory:", crate::testing::secret_keys())
+        .await
+        .unwrap();
     store.set_setting("k", "v").await.unwrap();
     assert_eq!(store.get_setting("k").await.unwrap().as_deref(), Some("v"));
     install(&store, ADDON).await;
@@ -1018,10 +1026,14 @@ async fn sqlite_memory_database_works() {
 async fn sqlite_reopen_keeps_data_and_migrations_are_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path()).await;
-    let store = Store::connect(&url).await.unwrap();
+    let store = Store::connect(&url, crate::testing::secret_keys())
+        .await
+        .unwrap();
     store.set_setting("k", "v").await.unwrap();
     store.close().await;
-    let store = Store::connect(&url).await.unwrap();
+    let store = Store::connect(&url, crate::testing::secret_keys())
+        .await
+        .unwrap();
     assert_eq!(store.get_setting("k").await.unwrap().as_deref(), Some("v"));
     store.close().await;
 }
@@ -1030,7 +1042,10 @@ async fn sqlite_reopen_keeps_data_and_migrations_are_idempotent() {
 async fn unsupported_url_is_refused() {
     for url in ["mysql://localhost/db", "", "/var/lib/opsconductor.db"] {
         assert!(
-            matches!(Store::connect(url).await, Err(StoreError::UnsupportedUrl)),
+            matches!(
+                Store::connect(url, crate::testing::secret_keys()).await,
+                Err(StoreError::UnsupportedUrl)
+            ),
             "{url}"
         );
     }
@@ -1108,5 +1123,6 @@ mod alert_actions;
 mod auth;
 mod events;
 mod schedule;
+mod secrets;
 mod silences;
 mod targets;

@@ -102,9 +102,12 @@ mod tests {
     #[tokio::test]
     async fn engine_id_persists_and_boots_count() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&crate::testing::sqlite_url(dir.path()).await)
-            .await
-            .unwrap();
+        let store = Store::connect(
+            &crate::testing::sqlite_url(dir.path()).await,
+            crate::testing::secret_keys(),
+        )
+        .await
+        .unwrap();
         let first = engine_id(&store, None).await.unwrap();
         assert_eq!(engine_id(&store, None).await.unwrap(), first);
         assert_eq!(

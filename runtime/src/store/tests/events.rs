@@ -109,7 +109,9 @@ async fn summaries_of_many_ids_span_several_queries(db: TestDb) {
 
 async fn notifications_reach_other_stores_in_order(db: TestDb) {
     let store = &db.store;
-    let other = Store::connect(&db.url).await.unwrap();
+    let other = Store::connect(&db.url, crate::testing::secret_keys())
+        .await
+        .unwrap();
     let listener = other.listen_events().await.unwrap();
     let sent: Vec<String> = (0..50).map(|i| format!("{{\"n\":{i}}}")).collect();
     match store.kind() {

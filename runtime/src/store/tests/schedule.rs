@@ -198,7 +198,9 @@ async fn lost_lease_records_nothing_and_renewal_keeps_it(db: TestDb) {
 async fn concurrent_claims_never_overlap(db: TestDb) {
     // Two stores on one database, like two nodes, each claiming from several tasks at once.
     let ids = with_targets(&db.store, 40).await;
-    let other = Store::connect(&db.url).await.unwrap();
+    let other = Store::connect(&db.url, crate::testing::secret_keys())
+        .await
+        .unwrap();
     let now = all_due();
     let mut tasks = Vec::new();
     for i in 0..8 {

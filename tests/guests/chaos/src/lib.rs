@@ -13,6 +13,7 @@
 //! | `error`   | returns an `internal` error `chaos: deliberate error`                 |
 //! | `escape`  | tries the filesystem, environment, arguments and a TCP connect to 127.0.0.1:`port`, and reports what worked as fields |
 //! | `sleep`   | sleeps 60 s in a WASI clock wait: no guest CPU, so only the wall-clock timeout stops it |
+//! | `flood`   | `n` alerts like `ok`, identities `0` … `n-1`: the cap on alerts per event |
 //!
 //! Anything else is `invalid-input`.
 
@@ -81,6 +82,12 @@ impl Addon for Chaos {
                     .field("args", std::env::args().count().to_string())
                     .field("tcp_connect", tcp.to_string()),
                 ])
+            }
+            "flood" => {
+                let n = body.pointer("/n").and_then(|n| n.as_u64()).unwrap_or(1);
+                Ok((0..n)
+                    .map(|i| ok().identity("key", i.to_string()))
+                    .collect())
             }
             "sleep" => {
                 // Blocks in the host (wasi:clocks subscribe + poll), where the epoch deadline
