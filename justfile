@@ -53,6 +53,8 @@ lint: setup
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy --manifest-path addons/Cargo.toml --all-targets -- -D warnings
     cargo clippy --manifest-path tests/guests/Cargo.toml --all-targets -- -D warnings
+    # The pure crates stay pure (ARCHITECTURE.md): no async runtime, database, HTTP or WASM engine below them
+    ! cargo tree -p opsconductor-model -p opsconductor-snmp -e normal --prefix none | grep -E '^(tokio|sqlx|wasmtime|hyper|axum|reqwest) '
 
 # What CI runs
 ci: lint test

@@ -1,12 +1,12 @@
 //! Fuzzes `snmp::Receiver::process` — BER framing, v1/v2c/v3 decoding, USM and the encoding of
 //! answers — over arbitrary datagrams, against a receiver that knows the users and community
-//! of the net-snmp captures in `runtime/src/snmp/testdata/` (seed the corpus with those, see
+//! of the net-snmp captures in `runtime/crates/snmp/src/testdata/` (seed the corpus with those, see
 //! `seed.sh`), so that mutations start from messages that get deep into the code.
 //!
 //! Besides "never panics", it checks one invariant: whatever we answer decodes as SNMP again.
 //!
 //! Run with `just fuzz-snmp` (seeds the corpus, then `cargo +nightly fuzz run datagram`).
-//! A crashing input goes to `runtime/src/snmp/testdata/regressions/` with a regression test
+//! A crashing input goes to `runtime/crates/snmp/src/testdata/regressions/` with a regression test
 //! named after what broke.
 
 #![no_main]
@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use opsconductor::snmp::{
+use opsconductor_snmp::{
     AuthProtocol, Credentials, LocalEngine, PrivProtocol, Received, Receiver, UsmUser,
 };
 

@@ -22,11 +22,11 @@ use tracing::{error, warn};
 use crate::auth::{Auth, Permission};
 use crate::events::EventBus;
 use crate::inbound::trap::{TrapListenerView, UnhandledTrap};
-use crate::inbound::webhook::{self, WebhookCounters};
 use crate::registry::{IngestStats, Registry};
 use crate::sandbox::CallStats;
 use crate::store::Store;
 use crate::writer::AlertWriter;
+use webhook::WebhookCounters;
 
 pub mod addons;
 pub mod alerts;
@@ -39,7 +39,11 @@ pub mod silences;
 pub mod system;
 pub mod targets;
 pub mod views;
+pub mod webhook;
+pub mod ws;
 
+pub use crate::api_error::ApiError;
+pub(crate) use crate::api_error::LoggedError;
 pub use guard::{AuditDetail, Caller, too_many};
 
 /// Shared by every handler; cheap to clone.
@@ -67,7 +71,7 @@ pub struct AppState {
     /// never set refuses posts instead of taking them from anyone.
     pub webhooks_need_settings: bool,
     /// Open WebSockets per principal (`[websocket] max_per_principal`).
-    pub sockets: Arc<crate::ws::OpenSockets>,
+    pub sockets: Arc<ws::OpenSockets>,
 }
 
 /// Who may call a route. Every route has exactly one, in [`routes`], and the guard layer
@@ -77,7 +81,7 @@ pub enum Access {
     /// Anyone: health and readiness probes, login and refresh, the OpenAPI document.
     Public,
     /// Webhook senders, authenticated per addon by the token or HMAC signature its settings
-    /// ask for (`inbound::webhook_auth`), never by user credentials.
+    /// ask for (`webhook_auth`), never by user credentials.
     Webhook,
     /// The event WebSocket, which authenticates in its handler because a client may send its
     /// token in the first message rather than at the upgrade.
@@ -575,7 +579,7 @@ pub fn routes() -> Vec<Route> {
             "Create a silence",
             silences::create_silence,
         )
-        .takes::<crate::engine::SilenceSpec>().created::<silences::SilenceView>(),
+        .takes::<crate::silence::SilenceSpec>().created::<silences::SilenceView>(),
         get(
             "/api/v1/silences/{id}",
             Requires(Read),
@@ -598,7 +602,7 @@ pub fn routes() -> Vec<Route> {
             "Change a silence",
             silences::update_silence,
         )
-        .takes::<crate::engine::SilenceSpec>().returns::<silences::SilenceView>(),
+        .takes::<crate::silence::SilenceSpec>().returns::<silences::SilenceView>(),
         delete(
             "/api/v1/silences/{id}",
             Requires(ManageSilences),
@@ -685,7 +689,7 @@ pub fn routes() -> Vec<Route> {
             "An addon's settings (webhook authentication, allowed networks), secrets shown as \"set\"",
             addons::get_addon_settings,
         )
-        .returns::<crate::inbound::webhook_auth::PublicSettings>(),
+        .returns::<crate::webhook_auth::PublicSettings>(),
         put(
             "/api/v1/addons/{id}/settings",
             Requires(ConfigureAddons),
@@ -693,7 +697,7 @@ pub fn routes() -> Vec<Route> {
             "Replace an addon's settings",
             addons::put_addon_settings,
         )
-        .takes::<crate::inbound::webhook_auth::AddonSettings>().returns::<crate::inbound::webhook_auth::PublicSettings>(),
+        .takes::<crate::webhook_auth::AddonSettings>().returns::<crate::webhook_auth::PublicSettings>(),
         // ---- targets, credentials, host keys ----
         get(
             "/api/v1/targets",
@@ -860,9 +864,9 @@ pub fn routes() -> Vec<Route> {
             "/ws",
             Socket,
             "The real-time event WebSocket",
-            crate::ws::handler,
+            ws::handler,
         )
-        .query::<crate::ws::WsQuery>()
+        .query::<ws::WsQuery>()
         .answers(101, ResponseBody::Upgrade),
     ];
     // ---- the console: its page at each of its paths, and its assets ----
@@ -915,89 +919,6 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .with_state(state)
-}
-
-/// An error answer. `message` is written for the client; internal detail goes to the log only.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    /// Logged by middleware, never sent.
-    pub internal: Option<String>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            internal: None,
-        }
-    }
-
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-
-    /// A failure of ours the client can do nothing about; the detail stays in the log.
-    pub fn internal(detail: impl ToString) -> ApiError {
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: "internal error; see the server log".into(),
-            internal: Some(detail.to_string()),
-        }
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        // sqlx's messages can name tables, columns and constraint internals: never send them.
-        ApiError::internal(e)
-    }
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
-/// What `log_errors` (and the guard's audit) finds on an error response.
-#[derive(Clone)]
-pub(crate) struct LoggedError {
-    code: &'static str,
-    message: String,
-    internal: Option<String>,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = Json(ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: &self.message,
-            },
-        });
-        let mut response = (self.status, body).into_response();
-        response.extensions_mut().insert(LoggedError {
-            code: self.code,
-            message: self.message,
-            internal: self.internal,
-        });
-        response
-    }
 }
 
 async fn log_errors(request: Request, next: Next) -> Response {

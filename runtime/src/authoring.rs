@@ -27,13 +27,13 @@ use serde_json::Value;
 use crate::cli::AddonCommand;
 use crate::config::Config;
 use crate::fixtures::{FixtureResult, FixtureSources, run_fixtures};
-use crate::inbound::webhook_auth::WebhookAuth;
 use crate::manifest::{Manifest, PollMode, WORLD_V0_2};
 use crate::poll::Pollers;
 use crate::registry::{IngestCounters, LoadedAddon};
 use crate::sandbox::{HostServices, Sandbox};
 use crate::store::Store;
 use crate::target::CredentialSecret;
+use crate::webhook_auth::WebhookAuth;
 
 /// The compilation target of addons.
 pub const WASM_TARGET: &str = "wasm32-wasip2";

@@ -323,7 +323,7 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                     println!("disabled {id}");
                 }
                 AddonCommand::Settings { id } => {
-                    use crate::inbound::webhook_auth::AddonSettings;
+                    use crate::webhook_auth::AddonSettings;
                     if core.store.addon(&id).await?.is_none() {
                         anyhow::bail!("no addon `{id}` is installed");
                     }
@@ -376,7 +376,7 @@ async fn webhook_auth_command(
     allow: Vec<String>,
     tolerance_seconds: Option<u32>,
 ) -> anyhow::Result<()> {
-    use crate::inbound::webhook_auth::AddonSettings;
+    use crate::webhook_auth::AddonSettings;
     if store.addon(id).await?.is_none() {
         anyhow::bail!("no addon `{id}` is installed");
     }

@@ -54,7 +54,7 @@ pub struct Config {
     /// Resolved alerts older than this are deleted by the retention job (0 keeps them forever).
     pub retention_days: u32,
     /// The real-time event WebSocket (`[websocket]`).
-    pub websocket: crate::ws::WebSocketConfig,
+    pub websocket: crate::api::ws::WebSocketConfig,
     /// The key that signs access tokens: standard base64 of at least 32 bytes (e.g. `openssl
     /// rand -base64 32`), the same on every node. When absent, a key is generated and stored in
     /// the database on first start, and `opsconductor auth rotate-key` replaces it.
@@ -111,7 +111,7 @@ impl Default for Config {
             poll_lease_seconds: 30,
             scheduler_tick_ms: 1_000,
             retention_days: 30,
-            websocket: crate::ws::WebSocketConfig::default(),
+            websocket: crate::api::ws::WebSocketConfig::default(),
             jwt_signing_key: None,
             access_token_minutes: 15,
             refresh_token_days: 30,

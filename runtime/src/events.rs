@@ -1,5 +1,5 @@
 //! The event bus: what changed, for whoever follows live (the WebSocket at `/ws`, see
-//! [`crate::ws`]).
+//! [`crate::api::ws`]).
 //!
 //! Sources hand the bus *items*: the batching writer the alert changes of each committed batch
 //! (kind and id only, so that it never does more than a `try_send`), [`sources`] a
@@ -27,8 +27,6 @@
 //! publisher itself cannot keep up, the writer's hand-over fails instead of blocking; the loss is
 //! counted and every client is told it missed events (a *gap*), since only a resynchronisation
 //! (re-reading the alert list) can repair that.
-
-pub mod sources;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -180,7 +178,7 @@ pub enum EventBody {
     Alert(Box<StoredAlert>),
     #[serde(rename = "addon")]
     Addon(AddonStatus),
-    /// A node's counters ([`sources::SystemStatus`]), kept as JSON because a node passes on
+    /// A node's counters ([`crate::server::sources::SystemStatus`]), kept as JSON because a node passes on
     /// other nodes' status without interpreting it.
     #[serde(rename = "status")]
     System(serde_json::Value),
@@ -769,7 +767,7 @@ impl Shared {
     /// clients, in order. Alert changes become the alert as the store has it now; one whose
     /// alert no longer exists (deleted by retention since) is skipped. An alert that opened or
     /// occurred while suppressed (by a silence) is published too, but reaches only clients that
-    /// ask for suppressed alerts (see [`crate::ws`]).
+    /// ask for suppressed alerts (see [`crate::api::ws`]).
     async fn deliver(&self, store: &Store, node: &Arc<str>, first_seq: u64, items: Vec<Item>) {
         let mut seq = first_seq;
         let mut items = items.into_iter().peekable();

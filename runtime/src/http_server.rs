@@ -31,8 +31,8 @@ use tokio::sync::{Semaphore, watch};
 use tower::Service;
 use tracing::{debug, warn};
 
-use crate::api::ApiError;
-use crate::api::limits::client_key;
+use crate::api_error::ApiError;
+use crate::client_addr::client_key;
 use crate::slots::Slots;
 
 /// `[http]` in the configuration.

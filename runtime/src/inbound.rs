@@ -1,6 +1,4 @@
-//! Inbound handlers: data that external systems push to us — webhooks over HTTP and SNMP
-//! traps over UDP.
+//! Inbound data that does not come over HTTP: SNMP traps over UDP. (Webhooks are HTTP
+//! handlers, in `api/webhook.rs`.)
 
 pub mod trap;
-pub mod webhook;
-pub mod webhook_auth;

@@ -93,6 +93,25 @@ pub struct TargetIo {
     log: Mutex<IoLog>,
 }
 
+/// The sandbox's `io` imports reach the target through these, and nothing else.
+impl crate::sandbox::GuestIo for TargetIo {
+    fn snmp_get<'a>(&'a self, oids: &'a [String]) -> crate::sandbox::IoFuture<'a, Vec<Varbind>> {
+        Box::pin(TargetIo::snmp_get(self, oids))
+    }
+
+    fn snmp_walk<'a>(&'a self, root: &'a str) -> crate::sandbox::IoFuture<'a, Vec<Varbind>> {
+        Box::pin(TargetIo::snmp_walk(self, root))
+    }
+
+    fn http(&self, call: HttpCallSpec) -> crate::sandbox::IoFuture<'_, HttpResponse> {
+        Box::pin(TargetIo::http(self, call))
+    }
+
+    fn ssh_exec<'a>(&'a self, command: &'a str) -> crate::sandbox::IoFuture<'a, SshOutput> {
+        Box::pin(TargetIo::ssh_exec(self, command))
+    }
+}
+
 impl TargetIo {
     pub fn new(
         addon: Arc<LoadedAddon>,

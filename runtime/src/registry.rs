@@ -15,10 +15,10 @@ use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
 
 use crate::engine::AlertRules;
-use crate::inbound::webhook_auth::WebhookAuth;
 use crate::manifest::{Manifest, ManifestError, Method, parse_oid};
 use crate::sandbox::{AddonComponent, CallStats, Sandbox, SandboxError};
 use crate::store::{AddonRecord, Store, StoreError};
+use crate::webhook_auth::WebhookAuth;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {

@@ -26,10 +26,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::alert::ReportedAlert;
 use crate::event::{RawEvent, Target};
 use crate::manifest::{Capabilities, WORLD_V0_1, WORLD_V0_2};
-use crate::poll::TargetIo;
 use bindings::{v0_1, v0_2};
 use host::HostContext;
-pub use host::HostServices;
+pub use host::{GuestIo, HostServices, IoFuture};
 
 /// How often the epoch advances. CPU deadlines are whole ticks, so this is their resolution;
 /// 10 ms keeps the ticker thread's cost negligible while a runaway call stops within ~10 ms of
@@ -563,7 +562,7 @@ impl AddonComponent {
     pub async fn poll(
         &self,
         target: Target,
-        io: Arc<TargetIo>,
+        io: Arc<dyn GuestIo>,
         timeout_ms: u32,
     ) -> Result<Vec<ReportedAlert>, CallError> {
         if !self.can_poll() {
@@ -581,7 +580,7 @@ impl AddonComponent {
     async fn call(
         &self,
         call: Call,
-        io: Option<Arc<TargetIo>>,
+        io: Option<Arc<dyn GuestIo>>,
         timeout_ms: u32,
         isolated: bool,
     ) -> (Result<Vec<ReportedAlert>, CallError>, CallMeasure) {

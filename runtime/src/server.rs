@@ -11,16 +11,18 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use crate::api::webhook::WebhookCounters;
 use crate::api::{AppState, app};
 use crate::config::Config;
-use crate::events::sources::{self, StatusSources};
 use crate::events::{BusConfig, EventBus};
 use crate::inbound::trap::{self, TrapListenerView};
-use crate::inbound::webhook::WebhookCounters;
 use crate::registry::{Registry, RegistryError};
 use crate::sandbox::{HostServices, Sandbox, SandboxError};
 use crate::store::{Store, StoreError};
 use crate::writer::AlertWriter;
+use sources::StatusSources;
+
+pub mod sources;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -439,7 +439,7 @@ impl CredentialSecret {
 pub struct CredentialSummary {
     pub name: String,
     pub kind: String,
-    #[schemars(schema_with = "crate::api::targets::credential_public_schema")]
+    #[schemars(schema_with = "credential_public_schema")]
     pub public: Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -455,6 +455,25 @@ pub fn validate_credential_name(name: &str) -> Result<(), TargetError> {
         ));
     }
     Ok(())
+}
+
+/// The schema of [`CredentialSummary::public`], which [`CredentialSecret::public`] builds as
+/// JSON: the fields a kind shows, never a secret. Unknown fields are refused, so that a field
+/// added there without being described here fails `tests/tests/openapi.rs`.
+fn credential_public_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "The credential's public fields: `user`, `auth_protocol` and `priv_protocol` (`snmp_usm`); `username` (`http_basic`, `ssh_password`, `ssh_key`); `key_encrypted` (`ssh_key`); `header` (`http_header`); none for `snmp_community` and `http_bearer`.",
+        "properties": {
+            "user": {"type": "string"},
+            "auth_protocol": {"type": ["string", "null"]},
+            "priv_protocol": {"type": ["string", "null"]},
+            "username": {"type": "string"},
+            "key_encrypted": {"type": "boolean"},
+            "header": {"type": "string"},
+        },
+        "additionalProperties": false,
+    })
 }
 
 #[cfg(test)]

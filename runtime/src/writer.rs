@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::alert::{ActionOutcome, AlertAction};
-use crate::engine::{self, Silence};
 use crate::events::EventBus;
+use crate::silence::{self, Silence};
 use crate::store::{Store, StoreError};
 
 /// Tuning for the writer.
@@ -353,7 +353,7 @@ impl SilenceCache {
             .iter()
             .map(|action| match action {
                 AlertAction::Raise(alert) if !loaded.silences.is_empty() => {
-                    engine::silencing(alert, &loaded.silences, alert.received_at)
+                    silence::silencing(alert, &loaded.silences, alert.received_at)
                 }
                 _ => None,
             })
@@ -523,7 +523,7 @@ mod tests {
     #[tokio::test]
     async fn raises_under_a_silence_are_written_suppressed_in_batches_and_retries() {
         use crate::alert::AlertStatus;
-        use crate::engine::{SilenceMatchers, SilenceSpec};
+        use crate::silence::{SilenceMatchers, SilenceSpec};
 
         let (_dir, store) = store_with_addon().await;
         let now = Utc::now();

@@ -7,7 +7,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opsconductor::engine::SilenceSpec;
+use opsconductor::silence::SilenceSpec;
 use opsconductor_tests::{Db, TestRuntime, both_databases, bundle};
 use serde_json::{Value, json};
 

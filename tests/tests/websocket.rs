@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use opsconductor::api::ws::CLOSE_UNAUTHORIZED;
 use opsconductor::auth::{AccessClaims, Actor, ClientInfo, KeyRing, Role, TokenPair};
 use opsconductor::registry::set_enabled;
-use opsconductor::ws::CLOSE_UNAUTHORIZED;
 use opsconductor_tests::{Db, TestRuntime, both_databases, bundle, fixture};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1071,7 +1071,7 @@ async fn heartbeat_keeps_answering_clients_and_closes_silent_ones() {
         .unwrap_or_else(|| panic!("no close frame: {opcodes:?}"));
     assert_eq!(
         u16::from_be_bytes([close.1[0], close.1[1]]),
-        opsconductor::ws::CLOSE_NO_PONG
+        opsconductor::api::ws::CLOSE_NO_PONG
     );
     assert_eq!(rt.server.state().events.stats().clients_timed_out, 1);
 

@@ -14,7 +14,7 @@ use crate::{Addon, Alert, WebhookRequest};
 /// `occurred-at` gets it, and the expectation then shows `null`.
 const FIXTURE_TIME_MILLIS: i64 = 1_767_225_600_000;
 
-// The host engine's limits (runtime/src/engine.rs); text is cut, structure refused.
+// The host engine's limits (runtime/crates/model/src/engine.rs); text is cut, structure refused.
 const MAX_ALERT_TYPE_LEN: usize = 128;
 const MAX_DEVICE_NAME_LEN: usize = 255;
 const MAX_TITLE_LEN: usize = 256;

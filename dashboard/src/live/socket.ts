@@ -1,4 +1,4 @@
-// The console's one WebSocket to `/ws` (protocol: runtime/src/ws.rs). It authenticates with a
+// The console's one WebSocket to `/ws` (protocol: runtime/src/api/ws.rs). It authenticates with a
 // first message (browsers cannot set headers on a WebSocket, and a token in the URL would end
 // up in logs), hands the socket each refreshed token before the old one expires, subscribes to
 // alert events — suppressed ones too, which the console shows muted — and to addon and node

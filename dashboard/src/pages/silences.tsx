@@ -301,15 +301,20 @@ function SilenceEditor({ id }: { id?: number }) {
 
   useEffect(() => {
     const alertId = loc.query.get("alert");
-    if (id !== undefined || !alertId || alerts.has(Number(alertId))) return;
-    api<Alert>("GET", `/api/v1/alerts/${alertId}`).then(
-      (a) => {
-        const filled = fromAlert(a);
-        setForm(filled.form);
-        setNote(filled.note);
-      },
-      (e) => setError(problem(e)),
-    );
+    // Filled from the model at the first render already; else the alert may have reached the
+    // model since (the snapshot landing between render and effect), or the editor reads it.
+    if (id !== undefined || !alertId || initial?.note) return;
+    const fill = (a: Alert) => {
+      const filled = fromAlert(a);
+      setForm(filled.form);
+      setNote(filled.note);
+    };
+    const known = alerts.get(Number(alertId))?.alert;
+    if (known) {
+      fill(known);
+      return;
+    }
+    api<Alert>("GET", `/api/v1/alerts/${alertId}`).then(fill, (e) => setError(problem(e)));
   }, [id]);
 
   useEffect(() => {

@@ -1,5 +1,5 @@
 //! `/api/v1/addons/{id}`: one installed addon with its manifest, enabling and disabling it, and
-//! its settings (webhook authentication and allow list, see [`crate::inbound::webhook_auth`]).
+//! its settings (webhook authentication and allow list, see [`crate::webhook_auth`]).
 //!
 //! Settings come out only through [`AddonSettings::public`], which shows a secret as `"set"`:
 //! no handler here can return one. A change is validated before the store keeps it, moves the
@@ -17,9 +17,9 @@ use tracing::warn;
 
 use super::alerts::{invalid, parse_body};
 use super::{AddonView, ApiError, AppState, AuditDetail};
-use crate::inbound::webhook_auth::AddonSettings;
 use crate::registry::{RegistryError, set_enabled};
 use crate::store::{AddonRow, StoreError};
+use crate::webhook_auth::AddonSettings;
 
 /// One installed addon, as `GET /api/v1/addons/{id}` shows it: its entry in the list, and the
 /// manifest it was installed with.
@@ -148,7 +148,7 @@ async fn current_settings(
 pub(super) async fn get_addon_settings(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<crate::inbound::webhook_auth::PublicSettings>, ApiError> {
+) -> Result<Json<crate::webhook_auth::PublicSettings>, ApiError> {
     installed(&state, &id).await?;
     match current_settings(&state, &id).await? {
         None => Ok(Json(AddonSettings::default().public_view())),

@@ -744,7 +744,7 @@ mod tests {
         }
         same(&crate::alert::AlertStatus::ALL, |v| v.as_str());
         same(&crate::alert::Severity::ALL, |v| v.as_str());
-        same(&crate::engine::SilenceState::ALL, |v| v.as_str());
+        same(&crate::silence::SilenceState::ALL, |v| v.as_str());
         same(&crate::store::AuditOutcome::ALL, |v| v.as_str());
     }
 

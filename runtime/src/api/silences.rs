@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::alerts::{actor, created, invalid, parse_body};
 use super::{ApiError, AppState, DEFAULT_PAGE, MAX_PAGE};
 use crate::alert::StoredAlert;
-use crate::engine::{Silence, SilenceMatchers, SilenceSpec, SilenceState};
+use crate::silence::{Silence, SilenceMatchers, SilenceSpec, SilenceState};
 use crate::store::{SilenceFilter, StoreError};
 
 /// A silence as the API shows it: as stored, plus where it is in its life now.

@@ -76,7 +76,7 @@ pub(super) async fn version(State(state): State<AppState>) -> Json<Version> {
         version: env!("CARGO_PKG_VERSION"),
         api: "v1",
         wit_worlds: crate::manifest::SUPPORTED_WORLDS.to_vec(),
-        websocket_protocol: crate::ws::PROTOCOL_VERSION,
+        websocket_protocol: crate::api::ws::PROTOCOL_VERSION,
         database: state.store.kind().to_string(),
     })
 }

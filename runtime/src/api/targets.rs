@@ -24,25 +24,6 @@ use crate::snmp::{AuthProtocol, PrivProtocol, UsmUser};
 use crate::store::{StoreError, TargetFilter};
 use crate::target::{CredentialSecret, CredentialSummary, Target, TargetSpec};
 
-/// The schema of [`CredentialSummary::public`], which [`CredentialSecret::public`] builds as
-/// JSON: the fields a kind shows, never a secret. Unknown fields are refused, so that a field
-/// added there without being described here fails `tests/tests/openapi.rs`.
-pub(crate) fn credential_public_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "object",
-        "description": "The credential's public fields: `user`, `auth_protocol` and `priv_protocol` (`snmp_usm`); `username` (`http_basic`, `ssh_password`, `ssh_key`); `key_encrypted` (`ssh_key`); `header` (`http_header`); none for `snmp_community` and `http_bearer`.",
-        "properties": {
-            "user": {"type": "string"},
-            "auth_protocol": {"type": ["string", "null"]},
-            "priv_protocol": {"type": ["string", "null"]},
-            "username": {"type": "string"},
-            "key_encrypted": {"type": "boolean"},
-            "header": {"type": "string"},
-        },
-        "additionalProperties": false,
-    })
-}
-
 /// Query of `GET /api/v1/targets`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,17 +1,18 @@
 //! The host imports: `opsconductor:addon/host` (log, now, a small per-addon key-value state),
 //! for every WIT version, and, from 0.2.0, `opsconductor:addon/io` (SNMP, HTTP and SSH on the
 //! target being polled). `host` performs no I/O on the addon's behalf beyond the runtime's own
-//! database; `io` performs only what the poll's [`TargetIo`] allows, and answers `denied`
+//! database; `io` performs only what the poll's [`GuestIo`] allows, and answers `denied`
 //! outside a scripted poll.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, trace, warn};
 
 use super::bindings::{LogLevel, v0_1, v0_2, wit, wit_io};
-use crate::event;
-use crate::poll::TargetIo;
+use crate::event::{self, HttpCallSpec, HttpResponse, SshOutput, Varbind};
 use crate::poller::PollError;
 use crate::store::Store;
 
@@ -20,6 +21,19 @@ const MAX_LOG_LINE: usize = 4 * 1024;
 /// Log lines accepted per call; the rest are counted and dropped so that a guest logging in a
 /// loop cannot flood the runtime's log.
 const MAX_LOG_LINES_PER_CALL: u32 = 100;
+
+/// A future a [`GuestIo`] call returns.
+pub type IoFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PollError>> + Send + 'a>>;
+
+/// What a guest's `io` imports reach during a scripted poll: the polled target only, each call
+/// checked against what the addon's manifest declares. The poll (`poll::TargetIo`) provides
+/// it; the sandbox knows nothing of targets or credentials.
+pub trait GuestIo: Send + Sync {
+    fn snmp_get<'a>(&'a self, oids: &'a [String]) -> IoFuture<'a, Vec<Varbind>>;
+    fn snmp_walk<'a>(&'a self, root: &'a str) -> IoFuture<'a, Vec<Varbind>>;
+    fn http(&self, call: HttpCallSpec) -> IoFuture<'_, HttpResponse>;
+    fn ssh_exec<'a>(&'a self, command: &'a str) -> IoFuture<'a, SshOutput>;
+}
 
 /// What the host imports need from the runtime, shared by every instance.
 #[derive(Clone)]
@@ -38,7 +52,7 @@ pub struct HostContext {
     pub(super) log_lines: u32,
     pub(super) logs_dropped: u64,
     /// The I/O a scripted poll may do; `None` outside a poll call.
-    pub(super) io: Option<Arc<TargetIo>>,
+    pub(super) io: Option<Arc<dyn GuestIo>>,
     /// When the current call started, and how much of it was spent waiting in host imports:
     /// the CPU deadline counts only the rest (see `Sandbox::new`).
     pub(super) call_started: Instant,
@@ -72,7 +86,7 @@ impl HostContext {
     }
 
     /// Forgets what the previous call left behind and starts the CPU clock for a new one.
-    pub(super) fn begin_call(&mut self, cpu_budget: Duration, io: Option<Arc<TargetIo>>) {
+    pub(super) fn begin_call(&mut self, cpu_budget: Duration, io: Option<Arc<dyn GuestIo>>) {
         self.last_error = None;
         self.log_lines = 0;
         self.io = io;
@@ -167,7 +181,7 @@ impl HostContext {
     }
 
     /// The poll's I/O, or `denied` outside a scripted poll.
-    fn io(&self) -> Result<Arc<TargetIo>, wit_io::IoError> {
+    fn io(&self) -> Result<Arc<dyn GuestIo>, wit_io::IoError> {
         self.io.clone().ok_or_else(|| {
             wit_io::IoError::Denied("I/O is only available while the addon polls a target".into())
         })

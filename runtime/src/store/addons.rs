@@ -276,7 +276,7 @@ impl Store {
     }
 
     /// The settings object the operator stored for an addon, if any. The store keeps it as
-    /// given; `inbound::webhook_auth` validates it before it is written and parses it when the
+    /// given; `webhook_auth` validates it before it is written and parses it when the
     /// registry loads the addon.
     pub async fn addon_settings(&self, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
         with_pool!(self, read, |pool| {

@@ -2,7 +2,7 @@
 //! reload the silences it matches alerts against.
 //!
 //! The store keeps silences; it does not match them. Matching is the engine's
-//! ([`crate::engine::silencing`]), against the copy the writer holds in memory, so that ingest
+//! ([`crate::silence::silencing`]), against the copy the writer holds in memory, so that ingest
 //! costs no query per event.
 
 use chrono::{DateTime, Utc};
@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::{BUMP_GENERATION_SQL, Context, Store, StoreError, begin_write, now, ts};
-use crate::engine::{Recurrence, Silence, SilenceMatchers, SilenceSpec, SilenceState};
+use crate::silence::{Recurrence, Silence, SilenceMatchers, SilenceSpec, SilenceState};
 
 /// The setting that counts silence changes, like `addons.generation` for addons.
 const GENERATION_KEY: &str = "silences.generation";

@@ -3,7 +3,7 @@
 //! writer loads.
 
 use super::*;
-use crate::engine::{
+use crate::silence::{
     Day, Recurrence, Silence, SilenceMatchers, SilenceSpec, SilenceState, silencing,
 };
 use crate::store::SilenceFilter;

@@ -16,13 +16,13 @@ const MAX_DEPTH: usize = 8;
 /// datagram (RFC 3417 § 8 allows more length octets than needed, but not absurd ones).
 const MAX_LENGTH_OCTETS: usize = 4;
 
-pub(crate) const TAG_INTEGER: u8 = 0x02;
-pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
-pub(crate) const TAG_SEQUENCE: u8 = 0x30;
+pub const TAG_INTEGER: u8 = 0x02;
+pub const TAG_OCTET_STRING: u8 = 0x04;
+pub const TAG_SEQUENCE: u8 = 0x30;
 
 /// One tag-length-value header: the tag octet and where the value lies in the buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Tlv {
+pub struct Tlv {
     pub tag: u8,
     pub value: Range<usize>,
 }
@@ -41,7 +41,7 @@ impl Tlv {
 ///
 /// Refused here, with the reason: high tag numbers (SNMP uses none), the indefinite length form
 /// (prohibited by RFC 3417 § 8) and values that run past the end of `buf`.
-pub(crate) fn header(buf: &[u8], pos: usize) -> Result<Tlv, String> {
+pub fn header(buf: &[u8], pos: usize) -> Result<Tlv, String> {
     let tag = *buf.get(pos).ok_or("truncated: missing tag")?;
     if tag & 0x1f == 0x1f {
         return Err(format!("unsupported high tag number form at offset {pos}"));
@@ -84,7 +84,7 @@ pub(crate) fn header(buf: &[u8], pos: usize) -> Result<Tlv, String> {
 }
 
 /// Checks that `buf` holds exactly one well-formed element (no trailing bytes).
-pub(crate) fn validate_exact(buf: &[u8]) -> Result<(), String> {
+pub fn validate_exact(buf: &[u8]) -> Result<(), String> {
     let end = validate_first(buf)?;
     if end != buf.len() {
         return Err(format!(
@@ -97,7 +97,7 @@ pub(crate) fn validate_exact(buf: &[u8]) -> Result<(), String> {
 
 /// Checks the first element of `buf` and returns where it ends; bytes after it are allowed
 /// (a decrypted DES scopedPDU carries up to seven bytes of padding).
-pub(crate) fn validate_first(buf: &[u8]) -> Result<usize, String> {
+pub fn validate_first(buf: &[u8]) -> Result<usize, String> {
     let tlv = header(buf, 0)?;
     check(buf, &tlv, 1)?;
     Ok(tlv.end())
@@ -149,7 +149,7 @@ fn children(buf: &[u8], tlv: &Tlv) -> Result<Vec<Tlv>, String> {
 
 /// Reads the `version` INTEGER of an SNMP message (the first field of the outer SEQUENCE of
 /// every version), without decoding the rest.
-pub(crate) fn message_version(buf: &[u8]) -> Result<i64, String> {
+pub fn message_version(buf: &[u8]) -> Result<i64, String> {
     let outer = header(buf, 0)?;
     if outer.tag != TAG_SEQUENCE {
         return Err(format!(
@@ -176,7 +176,7 @@ pub(crate) fn message_version(buf: &[u8]) -> Result<i64, String> {
 ///
 /// Walking the headers finds exactly the field the HMAC covers; searching the datagram for the
 /// received digest bytes could match a varbind or the engine id instead.
-pub(crate) fn auth_params_range(buf: &[u8]) -> Result<Range<usize>, String> {
+pub fn auth_params_range(buf: &[u8]) -> Result<Range<usize>, String> {
     let outer = header(buf, 0)?;
     let fields = children(buf, &outer)?;
     let security = fields

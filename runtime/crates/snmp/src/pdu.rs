@@ -12,19 +12,19 @@ use rasn_smi::v2 as smi2;
 use rasn_snmp::{v1, v2};
 
 use super::{MAX_OID_ARCS, MAX_VARBINDS, SnmpError};
-use crate::event::{SnmpTrap, SnmpV1Header, SnmpValue, SnmpVersion, Varbind};
+use opsconductor_model::event::{SnmpTrap, SnmpV1Header, SnmpValue, SnmpVersion, Varbind};
 
 /// sysUpTime.0 (RFC 3418), the first varbind of every SNMPv2 notification.
-pub(crate) const SYS_UPTIME_0: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 3, 0];
+pub const SYS_UPTIME_0: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 3, 0];
 /// snmpTrapOID.0 (RFC 3418), the second varbind.
-pub(crate) const SNMP_TRAP_OID_0: &[u32] = &[1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0];
+pub const SNMP_TRAP_OID_0: &[u32] = &[1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0];
 /// snmpTrapAddress.0 (RFC 3584 § 3.1): the original agent's address, added by proxies.
-pub(crate) const SNMP_TRAP_ADDRESS_0: &[u32] = &[1, 3, 6, 1, 6, 3, 18, 1, 3, 0];
+pub const SNMP_TRAP_ADDRESS_0: &[u32] = &[1, 3, 6, 1, 6, 3, 18, 1, 3, 0];
 /// snmpTraps (RFC 3418): the generic v1 traps map to snmpTraps.{generic-trap + 1}.
 const SNMP_TRAPS: &[u32] = &[1, 3, 6, 1, 6, 3, 1, 1, 5];
 
 /// Dotted decimal, no leading dot, as the WIT contract and the registry's prefix index use.
-pub(crate) fn oid_string(arcs: &[u32]) -> String {
+pub fn oid_string(arcs: &[u32]) -> String {
     let mut out = String::with_capacity(arcs.len() * 4);
     for (i, arc) in arcs.iter().enumerate() {
         if i > 0 {
@@ -36,7 +36,7 @@ pub(crate) fn oid_string(arcs: &[u32]) -> String {
 }
 
 /// Parses a dotted OID (a leading dot is tolerated) for encoding.
-pub(crate) fn parse_oid(text: &str) -> Result<ObjectIdentifier, SnmpError> {
+pub fn parse_oid(text: &str) -> Result<ObjectIdentifier, SnmpError> {
     let trimmed = text.strip_prefix('.').unwrap_or(text);
     let arcs = trimmed
         .split('.')
@@ -71,7 +71,7 @@ fn ipv4(octets: &[u8; 4]) -> String {
     Ipv4Addr::from(*octets).to_string()
 }
 
-pub(crate) fn value_from_v2(value: &v2::VarBindValue) -> Result<SnmpValue, SnmpError> {
+pub fn value_from_v2(value: &v2::VarBindValue) -> Result<SnmpValue, SnmpError> {
     use smi2::{ApplicationSyntax as A, ObjectSyntax as O, SimpleSyntax as S};
     Ok(match value {
         v2::VarBindValue::Value(O::Simple(S::Integer(i))) => {
@@ -116,7 +116,7 @@ fn value_from_v1(value: &smi1::ObjectSyntax) -> Result<SnmpValue, SnmpError> {
 }
 
 /// The wire form of a host value, for the encoders.
-pub(crate) fn value_to_v2(value: &SnmpValue) -> Result<v2::VarBindValue, SnmpError> {
+pub fn value_to_v2(value: &SnmpValue) -> Result<v2::VarBindValue, SnmpError> {
     use smi2::{ApplicationSyntax as A, ObjectSyntax as O, SimpleSyntax as S};
     let syntax = match value {
         SnmpValue::Integer(i) => O::Simple(S::Integer((*i).into())),
@@ -164,7 +164,7 @@ fn ber_length(len: usize) -> Vec<u8> {
     out
 }
 
-pub(crate) fn varbind_to_v2(varbind: &Varbind) -> Result<v2::VarBind, SnmpError> {
+pub fn varbind_to_v2(varbind: &Varbind) -> Result<v2::VarBind, SnmpError> {
     Ok(v2::VarBind {
         name: parse_oid(&varbind.oid)?,
         value: value_to_v2(&varbind.value)?,
@@ -182,7 +182,7 @@ fn check_count(count: usize) -> Result<(), SnmpError> {
 
 /// The notification varbinds of an SNMPv2-Trap or InformRequest PDU, mapped into an
 /// `SnmpTrap` (RFC 3416 § 4.2.6: sysUpTime.0 first, snmpTrapOID.0 second).
-pub(crate) fn trap_from_v2(
+pub fn trap_from_v2(
     version: SnmpVersion,
     pdu: &v2::Pdu,
     source: SocketAddr,
@@ -269,7 +269,7 @@ fn trap_address(varbinds: &[Varbind]) -> Option<String> {
 /// enterprise.0.specific-trap for enterpriseSpecific (6). The varbinds are kept as received;
 /// nothing is appended (the v1 header travels in `SnmpTrap::v1` instead of the
 /// snmpTrapEnterprise/snmpTrapAddress varbinds the RFC adds for a proxy's downstream).
-pub(crate) fn trap_from_v1(trap: &v1::Trap, source: SocketAddr) -> Result<SnmpTrap, SnmpError> {
+pub fn trap_from_v1(trap: &v1::Trap, source: SocketAddr) -> Result<SnmpTrap, SnmpError> {
     check_count(trap.variable_bindings.len())?;
     let enterprise = checked_oid(&trap.enterprise)?;
     let generic = integer32(&trap.generic_trap, "generic-trap")?;
@@ -333,7 +333,7 @@ pub(crate) fn trap_from_v1(trap: &v1::Trap, source: SocketAddr) -> Result<SnmpTr
 }
 
 /// The notification varbind list for encoders: sysUpTime.0, snmpTrapOID.0, then `varbinds`.
-pub(crate) fn notification_varbinds(
+pub fn notification_varbinds(
     uptime: u32,
     trap_oid: &str,
     varbinds: &[Varbind],
@@ -355,7 +355,7 @@ pub(crate) fn notification_varbinds(
 }
 
 /// The name of a PDU type as RFC 3416 spells it, for `UnsupportedPdu`.
-pub(crate) fn pdu_name(pdu: &v2::Pdus) -> &'static str {
+pub fn pdu_name(pdu: &v2::Pdus) -> &'static str {
     match pdu {
         v2::Pdus::GetRequest(_) => "get-request",
         v2::Pdus::GetNextRequest(_) => "get-next-request",
@@ -368,7 +368,7 @@ pub(crate) fn pdu_name(pdu: &v2::Pdus) -> &'static str {
     }
 }
 
-pub(crate) fn v1_pdu_name(pdu: &v1::Pdus) -> &'static str {
+pub fn v1_pdu_name(pdu: &v1::Pdus) -> &'static str {
     match pdu {
         v1::Pdus::GetRequest(_) => "get-request",
         v1::Pdus::GetNextRequest(_) => "get-next-request",

@@ -10,9 +10,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use super::{AddonState, AddonStatus, BusStats, EventBody, EventBus, EventType, stopped};
+use crate::api::webhook::{WebhookCounters, WebhookStats};
+use crate::events::{AddonState, AddonStatus, BusStats, EventBody, EventBus, EventType, stopped};
 use crate::inbound::trap::{TrapListenerView, TrapStats};
-use crate::inbound::webhook::{WebhookCounters, WebhookStats};
 use crate::registry::{LoadedAddon, Registry};
 use crate::store::Store;
 use crate::writer::{AlertWriter, WriterStats};

@@ -21,7 +21,7 @@ use super::{
     ENGINE_MAX, MAX_DATAGRAM, Received, Receiver, SnmpError, TIME_WINDOW, decode, encode,
     response_pdu,
 };
-use crate::event::{SnmpTrap, SnmpVersion, Varbind};
+use opsconductor_model::event::{SnmpTrap, SnmpVersion, Varbind};
 
 const FLAG_AUTH: u8 = 0x01;
 const FLAG_PRIV: u8 = 0x02;

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use rasn_snmp::{v1, v2, v2c};
 
-use crate::event::{SnmpTrap, SnmpVersion, Varbind};
+use opsconductor_model::event::{SnmpTrap, SnmpVersion, Varbind};
 use usm::LocalizedKeys;
 
 pub use usm::{AuthProtocol, PrivProtocol, UsmError, UsmUser};

@@ -41,8 +41,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::api::limits::ip_allowed;
 use crate::auth::Secret;
+use crate::client_addr::ip_allowed;
 
 /// The token header of `token` mode (`Authorization: Bearer` works too).
 pub const TOKEN_HEADER: &str = "X-OpsConductor-Token";

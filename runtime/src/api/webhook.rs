@@ -15,12 +15,13 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 
 use crate::alert::ActionOutcome;
-use crate::api::{ApiError, AppState};
+use crate::api::AppState;
+use crate::api_error::ApiError;
 use crate::event::{RawEvent, WebhookRequest};
-use crate::inbound::webhook_auth::{Refusal, RefusalKind};
 use crate::ingest::{IngestError, ingest};
 use crate::manifest::BodyFormat;
 use crate::sandbox::CallError;
+use crate::webhook_auth::{Refusal, RefusalKind};
 
 /// Headers that carry credentials for the runtime itself; addons never see them.
 const STRIPPED_HEADERS: &[&str] = &[

@@ -18,11 +18,11 @@ use super::v3::{self, Header, Outgoing, UsmParams};
 use super::{
     ENGINE_MAX, MAX_DATAGRAM, MAX_OID_ARCS, RemoteClock, SnmpError, decode, encode, pdu, tlv,
 };
-use crate::event::{SnmpValue, Varbind};
+use opsconductor_model::event::{SnmpValue, Varbind};
 
 /// A request operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Operation {
+pub enum Operation {
     Get,
     GetNext,
     /// GetBulkRequest with non-repeaters 0: up to `max_repetitions` successors of each OID.
@@ -32,17 +32,17 @@ pub(crate) enum Operation {
 }
 
 /// Parses an OID a caller asked for: dotted decimal, a leading dot tolerated.
-pub(crate) fn parse_oid(text: &str) -> Result<ObjectIdentifier, SnmpError> {
+pub fn parse_oid(text: &str) -> Result<ObjectIdentifier, SnmpError> {
     pdu::parse_oid(text)
 }
 
 /// Dotted decimal, no leading dot.
-pub(crate) fn oid_string(arcs: &[u32]) -> String {
+pub fn oid_string(arcs: &[u32]) -> String {
     pdu::oid_string(arcs)
 }
 
 /// The PDU of a request. Every varbind's value is NULL (`unSpecified`, RFC 3416 § 4.1).
-pub(crate) fn request_pdu(op: Operation, request_id: i32, oids: &[ObjectIdentifier]) -> v2::Pdus {
+pub fn request_pdu(op: Operation, request_id: i32, oids: &[ObjectIdentifier]) -> v2::Pdus {
     let variable_bindings: Vec<v2::VarBind> = oids
         .iter()
         .map(|oid| v2::VarBind {
@@ -72,7 +72,7 @@ pub(crate) fn request_pdu(op: Operation, request_id: i32, oids: &[ObjectIdentifi
 
 /// One varbind of a Response, its OID kept in arcs so that walks can compare them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Binding {
+pub struct Binding {
     pub oid: ObjectIdentifier,
     pub value: SnmpValue,
 }
@@ -88,7 +88,7 @@ impl Binding {
 
 /// A decoded Response-PDU (authenticated and decrypted, for SNMPv3).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Response {
+pub struct Response {
     pub request_id: i32,
     pub error_status: u32,
     pub error_index: u32,
@@ -200,7 +200,7 @@ fn unexpected_pdu(pdu: &v2::Pdus) -> SnmpError {
 }
 
 /// An SNMPv2c request message.
-pub(crate) fn encode_v2c(community: &str, pdu: v2::Pdus) -> Result<Vec<u8>, SnmpError> {
+pub fn encode_v2c(community: &str, pdu: v2::Pdus) -> Result<Vec<u8>, SnmpError> {
     encode(&v2c::Message {
         version: 1.into(),
         community: community.as_bytes().to_vec().into(),
@@ -210,7 +210,7 @@ pub(crate) fn encode_v2c(community: &str, pdu: v2::Pdus) -> Result<Vec<u8>, Snmp
 
 /// Decodes an SNMPv2c answer. The community is not checked: the socket is connected to the
 /// agent, and the caller matches the request-id.
-pub(crate) fn decode_v2c(datagram: &[u8]) -> Result<Response, SnmpError> {
+pub fn decode_v2c(datagram: &[u8]) -> Result<Response, SnmpError> {
     check_framing(datagram, 1)?;
     let message: v2c::Message<v2::Pdus> = decode(datagram)?;
     match message.data {
@@ -223,7 +223,7 @@ pub(crate) fn decode_v2c(datagram: &[u8]) -> Result<Response, SnmpError> {
 /// (RFC 3414 § 2.3: boots, time, latestReceivedEngineTime), kept like the receiver keeps the
 /// clocks of trap senders.
 #[derive(Debug, Clone)]
-pub(crate) struct AgentEngine {
+pub struct AgentEngine {
     engine_id: Vec<u8>,
     clock: RemoteClock,
 }
@@ -257,7 +257,7 @@ impl AgentEngine {
 
 /// An SNMPv3 request to an agent whose engine we know, at the user's security level and
 /// flagged reportable, so that the agent says what is wrong instead of dropping it.
-pub(crate) struct V3Request<'a> {
+pub struct V3Request<'a> {
     pub msg_id: i32,
     pub user: &'a UsmUser,
     /// The user's keys localised to `engine`.
@@ -316,7 +316,7 @@ pub fn encode_discovery(msg_id: i32, request_id: i32) -> Result<Vec<u8>, SnmpErr
 /// What an agent reports instead of answering (RFC 3414 § 5 usmStats, RFC 3413 § 4.1.2
 /// snmpUnknownContexts and snmpUnavailableContexts), from the first varbind of a Report.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ReportKind {
+pub enum ReportKind {
     UnsupportedSecLevel,
     NotInTimeWindow,
     UnknownUserName,
@@ -399,14 +399,14 @@ impl ReportKind {
 
 /// What an SNMPv3 answer carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum V3Body {
+pub enum V3Body {
     Response(Response),
     Report(ReportKind),
 }
 
 /// An SNMPv3 answer with the authoritative engine's values from its security parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct V3Reply {
+pub struct V3Reply {
     pub engine_id: Vec<u8>,
     pub boots: u32,
     pub time: u32,
@@ -418,7 +418,7 @@ pub(crate) struct V3Reply {
 
 /// Who a request was sent as, to check an authenticated answer with.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Sender<'a> {
+pub struct Sender<'a> {
     pub user: &'a UsmUser,
     /// The user's keys localised to `engine_id`.
     pub keys: &'a LocalizedKeys,
@@ -431,7 +431,7 @@ pub(crate) struct Sender<'a> {
 /// Authenticated answers are verified (RFC 3414 § 3.2 step 6) and decrypted with `sender`'s
 /// keys; without a sender (the discovery probe) an authenticated answer is refused. A Response
 /// must come at the level of the request (RFC 3412 § 7.2 step 13); Reports may come lower.
-pub(crate) fn decode_v3(
+pub fn decode_v3(
     datagram: &[u8],
     msg_ids: &[i32],
     sender: Option<Sender<'_>>,

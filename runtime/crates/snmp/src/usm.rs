@@ -204,7 +204,7 @@ impl UsmUser {
         })
     }
 
-    pub(crate) fn level(&self) -> SecurityLevel {
+    pub fn level(&self) -> SecurityLevel {
         match (&self.auth, &self.privacy) {
             (None, _) => SecurityLevel::NoAuthNoPriv,
             (Some(_), None) => SecurityLevel::AuthNoPriv,
@@ -216,7 +216,7 @@ impl UsmUser {
 /// The three USM security levels (RFC 3411 § 3.4.3); noAuthPriv does not exist.
 #[allow(clippy::enum_variant_names, reason = "the RFC's names for the levels")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum SecurityLevel {
+pub enum SecurityLevel {
     NoAuthNoPriv,
     AuthNoPriv,
     AuthPriv,
@@ -318,7 +318,7 @@ where
 /// (RFC 3826 § 3.1.2.1). Every supported hash yields at least 16 bytes, so no key extension
 /// (the Blumenthal or Reeder drafts, needed only for AES-192/256 and 3DES) is involved.
 #[derive(Clone)]
-pub(crate) struct LocalizedKeys {
+pub struct LocalizedKeys {
     pub auth: Option<(AuthProtocol, Vec<u8>)>,
     pub privacy: Option<(PrivProtocol, [u8; 16])>,
 }

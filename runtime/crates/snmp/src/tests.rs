@@ -11,7 +11,7 @@ use rasn_snmp::{v2, v2c};
 
 use super::usm::{AuthProtocol as A, LocalizedKeys, PrivProtocol as P, UsmUser};
 use super::*;
-use crate::event::{SnmpValue, SnmpVersion, Varbind};
+use opsconductor_model::event::{SnmpValue, SnmpVersion, Varbind};
 
 /// The receiver's engine id in these tests; the `*_unsynced` informs were sent to it.
 const OURS: &str = "80000000050102030405060708";
@@ -24,10 +24,7 @@ fn unhex(text: &str) -> Vec<u8> {
 
 /// A captured datagram: the hex lines of `testdata/<name>.hex`, comments skipped.
 fn vector(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/src/snmp/testdata/{name}.hex",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/src/testdata/{name}.hex", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let hex: String = text
         .lines()

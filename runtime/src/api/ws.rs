@@ -95,7 +95,8 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::{debug, warn};
 
 use crate::alert::{AlertStatus, Severity};
-use crate::api::{ApiError, AppState};
+use crate::api::AppState;
+use crate::api_error::ApiError;
 use crate::auth::{Auth, AuthError, Permission, Principal, Secret};
 use crate::events::{BusItem, Event, EventBus, EventType, stopped};
 
