@@ -406,9 +406,13 @@ mod tests {
     fn a_ring_has_exactly_one_active_key() {
         let a = SigningKey::generate(t0());
         let b = SigningKey::generate(t0());
-        assert!(KeyRing::new(vec![], TTL).is_err());
-        assert!(KeyRing::new(vec![a.clone(), b], TTL).is_err());
-        assert!(KeyRing::new(vec![retired(&a, t0())], TTL).is_err());
+        // The refusal says what is wrong, not just that something is.
+        let refused = |keys: Vec<SigningKey>| KeyRing::new(keys, TTL).err().unwrap_or_default();
+        let needs = |n: usize| format!("a key ring needs exactly one active signing key, not {n}");
+        assert_eq!(refused(vec![]), needs(0));
+        assert_eq!(refused(vec![a.clone(), b]), needs(2));
+        assert_eq!(refused(vec![retired(&a, t0())]), needs(0));
+        assert!(KeyRing::new(vec![a], TTL).is_ok());
     }
 
     #[test]
