@@ -24,7 +24,6 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::cli::AddonCommand;
 use crate::config::Config;
 use crate::fixtures::{FixtureResult, FixtureSources, run_fixtures};
 use crate::manifest::{Manifest, PollMode, WORLD_V0_2};
@@ -54,7 +53,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Kind::Webhook => "webhook",
             Kind::Trap => "trap",
@@ -579,59 +578,6 @@ pub async fn test(path: &Path, update: bool) -> anyhow::Result<bool> {
          instructions are not counted: wasmtime fuel is not enabled)"
     );
     Ok(failed == 0)
-}
-
-impl AddonCommand {
-    /// The commands for addon authors, which [`command`] runs (most need no database).
-    pub fn is_authoring(&self) -> bool {
-        matches!(
-            self,
-            AddonCommand::New { .. }
-                | AddonCommand::Build { .. }
-                | AddonCommand::Test { .. }
-                | AddonCommand::Record { .. }
-        )
-    }
-}
-
-/// Runs one of the authoring commands ([`AddonCommand::is_authoring`]).
-pub async fn command(cmd: AddonCommand, config: &Config) -> anyhow::Result<()> {
-    match cmd {
-        AddonCommand::New {
-            id,
-            kind,
-            dir,
-            sdk_path,
-        } => {
-            let dir = dir.unwrap_or_else(|| PathBuf::from(&id));
-            let sdk = sdk_path.unwrap_or_else(|| PathBuf::from(DEFAULT_SDK_PATH));
-            let files = scaffold(&id, kind, &dir, &sdk)?;
-            println!("created {} addon `{id}` in {}:", kind.name(), dir.display());
-            for file in files {
-                println!("  {file}");
-            }
-            println!(
-                "next: opsconductor addon build {0} && opsconductor addon test {0}",
-                dir.display()
-            );
-            Ok(())
-        }
-        AddonCommand::Build { dir, out } => build(&dir, out.as_deref()).map(|_| ()),
-        AddonCommand::Test { path, update } => {
-            if !test(&path, update).await? {
-                // The report is above; a plain exit code for CI, no error chain.
-                eprintln!("error: fixtures failed");
-                std::process::exit(1);
-            }
-            Ok(())
-        }
-        AddonCommand::Record {
-            dir,
-            target,
-            fixture,
-        } => record(config, &dir, &target, &fixture).await,
-        other => bail!("not an authoring command: {other:?}"),
-    }
 }
 
 /// Polls the configured target `target` (name or id) once with the addon in `dir` (a bundle or

@@ -285,7 +285,7 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             bundles::pack_command(&dir, key.as_deref(), &out)
         }
         Command::Addon(AddonCommand::Keygen { name }) => bundles::keygen_command(&name),
-        Command::Addon(cmd) if cmd.is_authoring() => crate::authoring::command(cmd, &config).await,
+        Command::Addon(cmd) if cmd.is_authoring() => authoring_command(cmd, &config).await,
         Command::Addon(cmd) => {
             let core = Core::open(&config).await?;
             match cmd {
@@ -342,7 +342,7 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
                 AddonCommand::New { .. }
                 | AddonCommand::Build { .. }
                 | AddonCommand::Test { .. }
-                | AddonCommand::Record { .. } => unreachable!("authoring::command runs these"),
+                | AddonCommand::Record { .. } => unreachable!("authoring_command runs these"),
                 AddonCommand::WebhookAuth {
                     id,
                     mode,
@@ -1122,6 +1122,60 @@ pub enum ApiKeyCommand {
     List,
     /// Revokes an API key: requests with it are refused from now on.
     Revoke { name: String },
+}
+
+impl AddonCommand {
+    /// The commands for addon authors, which `authoring_command` runs (most need no database).
+    pub fn is_authoring(&self) -> bool {
+        matches!(
+            self,
+            AddonCommand::New { .. }
+                | AddonCommand::Build { .. }
+                | AddonCommand::Test { .. }
+                | AddonCommand::Record { .. }
+        )
+    }
+}
+
+/// Runs one of the authoring commands ([`AddonCommand::is_authoring`]) with `authoring`'s
+/// functions: the arguments are the CLI's, the work is the library's.
+async fn authoring_command(cmd: AddonCommand, config: &Config) -> anyhow::Result<()> {
+    use crate::authoring::{DEFAULT_SDK_PATH, build, record, scaffold, test};
+    match cmd {
+        AddonCommand::New {
+            id,
+            kind,
+            dir,
+            sdk_path,
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&id));
+            let sdk = sdk_path.unwrap_or_else(|| PathBuf::from(DEFAULT_SDK_PATH));
+            let files = scaffold(&id, kind, &dir, &sdk)?;
+            println!("created {} addon `{id}` in {}:", kind.name(), dir.display());
+            for file in files {
+                println!("  {file}");
+            }
+            println!(
+                "next: opsconductor addon build {0} && opsconductor addon test {0}",
+                dir.display()
+            );
+            Ok(())
+        }
+        AddonCommand::Build { dir, out } => build(&dir, out.as_deref()).map(|_| ()),
+        AddonCommand::Test { path, update } => {
+            // The report is above; the error gives CI its exit code.
+            if !test(&path, update).await? {
+                anyhow::bail!("fixtures failed");
+            }
+            Ok(())
+        }
+        AddonCommand::Record {
+            dir,
+            target,
+            fixture,
+        } => record(config, &dir, &target, &fixture).await,
+        other => anyhow::bail!("not an authoring command: {other:?}"),
+    }
 }
 
 /// `secrets rotate-key`. The key file holds the new key and the old one while the store
