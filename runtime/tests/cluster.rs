@@ -28,7 +28,10 @@ const LOOPBACK_PEERS: &str = "127.0.0.0/8,::1/128";
 const TARGETS: usize = 50;
 const PERIOD: Duration = Duration::from_secs(3);
 const LEASE_SECONDS: u64 = 5;
-const PHASE: Duration = Duration::from_secs(30);
+/// The longest each phase (both nodes, then node-b alone) may take to reach its condition.
+const PHASE: Duration = Duration::from_secs(60);
+/// Polls of every target each phase waits for: enough gaps per target to judge them.
+const ROUNDS: usize = 4;
 
 type Polls = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
 
@@ -148,6 +151,16 @@ async fn record(
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// Whether every target has been polled `rounds` times since `since`.
+fn every_target_polled(polls: &Polls, rounds: usize, since: Instant) -> bool {
+    let polls = polls.lock().unwrap();
+    (0..TARGETS).all(|i| {
+        polls
+            .get(&format!("t{i:02}"))
+            .is_some_and(|times| times.iter().filter(|t| **t >= since).count() >= rounds)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_polls_and_survive_a_kill() {
     let pg = TestPostgres::create()
@@ -227,12 +240,31 @@ async fn two_nodes_share_polls_and_survive_a_kill() {
     b.wait_ready(&http).await;
     let started = Instant::now();
 
-    tokio::time::sleep(PHASE).await;
-    let (polls_a, polls_b) = (a.polls(&http).await, b.polls(&http).await);
+    // Before the kill: both nodes poll, and every target has been polled a few times.
+    let deadline = Instant::now() + PHASE;
+    let (polls_a, polls_b) = loop {
+        let (polls_a, polls_b) = (a.polls(&http).await, b.polls(&http).await);
+        if polls_a > 0 && polls_b > 0 && every_target_polled(&polls, ROUNDS, started) {
+            break (polls_a, polls_b);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both nodes should poll every target before the kill: node-a {polls_a}, node-b {polls_b}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     a.child.kill().expect("SIGKILL node-a");
     let killed = Instant::now();
     let _ = a.child.wait();
-    tokio::time::sleep(PHASE).await;
+    // After it: node-b alone polls every target a few times, node-a's once their leases ran out.
+    let deadline = Instant::now() + PHASE;
+    while !every_target_polled(&polls, ROUNDS, killed + Duration::from_secs(LEASE_SECONDS)) {
+        assert!(
+            Instant::now() < deadline,
+            "node-b did not take over every target within {PHASE:?} of the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let polls_b_end = b.polls(&http).await;
     let log_b = b.log_text();
     drop(b);
