@@ -457,7 +457,7 @@ fn test_sources(path: &Path) -> anyhow::Result<(FixtureSources, Option<PathBuf>)
 async fn scratch_sandbox() -> anyhow::Result<(Arc<Sandbox>, Store, ScratchDir)> {
     let dir = ScratchDir::new()?;
     let url = format!("sqlite://{}", dir.0.join("fixtures.db").display());
-    let store = Store::connect(&url, Arc::new(crate::secrets::SecretKeys::ephemeral()))
+    let store = Store::connect(&url, Arc::new(crate::secrets::SecretKeys::generate()))
         .await
         .with_context(|| format!("opening {url}"))?;
     let sandbox = Sandbox::new(

@@ -1202,12 +1202,12 @@ async fn rotate_secrets_key(config: &Config) -> anyhow::Result<()> {
     let both = old.rotated_to(SecretKeys::generate());
     write_key_file(&path, &both)?;
     let new_id = both.current_id().to_owned();
+    let new_only = both.clone().current_only();
     let store = crate::store::Store::connect(&config.database_url, std::sync::Arc::new(both))
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", crate::server::redact_url(&config.database_url)))?;
     store.close().await;
-    let both = KeySource::File(path.clone()).load()?;
-    write_key_file(&path, &both.current_only())?;
+    write_key_file(&path, &new_only)?;
     println!(
         "secrets key rotated: every secret is sealed with key {new_id}; key {old_ids} is gone \
          from {}. Give every node this file before starting it.",

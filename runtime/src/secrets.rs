@@ -167,12 +167,6 @@ impl SecretKeys {
         }
     }
 
-    /// A key that exists only in this process: for tests and throwaway databases (the
-    /// authoring kit's), whose secrets nobody needs to read after the process ends.
-    pub fn ephemeral() -> SecretKeys {
-        SecretKeys::generate()
-    }
-
     fn parse_file(text: &str, path: &Path) -> Result<SecretKeys, SecretsError> {
         let origin = format!("file {}", path.display());
         let keys = text

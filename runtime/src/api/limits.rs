@@ -140,9 +140,8 @@ impl Limits {
             api: Keyed::new(api),
             webhook_addon: Keyed::new(NonZeroU32::new(config.webhook_per_addon_per_second).map(
                 |rate| {
-                    let burst = rate
-                        .checked_mul(NonZeroU32::MIN.saturating_add(1))
-                        .unwrap_or(rate);
+                    // A burst of twice the rate.
+                    let burst = NonZeroU32::new(rate.get().saturating_mul(2)).unwrap_or(rate);
                     Quota::per_second(rate).allow_burst(burst)
                 },
             )),

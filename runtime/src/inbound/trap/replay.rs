@@ -1,7 +1,7 @@
 //! Keeps the receiver's replay state (snmp/replay.rs) in the database: this module owns that
 //! I/O. At start the listener imports every remote engine's clock and every unexpired digest;
-//! then, every [`SYNC_INTERVAL`], it records what changed here and imports what other nodes
-//! recorded; at shutdown it records the rest.
+//! then, every [`SYNC_INTERVAL`], it records what changed here and, on PostgreSQL, imports what
+//! other nodes recorded; at shutdown it records the rest.
 //!
 //! What this leaves open, by choice: a trap replayed to another node within about a second of
 //! the original (before the two nodes have synchronised) is accepted there, and a crash loses
@@ -71,6 +71,9 @@ pub async fn sync(
     let mut ticker = tokio::time::interval(SYNC_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_prune = tokio::time::Instant::now();
+    // Only a shared database has other nodes whose records to read; on SQLite, the one node
+    // read its own at start.
+    let shared = store.kind() == crate::store::DatabaseKind::Postgres;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -79,9 +82,11 @@ pub async fn sync(
         if let Err(error) = record(&store, &receiver).await {
             warn!(%error, "SNMPv3 replay state not recorded");
         }
-        match import(&store, &receiver, cursor).await {
-            Ok(next) => cursor = next,
-            Err(error) => warn!(%error, "SNMPv3 replay state of other nodes not read"),
+        if shared {
+            match import(&store, &receiver, cursor).await {
+                Ok(next) => cursor = next,
+                Err(error) => warn!(%error, "SNMPv3 replay state of other nodes not read"),
+            }
         }
         if last_prune.elapsed() >= PRUNE_INTERVAL {
             last_prune = tokio::time::Instant::now();

@@ -105,6 +105,17 @@ async fn secrets_in_clear_are_sealed_and_keys_rotate(db: TestDb) {
     assert_eq!(store.seal_secrets().await.unwrap(), 0);
     let stored = stored_secrets(store).await;
     assert!(stored.iter().all(|s| is_sealed(s)), "{stored:?}");
+    if let Some(path) = db.url.strip_prefix("sqlite://") {
+        // No copy in clear is left in the file's free pages or the WAL (sealing vacuums).
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+        for secret in ["trap-community", "poll-community"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "`{secret}` is still in the SQLite file"
+            );
+        }
+    }
     let reads_back = async |store: &Store| {
         assert_eq!(
             store.credential_secret("c1").await.unwrap(),
