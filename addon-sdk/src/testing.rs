@@ -12,16 +12,12 @@
 //! assert_eq!(trap.int("1.3.6.1.2.1.2.2.1.1"), Some(3));
 //! ```
 
-use serde::Deserialize;
-use serde_json::Value;
-
-use crate::{
-    Fetched, FetchedData, HttpResponse, PollResult, SnmpTrap, SnmpV1Header, SnmpValue, SnmpVersion,
-    SshOutput, Target, Varbind, WebhookRequest,
-};
+use crate::{PollResult, SnmpTrap, SnmpValue, SnmpVersion, Varbind, WebhookRequest};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod fixtures;
+#[cfg(not(target_arch = "wasm32"))]
+mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub use fixtures::check_fixtures;
 
@@ -81,47 +77,13 @@ pub fn octets(text: &str) -> SnmpValue {
 /// `value` or `"hex": "00ff"` instead; `opaque` a `hex`; `object-id`, `ip-address` a text
 /// `value`; `null`, `no-such-object`, `no-such-instance`, `end-of-mib-view` nothing.
 ///
-/// Panics with the field at fault when the JSON does not fit: it is meant for tests.
+/// Panics with the field at fault when the JSON does not fit: it is meant for tests. The host's
+/// fixture runner reads it with the same code (`opsconductor-model`), natively only.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn trap_json(json: &str) -> SnmpTrap {
-    let t: TrapJson = serde_json::from_str(json)
-        .unwrap_or_else(|e| panic!("trap fixture does not fit the format: {e}"));
-    let version = match t.version.as_str() {
-        "v1" => SnmpVersion::V1,
-        "v2c" => SnmpVersion::V2c,
-        "v3" => SnmpVersion::V3,
-        other => panic!("trap fixture: version `{other}` is not v1, v2c or v3"),
-    };
-    let varbinds = t.varbinds.into_iter().enumerate().map(|(i, vb)| {
-        varbind_json(vb).unwrap_or_else(|e| panic!("trap fixture: varbinds[{i}]: {e}"))
-    });
-    SnmpTrap {
-        version,
-        source: t.source,
-        agent_address: t.agent_address,
-        security_name: t.security_name,
-        context_name: t.context_name,
-        trap_oid: t.trap_oid,
-        uptime: t.uptime,
-        varbinds: varbinds.collect(),
-        is_inform: t.is_inform,
-        v1: t.v1.map(|h| SnmpV1Header {
-            enterprise: h.enterprise,
-            agent_addr: h.agent_addr,
-            generic_trap: h.generic_trap,
-            specific_trap: h.specific_trap,
-        }),
-    }
-}
-
-/// One varbind in the fixture notation, `{"oid", "type", "value" | "hex"}`.
-fn varbind_json(mut vb: serde_json::Map<String, Value>) -> Result<Varbind, String> {
-    let Some(Value::String(oid)) = vb.remove("oid") else {
-        return Err("needs a text `oid`".into());
-    };
-    let value = serde_json::from_value::<ValueJson>(Value::Object(vb))
-        .map_err(|e| e.to_string())
-        .and_then(ValueJson::into_snmp)?;
-    Ok(Varbind { oid, value })
+    let trap = opsconductor_model::fixture::trap_from_json(json.as_bytes())
+        .unwrap_or_else(|e| panic!("trap fixture: {e}"));
+    model::trap(trap)
 }
 
 /// The poll result in a fixture file (`fixtures/<name>.input.poll.json`), the format the host's
@@ -145,212 +107,13 @@ fn varbind_json(mut vb: serde_json::Map<String, Value>) -> Result<Varbind, Strin
 /// as its text, or `body`, text; default empty), `ssh` (`command`; `exit_status` 0, `stdout`
 /// and `stderr` "" by default) or `error` (why the host could not fetch it).
 ///
-/// Panics with the field at fault when the JSON does not fit: it is meant for tests.
+/// Panics with the field at fault when the JSON does not fit: it is meant for tests. The host's
+/// fixture runner reads it with the same code (`opsconductor-model`), natively only.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn poll_json(json: &str) -> PollResult {
-    let p: PollJson = serde_json::from_str(json)
-        .unwrap_or_else(|e| panic!("poll fixture does not fit the format: {e}"));
-    let started_at = match p.started_at {
-        Value::Number(n) if n.as_i64().is_some() => n.as_i64().unwrap_or_default(),
-        Value::String(s) => crate::rfc3339_millis(&s)
-            .unwrap_or_else(|| panic!("poll fixture: started_at: `{s}` is not an RFC 3339 time")),
-        other => panic!("poll fixture: started_at: {other} is neither RFC 3339 text nor millis"),
-    };
-    let fetched = p.fetched.into_iter().enumerate().map(|(i, f)| {
-        let at = |e: &dyn std::fmt::Display| -> ! { panic!("poll fixture: fetched[{i}]: {e}") };
-        let outcome = match (f.snmp, f.http, f.ssh, f.error) {
-            (Some(vbs), None, None, None) => Ok(FetchedData::Snmp(
-                vbs.into_iter()
-                    .enumerate()
-                    .map(|(j, vb)| {
-                        varbind_json(vb).unwrap_or_else(|e| at(&format!("snmp[{j}]: {e}")))
-                    })
-                    .collect(),
-            )),
-            (None, Some(h), None, None) => Ok(FetchedData::Http(HttpResponse {
-                status: h.status,
-                headers: h.headers.into_iter().collect(),
-                body: match (h.json, h.body) {
-                    (Some(json), None) => json.to_string().into_bytes(),
-                    (None, body) => body.unwrap_or_default().into_bytes(),
-                    (Some(_), Some(_)) => at(&"http: has both `json` and `body`"),
-                },
-            })),
-            (None, None, Some(s), None) => Ok(FetchedData::Ssh(SshOutput {
-                command: s.command,
-                exit_status: s.exit_status,
-                stdout: s.stdout.into_bytes(),
-                stderr: s.stderr.into_bytes(),
-            })),
-            (None, None, None, Some(error)) => Err(error),
-            _ => at(&"needs exactly one of `snmp`, `http`, `ssh` or `error`"),
-        };
-        Fetched {
-            name: f.name,
-            outcome,
-        }
-    });
-    PollResult {
-        target: Target {
-            id: p.target.id,
-            name: p.target.name,
-            address: p.target.address,
-            config: Value::Object(p.target.config).to_string(),
-        },
-        started_at,
-        fetched: fetched.collect(),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PollJson {
-    target: TargetJson,
-    started_at: Value,
-    fetched: Vec<FetchedJson>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TargetJson {
-    id: String,
-    name: String,
-    address: String,
-    #[serde(default)]
-    config: serde_json::Map<String, Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FetchedJson {
-    name: String,
-    snmp: Option<Vec<serde_json::Map<String, Value>>>,
-    http: Option<HttpJson>,
-    ssh: Option<SshJson>,
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HttpJson {
-    status: u16,
-    #[serde(default)]
-    headers: std::collections::BTreeMap<String, String>,
-    json: Option<Value>,
-    body: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SshJson {
-    command: String,
-    #[serde(default)]
-    exit_status: i32,
-    #[serde(default)]
-    stdout: String,
-    #[serde(default)]
-    stderr: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TrapJson {
-    version: String,
-    source: String,
-    agent_address: String,
-    #[serde(default)]
-    security_name: Option<String>,
-    #[serde(default)]
-    context_name: String,
-    trap_oid: String,
-    #[serde(default)]
-    uptime: u32,
-    #[serde(default)]
-    is_inform: bool,
-    #[serde(default)]
-    v1: Option<V1Json>,
-    varbinds: Vec<serde_json::Map<String, Value>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct V1Json {
-    enterprise: String,
-    agent_addr: String,
-    generic_trap: i32,
-    specific_trap: i32,
-}
-
-/// Tagged by `"type"`. The valueless types are empty struct variants rather than unit ones:
-/// serde ignores extra fields on unit variants, and `{"type": "null", "value": 0}` is a
-/// mistake worth reporting.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-#[rustfmt::skip] // one line per SMI type reads as the table it is
-enum ValueJson {
-    Integer { value: i32 },
-    OctetString { value: Option<String>, hex: Option<String> },
-    Null {},
-    ObjectId { value: String },
-    IpAddress { value: String },
-    Counter32 { value: u32 },
-    Gauge32 { value: u32 },
-    Timeticks { value: u32 },
-    Opaque { hex: String },
-    Counter64 { value: u64 },
-    NoSuchObject {},
-    NoSuchInstance {},
-    EndOfMibView {},
-}
-
-impl ValueJson {
-    fn into_snmp(self) -> Result<SnmpValue, String> {
-        Ok(match self {
-            ValueJson::Integer { value } => SnmpValue::Integer(value),
-            ValueJson::OctetString {
-                value: Some(text),
-                hex: None,
-            } => SnmpValue::OctetString(text.into_bytes()),
-            ValueJson::OctetString {
-                value: None,
-                hex: Some(h),
-            } => SnmpValue::OctetString(decode_hex(&h)?),
-            ValueJson::OctetString { .. } => {
-                return Err("octet-string needs either `value` or `hex`".into());
-            }
-            ValueJson::Null {} => SnmpValue::Null,
-            ValueJson::ObjectId { value } => SnmpValue::ObjectId(value),
-            ValueJson::IpAddress { value } => SnmpValue::IpAddress(value),
-            ValueJson::Counter32 { value } => SnmpValue::Counter32(value),
-            ValueJson::Gauge32 { value } => SnmpValue::Gauge32(value),
-            ValueJson::Timeticks { value } => SnmpValue::Timeticks(value),
-            ValueJson::Opaque { hex } => SnmpValue::Opaque(decode_hex(&hex)?),
-            ValueJson::Counter64 { value } => SnmpValue::Counter64(value),
-            ValueJson::NoSuchObject {} => SnmpValue::NoSuchObject,
-            ValueJson::NoSuchInstance {} => SnmpValue::NoSuchInstance,
-            ValueJson::EndOfMibView {} => SnmpValue::EndOfMibView,
-        })
-    }
-}
-
-/// `00ff`, `00:ff` or `00 ff` as bytes.
-fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
-    let digits: Vec<u8> = text
-        .bytes()
-        .filter(|b| *b != b':' && !b.is_ascii_whitespace())
-        .collect();
-    let bad = || format!("hex `{text}` is not whole bytes of hex digits");
-    if !digits.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    digits
-        .chunks(2)
-        .map(|pair| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-                .ok_or_else(bad)
-        })
-        .collect()
+    let poll = opsconductor_model::fixture::poll_from_json(json.as_bytes())
+        .unwrap_or_else(|e| panic!("poll fixture: {e}"));
+    model::poll(poll)
 }
 
 /// Everything logged on this thread since the last call, oldest first (native builds only).
@@ -369,6 +132,7 @@ pub fn reset() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{FetchedData, HttpResponse, SshOutput};
 
     const FULL: &str = r#"{"version": "v1", "source": "192.0.2.10:50123", "agent_address": "192.0.2.10",
         "security_name": null, "context_name": "", "trap_oid": "1.3.6.1.6.3.1.1.5.3", "uptime": 7,
@@ -497,75 +261,31 @@ mod tests {
         assert_eq!((p.started_at, p.target.config.as_str()), (5, "{}"));
     }
 
+    /// The format's errors are the host's (opsconductor-model's tests cover each); here only
+    /// that they reach the test's panic, naming the field.
     #[test]
-    fn bad_poll_json_says_what_is_wrong() {
+    fn bad_fixture_json_says_what_is_wrong() {
         let cases = [
             (
                 POLL.replace(r#""value": 1}"#, r#""value": "1"}"#),
-                "fetched[0]: snmp[0]: invalid type",
-            ),
-            (
-                POLL.replace(r#""body": "ok""#, r#""body": "ok", "json": 1"#),
-                "fetched[2]: http: has both",
-            ),
-            (
-                POLL.replace(
-                    r#""error": "unreachable: timed out""#,
-                    r#""error": "x", "ssh": {"command": "c"}"#,
-                ),
-                "fetched[4]: needs exactly one",
+                "poll fixture: fetched[0].snmp[0]: invalid type",
             ),
             (
                 POLL.replace("2026-01-02T03:04:05Z", "yesterday"),
-                "started_at: `yesterday`",
-            ),
-            (
-                POLL.replace(r#""status": 503"#, r#""status": 70000"#),
-                "does not fit the format",
-            ),
-            (
-                POLL.replace(r#""config": {"path": "/health"}"#, r#""config": "x""#),
-                "does not fit the format",
+                "poll fixture: started_at: `yesterday`",
             ),
         ];
         for (json, want) in cases {
             let err = std::panic::catch_unwind(|| poll_json(&json)).unwrap_err();
             let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
-            assert!(message.contains(want), "want {want:?}, got {message:?}");
+            assert!(message.starts_with(want), "want {want:?}, got {message:?}");
         }
-    }
-
-    #[test]
-    fn bad_varbinds_say_what_is_wrong() {
-        let cases = [
-            (
-                r#"{"type": "integer", "value": 2147483648}"#,
-                "expected i32",
-            ),
-            (r#"{"type": "integer", "value": "3"}"#, "expected i32"),
-            (r#"{"type": "counter32", "value": -1}"#, "expected u32"),
-            (r#"{"type": "octet-string", "hex": "0"}"#, "not whole bytes"),
-            (
-                r#"{"type": "octet-string", "value": "a", "hex": "00"}"#,
-                "either",
-            ),
-            (
-                r#"{"type": "opaque", "value": "00"}"#,
-                "unknown field `value`",
-            ),
-            (
-                r#"{"type": "integer", "value": 1, "hex": "00"}"#,
-                "unknown field `hex`",
-            ),
-            (r#"{"type": "null", "value": 0}"#, "unknown field `value`"),
-            (r#"{"type": "bits"}"#, "unknown variant `bits`"),
-        ];
-        for (json, want) in cases {
-            let err = serde_json::from_str::<ValueJson>(json)
-                .map_err(|e| e.to_string())
-                .and_then(ValueJson::into_snmp)
-                .unwrap_err();
-            assert!(err.contains(want), "{json}: {err}");
-        }
+        let trap = FULL.replace(r#""value": -3"#, r#""value": 2147483648"#);
+        let err = std::panic::catch_unwind(|| trap_json(&trap)).unwrap_err();
+        let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            message.starts_with("trap fixture: varbinds[0]: invalid value"),
+            "{message}"
+        );
     }
 }

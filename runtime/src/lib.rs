@@ -3,7 +3,7 @@
 //! alerts. See ARCHITECTURE.md for the map.
 
 // The pure crates, under the names the runtime's modules have always used for them.
-pub use opsconductor_model::{alert, engine, event, manifest, silence};
+pub use opsconductor_model::{alert, engine, event, manifest, silence, text};
 pub use opsconductor_snmp as snmp;
 
 pub mod api;
@@ -19,6 +19,7 @@ pub mod egress;
 pub mod events;
 pub mod filter;
 pub mod fixtures;
+pub mod generation;
 pub mod http_server;
 pub mod inbound;
 pub mod ingest;

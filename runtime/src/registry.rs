@@ -332,26 +332,17 @@ impl Registry {
     pub async fn watch(
         self: Arc<Self>,
         interval: Duration,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = shutdown.changed() => return,
-            }
-            let seen = self.index.load().generation;
-            match self.store.addons_generation().await {
-                Ok(generation) if generation != seen => {
-                    if let Err(error) = self.reload().await {
-                        warn!(%error, "addon registry reload failed");
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => warn!(%error, "cannot read addon generation"),
-            }
-        }
+        crate::generation::follow(
+            "addon registry",
+            interval,
+            crate::generation::on_shutdown(shutdown),
+            || self.index.load().generation,
+            || self.store.addons_generation(),
+            |_| self.reload(),
+        )
+        .await;
     }
 }
 

@@ -105,16 +105,21 @@ impl AlertWriter {
     ) -> (AlertWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let counters = Arc::new(WriterCounters::default());
+        let counters_for_run = counters.clone();
         let silences = Arc::new(SilenceCache::new(store.clone()));
-        let task = tokio::spawn(run(
-            store,
-            rx,
-            config,
-            counters.clone(),
-            silences.clone(),
-            events,
-        ));
-        tokio::spawn(watch_silences(silences.clone(), tx.downgrade()));
+        // The watcher ends with the writer task: once every handle is dropped and the queue
+        // is drained.
+        let (drained, writer_done) = oneshot::channel::<()>();
+        tokio::spawn(watch_silences(silences.clone(), async move {
+            let _ = writer_done.await;
+        }));
+        let task = tokio::spawn({
+            let silences = silences.clone();
+            async move {
+                run(store, rx, config, counters_for_run, silences, events).await;
+                drop(drained);
+            }
+        });
         (
             AlertWriter {
                 jobs: tx,
@@ -329,17 +334,6 @@ impl SilenceCache {
         }
     }
 
-    /// Reloads if the store's silence generation moved since the last reload.
-    async fn reload_if_changed(&self) {
-        match self.store.silences_generation().await {
-            Ok(generation) if generation != self.current.load().generation => {
-                self.reload_logged().await;
-            }
-            Ok(_) => {}
-            Err(error) => warn!(%error, "cannot read the silence generation"),
-        }
-    }
-
     /// The silences held now, oldest first.
     pub fn current(&self) -> Vec<Silence> {
         self.current.load().silences.clone()
@@ -361,18 +355,17 @@ impl SilenceCache {
     }
 }
 
-/// Reloads the writer's silences whenever their generation moves, until the writer's last
-/// handle is gone.
-async fn watch_silences(silences: Arc<SilenceCache>, writer: mpsc::WeakSender<WriteJob>) {
-    let mut ticker = tokio::time::interval(SILENCE_POLL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        if writer.strong_count() == 0 {
-            return;
-        }
-        silences.reload_if_changed().await;
-    }
+/// Reloads the writer's silences whenever their generation moves, until `stop` completes.
+async fn watch_silences(silences: Arc<SilenceCache>, stop: impl Future<Output = ()>) {
+    crate::generation::follow(
+        "silences",
+        SILENCE_POLL,
+        stop,
+        || silences.current.load().generation,
+        || silences.store.silences_generation(),
+        |_| silences.reload(),
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ impl HostContext {
             return;
         }
         self.log_lines += 1;
-        let message = cut(message, MAX_LOG_LINE);
+        let message = crate::text::cut_to_bytes(&message, MAX_LOG_LINE);
         let addon = &*self.addon_id;
         match level {
             LogLevel::Trace => trace!(addon, "{message}"),
@@ -196,18 +196,6 @@ fn io_error(e: PollError) -> wit_io::IoError {
         PollError::Unreachable(m) => wit_io::IoError::Unreachable(m),
         other => wit_io::IoError::Failed(other.to_string()),
     }
-}
-
-fn cut(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
-    s
 }
 
 impl wit::Host for HostContext {}

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::alert::{AlertAction, ClearAlert, NewAlert, ReportedAlert, Severity};
 use crate::manifest::AlertSpec;
+use crate::text::cut_to_bytes;
 
 /// Limits on what one reported alert may carry. Text beyond them is truncated (an operator
 /// would rather see a cut message than lose the alert); structure beyond them is refused.
@@ -90,7 +91,7 @@ pub fn evaluate(
     let device_ip = normalise_ip(&alert_type, reported.device_ip)?;
     let device_name = reported
         .device_name
-        .map(|n| truncate(n.trim(), MAX_DEVICE_NAME_LEN))
+        .map(|n| cut_to_bytes(n.trim(), MAX_DEVICE_NAME_LEN))
         .filter(|n| !n.is_empty());
     let device_key = match (&device_ip, &device_name) {
         (Some(ip), _) => ip.clone(),
@@ -105,7 +106,7 @@ pub fn evaluate(
     let mut fields: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in reported.identity {
         check_field_name(&alert_type, &name)?;
-        let value = truncate(&value, MAX_FIELD_VALUE_LEN);
+        let value = cut_to_bytes(&value, MAX_FIELD_VALUE_LEN);
         fields.insert(name.clone(), value.clone());
         identity.insert(name, value);
     }
@@ -115,7 +116,7 @@ pub fn evaluate(
         // what is shown.
         fields
             .entry(name)
-            .or_insert_with(|| truncate(&value, MAX_FIELD_VALUE_LEN));
+            .or_insert_with(|| cut_to_bytes(&value, MAX_FIELD_VALUE_LEN));
     }
     for name in &rules.fingerprint_fields {
         let value = fields.get(name).cloned().unwrap_or_default();
@@ -165,7 +166,7 @@ pub fn evaluate(
         .unwrap_or_else(|| rules.default_category.clone());
     let title = match reported.title.trim() {
         "" => alert_type.clone(),
-        t => truncate(t, MAX_TITLE_LEN),
+        t => cut_to_bytes(t, MAX_TITLE_LEN),
     };
 
     Ok(vec![AlertAction::Raise(NewAlert {
@@ -177,7 +178,7 @@ pub fn evaluate(
         severity,
         category,
         title,
-        message: truncate(&reported.message, MAX_MESSAGE_LEN),
+        message: cut_to_bytes(&reported.message, MAX_MESSAGE_LEN),
         fields,
         occurred_at,
         received_at,
@@ -228,22 +229,10 @@ fn check_field_name(alert_type: &str, name: &str) -> Result<(), EngineError> {
     if name.is_empty() || name.len() > MAX_FIELD_NAME_LEN {
         return Err(EngineError::BadFieldName {
             alert_type: alert_type.to_owned(),
-            name: truncate(name, MAX_FIELD_NAME_LEN),
+            name: cut_to_bytes(name, MAX_FIELD_NAME_LEN),
         });
     }
     Ok(())
-}
-
-/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut with `…`.
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]

@@ -8,9 +8,14 @@
 //!   fingerprint, raise or clear).
 //! - [`silence`]: maintenance windows, which raise matching alerts as `suppressed`.
 //! - [`manifest`]: an addon's declarative manifest.
+//! - [`text`]: cutting text to a byte or character budget.
+//! - [`fixture`]: an addon's fixtures (inputs and expected outcomes), read and judged the same
+//!   way by the host's sandboxed runner and the SDK's native one.
 
 pub mod alert;
 pub mod engine;
 pub mod event;
+pub mod fixture;
 pub mod manifest;
 pub mod silence;
+pub mod text;

@@ -2,10 +2,11 @@
 //! operator's passwords into stored keys, and reloading running listeners when they change.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::snmp::{AuthProtocol, Credentials, PrivProtocol, Receiver, UsmError, UsmUser};
 use crate::store::{SnmpUserRecord, Store, StoreError};
@@ -75,39 +76,33 @@ pub async fn load(store: &Store) -> Result<Credentials, CredentialError> {
 }
 
 /// Reloads the receiver's credentials whenever the store's credential generation moves.
+/// `loaded` is the generation the receiver's credentials reflect now.
 pub async fn watch_credentials(
     store: Store,
     receiver: Arc<Receiver>,
     interval: Duration,
-    mut seen: i64,
-    mut shutdown: watch::Receiver<bool>,
+    loaded: i64,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let generation = match store.snmp_credentials_generation().await {
-            Ok(g) if g != seen => g,
-            Ok(_) => continue,
-            Err(error) => {
-                warn!(%error, "cannot read SNMP credential generation");
-                continue;
-            }
-        };
-        match load(&store).await {
-            Ok(credentials) => {
-                info!(
-                    communities = credentials.communities.len(),
-                    users = credentials.users.len(),
-                    "SNMP credentials reloaded"
-                );
-                receiver.set_credentials(credentials);
-                seen = generation;
-            }
-            Err(error) => warn!(%error, "SNMP credentials not reloaded"),
-        }
-    }
+    let loaded = &AtomicI64::new(loaded);
+    let (store, receiver) = (&store, &receiver);
+    crate::generation::follow(
+        "SNMP credentials",
+        interval,
+        crate::generation::on_shutdown(shutdown),
+        || loaded.load(Ordering::Acquire),
+        || store.snmp_credentials_generation(),
+        |generation| async move {
+            let credentials = load(store).await?;
+            info!(
+                communities = credentials.communities.len(),
+                users = credentials.users.len(),
+                "SNMP credentials reloaded"
+            );
+            receiver.set_credentials(credentials);
+            loaded.store(generation, Ordering::Release);
+            Ok::<_, CredentialError>(())
+        },
+    )
+    .await;
 }
