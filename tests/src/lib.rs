@@ -7,6 +7,11 @@ pub mod snmpd;
 pub mod sshd;
 pub mod traps;
 
+/// The runtime's, so that the store's tests and these declare their per-database tests alike:
+/// `both_databases!(name, body)` makes `name::sqlite` and `name::postgres`, each calling
+/// `body(Db)`.
+pub use opsconductor::{both_databases, testing::Db};
+
 use std::path::{Path, PathBuf};
 
 use opsconductor::config::Config;
@@ -48,13 +53,6 @@ fn find_bundle(dir: &Path, id: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-/// Which database a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Db {
-    Sqlite,
-    Postgres,
 }
 
 /// A running runtime with its own database, stopped and cleaned up by [`TestRuntime::stop`].
@@ -318,25 +316,6 @@ pub fn client_with_bearer(bearer: Option<&str>) -> reqwest::Client {
         .default_headers(headers)
         .build()
         .unwrap()
-}
-
-/// Declares one test per database: `both_databases!(name, async_fn)` makes `name::sqlite`
-/// and `name::postgres`, each calling `async_fn(Db)`.
-#[macro_export]
-macro_rules! both_databases {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$body($crate::Db::Sqlite).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$body($crate::Db::Postgres).await
-            }
-        }
-    };
 }
 
 /// Reads a bundled addon's fixture input, for tests that post real payloads.
