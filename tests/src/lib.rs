@@ -247,16 +247,27 @@ impl TestRuntime {
             .unwrap_or_else(|| panic!("addon {id} not listed: {addons}"))
     }
 
-    /// Sends a JSON request and returns status and JSON answer.
+    /// Sends a JSON request as the test's administrator and returns status and JSON answer.
     pub async fn send_json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let response = self
-            .http
-            .request(method, self.url(path))
-            .json(body)
-            .send()
+        self.send_json_as(&self.http, method, path, Some(body))
             .await
-            .expect("request sent");
+    }
+
+    /// Like [`TestRuntime::send_json`], with the credential of `client` (see
+    /// [`client_with_bearer`]) and, when `body` is `None`, no body at all.
+    pub async fn send_json_as(
+        &self,
+        client: &reqwest::Client,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
