@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::server::Server;
 
 /// Runs the runtime until a shutdown signal; `listen` overrides the configured address. Prints
-/// the address it bound (port 0 picks a free one), which scripts and tests read.
+/// the addresses it bound (port 0 picks a free one), HTTP first, which scripts and tests read.
 pub(super) async fn serve(
     mut config: Config,
     listen: Option<std::net::SocketAddr>,
@@ -35,6 +35,9 @@ pub(super) async fn serve(
         server.addr(),
         crate::server::console_url(server.addr())
     );
+    if let Some(traps) = server.trap_addr() {
+        println!("opsconductor receives SNMP traps on udp://{traps}");
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.stop().await?;
