@@ -1,6 +1,7 @@
-//! Helpers for tests that need a real database: a SQLite URL inside a temporary directory, and a
-//! throwaway PostgreSQL database per test. Compiled into the library (not `#[cfg(test)]`) so that
-//! the end-to-end test crate uses the same helpers as the unit tests.
+//! Helpers for tests that need a real database: a SQLite URL inside a temporary directory, a
+//! throwaway PostgreSQL database per test, and [`both_databases!`](crate::both_databases),
+//! which declares a test once per database. Compiled into the library (not `#[cfg(test)]`) so
+//! that the end-to-end test crate uses the same helpers as the unit tests.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -24,6 +25,49 @@ pub fn secret_keys() -> std::sync::Arc<crate::secrets::SecretKeys> {
     static KEYS: std::sync::LazyLock<std::sync::Arc<crate::secrets::SecretKeys>> =
         std::sync::LazyLock::new(|| std::sync::Arc::new(crate::secrets::SecretKeys::generate()));
     KEYS.clone()
+}
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares a test once per database, because "the same behaviour on SQLite and PostgreSQL" is
+/// the store's contract: a module named after the test holding a `sqlite` and a `postgres` test
+/// (so `cargo test <name>` runs both). The runtimes are multi-threaded, so that the concurrency
+/// cases really run tasks in parallel.
+///
+/// - `both_databases!(name, body)`: `name::sqlite` and `name::postgres` call `body(Db)`;
+/// - `both_databases!(via run; case, ...)`: for each case function, `case::sqlite` and
+///   `case::postgres` call `run(Db, case)`, for cases that take what `run` prepares (the store's
+///   tests take a connected store).
+///
+/// `body`, `run` and the cases are functions of the module that invokes the macro.
+#[macro_export]
+macro_rules! both_databases {
+    ($name:ident, $body:ident) => {
+        $crate::both_databases!(@tests $name, |db| super::$body(db));
+    };
+    (via $run:ident; $($case:ident),+ $(,)?) => {$(
+        $crate::both_databases!(@tests $case, |db| super::$run(db, super::$case));
+    )+};
+    (@tests $name:ident, |$db:ident| $call:expr) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let $db = $crate::testing::Db::Sqlite;
+                $call.await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let $db = $crate::testing::Db::Postgres;
+                $call.await
+            }
+        }
+    };
 }
 
 /// A `sqlite://` URL for a database file in `dir` (created on first connect).

@@ -8,54 +8,29 @@
 //! cargo target directory, so the SDK and wit-bindgen compile once (a minute or two the first
 //! time) and each addon in seconds after that.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_opsconductor");
-
-/// The tests\' peers listen on loopback, which the egress policy refuses by default.
-const LOOPBACK_PEERS: &str = "127.0.0.0/8,::1/128";
+use common::{Serving, http, http_typed, ok, text};
 
 fn shared_target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/authoring-test")
 }
 
-/// Runs the binary in `cwd` with a database in `data`.
+/// Runs the binary in `cwd` with a database in `data`, building addons in the shared target
+/// directory.
 fn opsconductor(cwd: &Path, data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .env("OPSCONDUCTOR_POLL_ALLOW", LOOPBACK_PEERS)
+    common::command(data)
         .args(args)
-        .env("OPSCONDUCTOR_DATA_DIR", data)
-        .env("OPSCONDUCTOR_SECRETS_KEY_FILE", data.join("secrets.key"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", data.join("oc.db").display()),
-        )
         .env("CARGO_TARGET_DIR", shared_target_dir())
-        .env_remove("OPSCONDUCTOR_CONFIG")
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE")
         .current_dir(cwd)
         .output()
         .expect("binary runs")
-}
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn ok(output: Output) -> String {
-    let (stdout, stderr) = text(&output);
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout: {stdout}\nstderr: {stderr}",
-        output.status
-    );
-    stdout
 }
 
 /// new → build → test → break the expectation → test fails with a diff → update → test
@@ -350,49 +325,22 @@ fn serve_signed_bundles(
     let community = "authoring-c0mmunity";
     run(&["snmp", "community", "add", "lab", "--community", community]);
 
-    let trap_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let port = free_port();
-    let log = root.path().join("serve.log");
-    let server = Command::new(BIN)
-        .env("OPSCONDUCTOR_POLL_ALLOW", LOOPBACK_PEERS)
+    let mut server = common::command(&data);
+    server
         .args(["--config", &config.display().to_string()])
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("OPSCONDUCTOR_DATA_DIR", &data)
-        .env("OPSCONDUCTOR_SECRETS_KEY_FILE", data.join("secrets.key"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", data.join("oc.db").display()),
-        )
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .env("OPSCONDUCTOR_LOG", "warn")
-        .env("OPSCONDUCTOR_TRAP_LISTEN", format!("127.0.0.1:{trap_port}"))
-        .env("OPSCONDUCTOR_SCHEDULER_TICK_MS", "200")
-        .env_remove("OPSCONDUCTOR_CONFIG")
-        .current_dir(&data)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let _server = Serving(server);
-    let server_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "server did not start listening: {}",
-            server_log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        .env("OPSCONDUCTOR_TRAP_LISTEN", "127.0.0.1:0")
+        .env("OPSCONDUCTOR_SCHEDULER_TICK_MS", "200");
+    let mut server = Serving::start(server, &root.path().join("serve.log"));
+    let (addr, trap_addr) = (server.addr, server.trap_addr());
+    let server_log = || server.log();
 
     // Signatures are required: the unsigned file is refused, the signed ones are installed
     // (their fixtures pass in the sandbox) and active before the answer.
     let upload = |file: &Path| {
         http_typed(
-            port,
+            addr,
             Some(&admin),
             "POST",
             "/api/v1/addons",
@@ -422,10 +370,10 @@ fn serve_signed_bundles(
             .join("demo-webhook/fixtures/example.input.json"),
     )
     .unwrap();
-    let (status, body) = http(port, None, "POST", "/webhooks/demo-webhook", &input);
+    let (status, body) = http(addr, None, "POST", "/webhooks/demo-webhook", &input);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"created\""), "{body}");
-    let alert = wait_for_alert(port, &admin, "demo-webhook", || {}, &server_log);
+    let alert = wait_for_alert(addr, &admin, "demo-webhook", || {}, &server_log);
     assert_eq!(alert["alert_type"], "checkFailed", "{alert}");
     assert_eq!(alert["severity"], "critical", "{alert}");
     assert_eq!(alert["device_ip"], "10.0.0.5", "{alert}");
@@ -436,7 +384,7 @@ fn serve_signed_bundles(
     let send_trap = || {
         let out = Command::new("snmptrap")
             .args(["-v", "2c", "-c", community, "-m", ""])
-            .arg(format!("127.0.0.1:{trap_port}"))
+            .arg(trap_addr.to_string())
             .args(["", "1.3.6.1.4.1.99999.0.1"])
             .args(["1.3.6.1.4.1.99999.1.2.1.3.2", "i", "2"])
             .args(["1.3.6.1.4.1.99999.1.2.1.2.2", "s", "PSU fan 2"])
@@ -445,7 +393,7 @@ fn serve_signed_bundles(
         assert!(out.status.success(), "snmptrap: {:?}", text(&out));
     };
     send_trap();
-    let alert = wait_for_alert(port, &admin, "demo-trap", send_trap, &server_log);
+    let alert = wait_for_alert(addr, &admin, "demo-trap", send_trap, &server_log);
     assert_eq!(alert["alert_type"], "fanFailed", "{alert}");
     assert_eq!(alert["severity"], "major", "{alert}");
     assert_eq!(alert["device_ip"], "127.0.0.1", "{alert}");
@@ -467,7 +415,7 @@ fn serve_signed_bundles(
         r#"{"path": "health"}"#,
     ]);
     run(&["target", "poll", "web-served"]);
-    let alert = wait_for_alert(port, &admin, "demo-poll", || {}, &server_log);
+    let alert = wait_for_alert(addr, &admin, "demo-poll", || {}, &server_log);
     assert_eq!(alert["alert_type"], "httpStatus", "{alert}");
     assert_eq!(alert["severity"], "major", "{alert}");
     assert_eq!(alert["device_name"], "web-served", "{alert}");
@@ -480,7 +428,7 @@ fn serve_signed_bundles(
 
 /// The one active alert of `addon`, waiting up to 30 s for it and calling `nudge` every 2 s.
 fn wait_for_alert(
-    port: u16,
+    addr: std::net::SocketAddr,
     key: &str,
     addon: &str,
     nudge: impl Fn(),
@@ -490,7 +438,7 @@ fn wait_for_alert(
     let mut nudged = Instant::now();
     loop {
         let (status, body) = http(
-            port,
+            addr,
             Some(key),
             "GET",
             &format!("/api/v1/alerts?status=active&addon={addon}"),
@@ -544,57 +492,4 @@ fn new_refuses_a_bad_id_and_a_non_empty_dir() {
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stderr.contains("neither a bundle"), "{stderr}");
-}
-
-/// Kills the server even when an assertion fails.
-struct Serving(Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A minimal HTTP/1.1 exchange with a JSON body; returns status and body.
-fn http(port: u16, bearer: Option<&str>, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    http_typed(port, bearer, method, path, "application/json", body)
-}
-
-fn http_typed(
-    port: u16,
-    bearer: Option<&str>,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body: &[u8],
-) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n{}\r\n",
-        body.len(),
-        bearer.map_or_else(String::new, |b| format!("authorization: Bearer {b}\r\n"))
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer[9..12].parse().unwrap();
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }

@@ -1,112 +1,18 @@
 //! The real `opsconductor` binary: install the bundled addons, list, disable and enable them,
 //! serve, and take a webhook — what `just run` and an operator do.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_opsconductor");
+use std::process::{Command, Output};
 
-/// The tests\' peers listen on loopback, which the egress policy refuses by default.
-const LOOPBACK_PEERS: &str = "127.0.0.0/8,::1/128";
-
-fn bundles() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bundles");
-    assert!(
-        dir.join("alertmanager/addon.wasm").exists(),
-        "{} lacks the bundled addons: run `just build-addons` (or `just test`)",
-        dir.display()
-    );
-    dir
-}
-
-fn opsconductor(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .env("OPSCONDUCTOR_POLL_ALLOW", LOOPBACK_PEERS)
-        .args(args)
-        .env("OPSCONDUCTOR_DATA_DIR", data)
-        .env("OPSCONDUCTOR_SECRETS_KEY_FILE", data.join("secrets.key"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", data.join("oc.db").display()),
-        )
-        .env_remove("OPSCONDUCTOR_CONFIG")
-        .current_dir(data)
-        .output()
-        .expect("binary runs")
-}
-
-fn ok(output: Output) -> String {
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout: {text}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    text
-}
-
-/// Kills the server even when an assertion fails.
-struct Serving(Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A minimal HTTP/1.1 exchange over a plain socket; returns status and body.
-fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    http_as(port, None, method, path, body)
-}
-
-/// [`http`] with `Authorization: Bearer {bearer}`.
-fn http_as(
-    port: u16,
-    bearer: Option<&str>,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{}\r\n",
-        body.len(),
-        bearer.map_or_else(String::new, |b| format!("authorization: Bearer {b}\r\n"))
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer[9..12].parse().unwrap();
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
+use common::{Serving, bundle, http, ok, opsconductor, opsconductor_with_env, test_bundle};
 
 #[test]
 fn install_list_toggle_and_serve() {
     let data = tempfile::tempdir().unwrap();
-    let bundles = bundles();
     let dirs: Vec<String> = ["alertmanager", "grafana", "prtg"]
         .iter()
-        .map(|id| bundles.join(id).display().to_string())
+        .map(|id| bundle(id).display().to_string())
         .collect();
     let mut args = vec!["addon", "install"];
     args.extend(dirs.iter().map(String::as_str));
@@ -144,48 +50,28 @@ fn install_list_toggle_and_serve() {
     let key = key.trim().to_owned();
     assert!(key.starts_with("oc_"), "the key alone on stdout: {key}");
 
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let server = Command::new(BIN)
-        .env("OPSCONDUCTOR_POLL_ALLOW", LOOPBACK_PEERS)
-        .args(["serve", "--listen", &listen])
-        .env("OPSCONDUCTOR_DATA_DIR", data.path())
-        .env(
-            "OPSCONDUCTOR_SECRETS_KEY_FILE",
-            data.path().join("secrets.key"),
-        )
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", data.path().join("oc.db").display()),
-        )
+    let mut server = common::command(data.path());
+    server
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .env("OPSCONDUCTOR_LOG", "warn")
         // Port 162 may be taken (or privileged); any free loopback port will do here.
-        .env("OPSCONDUCTOR_TRAP_LISTEN", "127.0.0.1:0")
-        .current_dir(data.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(data.path().join("serve.stderr")).unwrap())
-        .spawn()
-        .unwrap();
-    let _server = Serving(server);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start listening");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        .env("OPSCONDUCTOR_TRAP_LISTEN", "127.0.0.1:0");
+    let server = Serving::start(server, &data.path().join("serve.stderr"));
+    let addr = server.addr;
 
-    let payload = std::fs::read(bundles.join("alertmanager/fixtures/firing.input.json")).unwrap();
-    let (status, body) = http(port, "POST", "/webhooks/alertmanager", &payload);
+    let payload = std::fs::read(bundle("alertmanager").join("fixtures/firing.input.json")).unwrap();
+    let (status, body) = http(addr, None, "POST", "/webhooks/alertmanager", &payload);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"created\""), "{body}");
-    let (status, body) = http(port, "GET", "/api/v1/alerts?status=active", b"");
+    let (status, body) = http(addr, None, "GET", "/api/v1/alerts?status=active", b"");
     assert_eq!(status, 401, "the API needs a credential: {body}");
-    let (status, body) = http_as(port, Some(&key), "GET", "/api/v1/alerts?status=active", b"");
+    let (status, body) = http(addr, Some(&key), "GET", "/api/v1/alerts?status=active", b"");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"addon_id\":\"alertmanager\""), "{body}");
     // The disabled addon is not routed.
-    let (status, _) = http(port, "POST", "/webhooks/grafana", b"{}");
+    let (status, _) = http(addr, None, "POST", "/webhooks/grafana", b"{}");
     assert_eq!(status, 404);
-    let (status, body) = http(port, "GET", "/health", b"");
+    let (status, body) = http(addr, None, "GET", "/health", b"");
     assert_eq!(
         (status, body.contains("\"addons_loaded\":2")),
         (200, true),
@@ -199,10 +85,7 @@ fn install_list_toggle_and_serve() {
     assert_eq!(stderr.matches("First start").count(), 1, "{stderr}");
     let file = data.path().join("initial-admin-password");
     assert!(stderr.contains(&file.display().to_string()), "{stderr}");
-    assert!(
-        stderr.contains(&format!("Open http://127.0.0.1:{port}/")),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("Open http://{addr}/")), "{stderr}");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -213,11 +96,11 @@ fn install_list_toggle_and_serve() {
         "the password is on stderr: {stderr}"
     );
     let login = format!(r#"{{"username": "admin", "password": "{password}"}}"#);
-    let (status, body) = http(port, "POST", "/api/v1/auth/login", login.as_bytes());
+    let (status, body) = http(addr, None, "POST", "/api/v1/auth/login", login.as_bytes());
     assert_eq!(status, 200, "{body}");
     let token: serde_json::Value = serde_json::from_str(&body).unwrap();
     let access = token["access_token"].as_str().unwrap();
-    let (status, body) = http_as(port, Some(access), "GET", "/api/v1/auth/me", b"");
+    let (status, body) = http(addr, Some(access), "GET", "/api/v1/auth/me", b"");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"role\":\"admin\""), "{body}");
 }
@@ -309,36 +192,6 @@ fn snmp_credentials_and_engine_id() {
     assert!(String::from_utf8_lossy(&gone.stderr).contains("no SNMPv3 user `ops`"));
 }
 
-/// Like [`opsconductor`], with extra environment variables (secrets passed the way operators
-/// are told to, out of the command line).
-fn opsconductor_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(BIN)
-        .env("OPSCONDUCTOR_POLL_ALLOW", LOOPBACK_PEERS)
-        .args(args)
-        .envs(env.iter().copied())
-        .env("OPSCONDUCTOR_DATA_DIR", data)
-        .env("OPSCONDUCTOR_SECRETS_KEY_FILE", data.join("secrets.key"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", data.join("oc.db").display()),
-        )
-        .env_remove("OPSCONDUCTOR_CONFIG")
-        .current_dir(data)
-        .output()
-        .expect("binary runs")
-}
-
-/// The `prober` test guest, a polling addon, as `just build-addons` lays it out.
-fn prober_bundle() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-bundles/prober");
-    assert!(
-        dir.join("addon.wasm").exists(),
-        "{} is missing: run `just build-addons` (or `just test`)",
-        dir.display()
-    );
-    dir
-}
-
 #[test]
 fn targets_and_credentials() {
     let data = tempfile::tempdir().unwrap();
@@ -349,8 +202,8 @@ fn targets_and_credentials() {
         printed.borrow_mut().push_str(&out);
         out
     };
-    let prober = prober_bundle().display().to_string();
-    let alertmanager = bundles().join("alertmanager").display().to_string();
+    let prober = test_bundle("prober").display().to_string();
+    let alertmanager = bundle("alertmanager").display().to_string();
     run(&["addon", "install", &prober, &alertmanager]);
 
     // Credentials: flags, environment variables, a key file.

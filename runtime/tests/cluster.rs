@@ -7,9 +7,10 @@
 //! records when each target was polled: the evidence comes from the wire, not from the
 //! runtime's own bookkeeping.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,10 +22,8 @@ use opsconductor::server::Core;
 use opsconductor::target::{Schedule, TargetSpec};
 use opsconductor::testing::TestPostgres;
 
-const BIN: &str = env!("CARGO_BIN_EXE_opsconductor");
+use common::{Serving, bundle};
 
-/// The tests\' peers listen on loopback, which the egress policy refuses by default.
-const LOOPBACK_PEERS: &str = "127.0.0.0/8,::1/128";
 const TARGETS: usize = 50;
 const PERIOD: Duration = Duration::from_secs(3);
 const LEASE_SECONDS: u64 = 5;
@@ -35,67 +34,45 @@ const ROUNDS: usize = 4;
 
 type Polls = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
 
-fn bundle(id: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/bundles")
-        .join(id);
-    assert!(
-        dir.join("addon.wasm").exists(),
-        "{} is missing: run `just build-addons` (or `just test`)",
-        dir.display()
-    );
-    dir
-}
-
-/// Kills the process even when an assertion fails.
+/// One node of the cluster: its `serve` process, killed when dropped (so also when an
+/// assertion fails).
 struct Node {
     name: &'static str,
-    child: Child,
-    port: u16,
-    log: PathBuf,
+    serve: Serving,
 }
 
 impl Node {
-    fn start(name: &'static str, database_url: &str, dir: &Path) -> Node {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+    /// Starts a node on `database_url` with a data directory of its own under `dir` and the
+    /// cluster's secrets key; returns once it printed the address it bound.
+    async fn start(name: &'static str, database_url: &str, dir: &Path) -> Node {
         let data = dir.join(name);
         std::fs::create_dir_all(&data).unwrap();
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new(BIN)
-            .env("OPSCONDUCTOR_POLL_ALLOW", LOOPBACK_PEERS)
+        let mut command = common::command(&data);
+        command
             .arg("serve")
+            // The cluster's PostgreSQL database instead of a SQLite file in `data`.
             .env("DATABASE_URL", database_url)
-            .env("OPSCONDUCTOR_LISTEN", format!("127.0.0.1:{port}"))
+            .env("OPSCONDUCTOR_LISTEN", "127.0.0.1:0")
             .env("OPSCONDUCTOR_TRAP_LISTEN", "off")
-            .env("OPSCONDUCTOR_DATA_DIR", &data)
             // The nodes of a cluster share one secrets key.
             .env("OPSCONDUCTOR_SECRETS_KEY_FILE", dir.join("secrets.key"))
             .env("OPSCONDUCTOR_NODE_ID", name)
             .env("OPSCONDUCTOR_POLL_LEASE_SECONDS", LEASE_SECONDS.to_string())
             .env("OPSCONDUCTOR_SCHEDULER_TICK_MS", "100")
-            .env("OPSCONDUCTOR_LOG", "warn")
-            .env_remove("OPSCONDUCTOR_CONFIG")
-            .current_dir(&data)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("the opsconductor binary starts");
-        Node {
-            name,
-            child,
-            port,
-            log,
-        }
+            .env("OPSCONDUCTOR_LOG", "warn");
+        let log = dir.join(format!("{name}.log"));
+        // Waiting for the printed address blocks: on a thread of its own, so that this test's
+        // runtime goes on serving the peer (and the other node starts at the same time).
+        let serve = tokio::task::spawn_blocking(move || Serving::start(command, &log))
+            .await
+            .expect("the node starts");
+        Node { name, serve }
     }
 
     /// Polls of http-json this node ran, from its API.
     async fn polls(&self, http: &reqwest::Client) -> u64 {
         let addons: serde_json::Value = http
-            .get(format!("http://127.0.0.1:{}/api/v1/addons", self.port))
+            .get(format!("http://{}/api/v1/addons", self.serve.addr))
             .send()
             .await
             .unwrap_or_else(|e| panic!("{} API: {e}\n{}", self.name, self.log_text()))
@@ -110,13 +87,13 @@ impl Node {
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.serve.log()
     }
 
     async fn wait_ready(&self, http: &reqwest::Client) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            let url = format!("http://127.0.0.1:{}/health", self.port);
+            let url = format!("http://{}/health", self.serve.addr);
             if http
                 .get(url)
                 .send()
@@ -128,13 +105,6 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("{} did not come up:\n{}", self.name, self.log_text());
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -234,8 +204,10 @@ async fn two_nodes_share_polls_and_survive_a_kill() {
         .default_headers(headers)
         .build()
         .unwrap();
-    let mut a = Node::start("node-a", &pg.url, dir.path());
-    let b = Node::start("node-b", &pg.url, dir.path());
+    let (mut a, b) = tokio::join!(
+        Node::start("node-a", &pg.url, dir.path()),
+        Node::start("node-b", &pg.url, dir.path())
+    );
     a.wait_ready(&http).await;
     b.wait_ready(&http).await;
     let started = Instant::now();
@@ -253,9 +225,8 @@ async fn two_nodes_share_polls_and_survive_a_kill() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    a.child.kill().expect("SIGKILL node-a");
+    a.serve.kill();
     let killed = Instant::now();
-    let _ = a.child.wait();
     // After it: node-b alone polls every target a few times, node-a's once their leases ran out.
     let deadline = Instant::now() + PHASE;
     while !every_target_polled(&polls, ROUNDS, killed + Duration::from_secs(LEASE_SECONDS)) {

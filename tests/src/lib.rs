@@ -7,6 +7,11 @@ pub mod snmpd;
 pub mod sshd;
 pub mod traps;
 
+/// The runtime's, so that the store's tests and these declare their per-database tests alike:
+/// `both_databases!(name, body)` makes `name::sqlite` and `name::postgres`, each calling
+/// `body(Db)`.
+pub use opsconductor::{both_databases, testing::Db};
+
 use std::path::{Path, PathBuf};
 
 use opsconductor::config::Config;
@@ -48,13 +53,6 @@ fn find_bundle(dir: &Path, id: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-/// Which database a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Db {
-    Sqlite,
-    Postgres,
 }
 
 /// A running runtime with its own database, stopped and cleaned up by [`TestRuntime::stop`].
@@ -249,16 +247,27 @@ impl TestRuntime {
             .unwrap_or_else(|| panic!("addon {id} not listed: {addons}"))
     }
 
-    /// Sends a JSON request and returns status and JSON answer.
+    /// Sends a JSON request as the test's administrator and returns status and JSON answer.
     pub async fn send_json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let response = self
-            .http
-            .request(method, self.url(path))
-            .json(body)
-            .send()
+        self.send_json_as(&self.http, method, path, Some(body))
             .await
-            .expect("request sent");
+    }
+
+    /// Like [`TestRuntime::send_json`], with the credential of `client` (see
+    /// [`client_with_bearer`]) and, when `body` is `None`, no body at all.
+    pub async fn send_json_as(
+        &self,
+        client: &reqwest::Client,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -318,25 +327,6 @@ pub fn client_with_bearer(bearer: Option<&str>) -> reqwest::Client {
         .default_headers(headers)
         .build()
         .unwrap()
-}
-
-/// Declares one test per database: `both_databases!(name, async_fn)` makes `name::sqlite`
-/// and `name::postgres`, each calling `async_fn(Db)`.
-#[macro_export]
-macro_rules! both_databases {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$body($crate::Db::Sqlite).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$body($crate::Db::Postgres).await
-            }
-        }
-    };
 }
 
 /// Reads a bundled addon's fixture input, for tests that post real payloads.

@@ -56,10 +56,6 @@ async fn call(rt: &TestRuntime, method: &str, path: &str, body: Option<&str>) ->
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-async fn call_json(rt: &TestRuntime, method: &str, path: &str, body: Value) -> (u16, Value) {
-    call(rt, method, path, Some(&body.to_string())).await
-}
-
 /// The message of a refusal, after checking its status and code.
 fn refusal(answer: &(u16, Value), status: u16, code: &str) -> String {
     assert_eq!(answer.0, status, "{}", answer.1);
@@ -100,13 +96,13 @@ async fn operators_act_on_alerts(db: Db) {
     assert_eq!(alert["status"], "active");
 
     // Acknowledge with a note, then again: the second one is told who has it.
-    let (status, acked) = call_json(
-        &rt,
-        "POST",
-        &format!("/api/v1/alerts/{id}/acknowledge"),
-        json!({"note": "on it"}),
-    )
-    .await;
+    let (status, acked) = rt
+        .send_json(
+            "POST",
+            &format!("/api/v1/alerts/{id}/acknowledge"),
+            &json!({"note": "on it"}),
+        )
+        .await;
     assert_eq!(status, 200, "{acked}");
     assert_eq!(acked["status"], "acknowledged");
     assert_eq!(acked["acknowledged_by"], rt.admin_actor.as_str());
@@ -146,13 +142,13 @@ async fn operators_act_on_alerts(db: Db) {
     .await;
     assert!(refusal(&again, 409, "conflict").contains("not acknowledged"));
 
-    let (status, note) = call_json(
-        &rt,
-        "POST",
-        &format!("/api/v1/alerts/{id}/notes"),
-        json!({"text": "vendor ticket 4711"}),
-    )
-    .await;
+    let (status, note) = rt
+        .send_json(
+            "POST",
+            &format!("/api/v1/alerts/{id}/notes"),
+            &json!({"text": "vendor ticket 4711"}),
+        )
+        .await;
     assert_eq!(status, 201, "{note}");
     assert_eq!(
         (
@@ -169,13 +165,13 @@ async fn operators_act_on_alerts(db: Db) {
         )
     );
 
-    let (status, resolved) = call_json(
-        &rt,
-        "POST",
-        &format!("/api/v1/alerts/{id}/resolve"),
-        json!({"note": "disk replaced"}),
-    )
-    .await;
+    let (status, resolved) = rt
+        .send_json(
+            "POST",
+            &format!("/api/v1/alerts/{id}/resolve"),
+            &json!({"note": "disk replaced"}),
+        )
+        .await;
     assert_eq!(status, 200, "{resolved}");
     assert_eq!(resolved["status"], "resolved");
     assert_eq!(resolved["resolved_by"], rt.admin_actor.as_str());
@@ -342,14 +338,14 @@ async fn bulk_actions(db: Db) {
     .await;
     post(&rt, "resolved", &[("C", "10.0.0.2:9100")]).await;
 
-    let (status, answer) = call_json(
-        &rt,
-        "POST",
-        "/api/v1/alerts/bulk",
-        json!({"ids": [ids[0], ids[1], ids[2], 999_999, ids[3]], "action": "acknowledge",
+    let (status, answer) = rt
+        .send_json(
+            "POST",
+            "/api/v1/alerts/bulk",
+            &json!({"ids": [ids[0], ids[1], ids[2], 999_999, ids[3]], "action": "acknowledge",
                "note": "maintenance crew"}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         (answer["succeeded"].as_u64(), answer["failed"].as_u64()),
@@ -379,13 +375,13 @@ async fn bulk_actions(db: Db) {
         ["created", "acknowledged"]
     );
 
-    let (status, answer) = call_json(
-        &rt,
-        "POST",
-        "/api/v1/alerts/bulk",
-        json!({"ids": ids, "action": "note", "note": "post-mortem on Friday"}),
-    )
-    .await;
+    let (status, answer) = rt
+        .send_json(
+            "POST",
+            "/api/v1/alerts/bulk",
+            &json!({"ids": ids, "action": "note", "note": "post-mortem on Friday"}),
+        )
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["succeeded"], 4, "notes go on resolved alerts too");
 
@@ -425,7 +421,7 @@ async fn bulk_actions(db: Db) {
         ),
     ];
     for (body, message) in cases {
-        let answer = call_json(&rt, "POST", "/api/v1/alerts/bulk", body.clone()).await;
+        let answer = rt.send_json("POST", "/api/v1/alerts/bulk", &body).await;
         let got = refusal(&answer, 422, "invalid");
         assert!(got.starts_with(message), "{body}: {got}");
     }
@@ -541,8 +537,9 @@ fn time_of_day_in(hours: i64) -> String {
 
 async fn silences_suppress_alerts(db: Db) {
     let rt = TestRuntime::start(db, &[bundle("alertmanager")]).await;
-    let (status, silence) =
-        call_json(&rt, "POST", "/api/v1/silences", silence_body("DiskFull")).await;
+    let (status, silence) = rt
+        .send_json("POST", "/api/v1/silences", &silence_body("DiskFull"))
+        .await;
     assert_eq!(status, 201, "{silence}");
     let silence_id = silence["id"].as_i64().unwrap();
     assert_eq!(
@@ -585,13 +582,9 @@ async fn silences_suppress_alerts(db: Db) {
     // Narrowed to another device by PUT: the next occurrence here is active again.
     let mut narrowed = silence_body("DiskFull");
     narrowed["matchers"]["device"] = json!("10.0.0.99");
-    let (status, updated) = call_json(
-        &rt,
-        "PUT",
-        &format!("/api/v1/silences/{silence_id}"),
-        narrowed,
-    )
-    .await;
+    let (status, updated) = rt
+        .send_json("PUT", &format!("/api/v1/silences/{silence_id}"), &narrowed)
+        .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["matchers"]["device"], "10.0.0.99");
     assert_eq!(
@@ -637,7 +630,9 @@ async fn silences_suppress_alerts(db: Db) {
     later_window["recurrence"] = json!({
         "days": every_day, "start": time_of_day_in(2), "end": time_of_day_in(3),
     });
-    let (status, later) = call_json(&rt, "POST", "/api/v1/silences", later_window).await;
+    let (status, later) = rt
+        .send_json("POST", "/api/v1/silences", &later_window)
+        .await;
     assert_eq!(status, 201, "{later}");
     assert_eq!(
         (&later["state"], &later["in_force"]),
@@ -647,7 +642,7 @@ async fn silences_suppress_alerts(db: Db) {
     this_window["recurrence"] = json!({
         "days": every_day, "start": time_of_day_in(-1), "end": time_of_day_in(1),
     });
-    let (status, current) = call_json(&rt, "POST", "/api/v1/silences", this_window).await;
+    let (status, current) = rt.send_json("POST", "/api/v1/silences", &this_window).await;
     assert_eq!(status, 201, "{current}");
     assert_eq!(current["in_force"], true);
     post(
@@ -746,13 +741,15 @@ async fn silences_are_validated(db: Db) {
     for (edit, message) in cases {
         let mut body = silence_body("DiskFull");
         edit(&mut body);
-        let answer = call_json(&rt, "POST", "/api/v1/silences", body.clone()).await;
+        let answer = rt.send_json("POST", "/api/v1/silences", &body).await;
         let got = refusal(&answer, 422, "invalid");
         assert!(got.starts_with(message), "{body}: {got}");
     }
     let answer = call(&rt, "POST", "/api/v1/silences", Some("{")).await;
     assert!(refusal(&answer, 400, "bad_body").starts_with("silence body is not valid JSON"));
-    let answer = call_json(&rt, "PUT", "/api/v1/silences/424242", silence_body("X")).await;
+    let answer = rt
+        .send_json("PUT", "/api/v1/silences/424242", &silence_body("X"))
+        .await;
     assert_eq!(
         refusal(&answer, 404, "not_found"),
         "no silence with id 424242"
@@ -765,16 +762,14 @@ async fn silences_are_validated(db: Db) {
     let answer = rt.get_json("/api/v1/silences?state=snoozed").await;
     assert!(refusal(&answer, 400, "bad_query").starts_with("query parameter `state`"));
     // A refused update changes nothing.
-    let (_, created) = call_json(&rt, "POST", "/api/v1/silences", silence_body("X")).await;
+    let (_, created) = rt
+        .send_json("POST", "/api/v1/silences", &silence_body("X"))
+        .await;
     let mut bad = silence_body("Y");
     bad["comment"] = json!("");
-    let answer = call_json(
-        &rt,
-        "PUT",
-        &format!("/api/v1/silences/{}", created["id"]),
-        bad,
-    )
-    .await;
+    let answer = rt
+        .send_json("PUT", &format!("/api/v1/silences/{}", created["id"]), &bad)
+        .await;
     refusal(&answer, 422, "invalid");
     let (_, got) = rt
         .get_json(&format!("/api/v1/silences/{}", created["id"]))

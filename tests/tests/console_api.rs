@@ -45,23 +45,6 @@ async fn key(rt: &TestRuntime, name: &str, role: Role) -> String {
     key.expose().to_owned()
 }
 
-async fn send(
-    client: &reqwest::Client,
-    rt: &TestRuntime,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = client.request(method, rt.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 fn ids_of(alerts: &Value) -> Vec<i64> {
     alerts
         .as_array()
@@ -224,16 +207,18 @@ async fn open_alerts_facets_and_acting_on_a_filter(db: Db) {
     }
     // A viewer may look but not act, by filter as by ids.
     let viewer = client_with_bearer(Some(&key(&rt, "viewer", Role::Viewer).await));
-    let (status, _) = send(&viewer, &rt, "GET", "/api/v1/alerts/facets", None).await;
+    let (status, _) = rt
+        .send_json_as(&viewer, "GET", "/api/v1/alerts/facets", None)
+        .await;
     assert_eq!(status, 200);
-    let (status, _) = send(
-        &viewer,
-        &rt,
-        "POST",
-        "/api/v1/alerts/bulk",
-        Some(by_filter("", "resolve")),
-    )
-    .await;
+    let (status, _) = rt
+        .send_json_as(
+            &viewer,
+            "POST",
+            "/api/v1/alerts/bulk",
+            Some(&by_filter("", "resolve")),
+        )
+        .await;
     assert_eq!(status, 403);
     let (_, open) = rt.get_json("/api/v1/alerts/open").await;
     assert_eq!(open["alerts"].as_array().unwrap().len(), 2);
@@ -302,57 +287,57 @@ async fn saved_views_belong_to_whoever_saved_them(db: Db) {
     let viewer = client_with_bearer(Some(&key(&rt, "night-shift", Role::Viewer).await));
     let view = |name: &str, query: &str, shared: bool| json!({"name": name, "query": query, "shared": shared});
 
-    let (status, private) = send(
-        &admin,
-        &rt,
-        "POST",
-        "/api/v1/views",
-        Some(view("Critical", "q=severity%3Dcritical", false)),
-    )
-    .await;
+    let (status, private) = rt
+        .send_json_as(
+            &admin,
+            "POST",
+            "/api/v1/views",
+            Some(&view("Critical", "q=severity%3Dcritical", false)),
+        )
+        .await;
     assert_eq!(status, 201, "{private}");
     assert_eq!(private["owner"], rt.admin_actor.as_str());
-    let (status, shared) = send(
-        &viewer,
-        &rt,
-        "POST",
-        "/api/v1/views",
-        Some(view("Core", "q=device%3D~core.*&group=device", true)),
-    )
-    .await;
+    let (status, shared) = rt
+        .send_json_as(
+            &viewer,
+            "POST",
+            "/api/v1/views",
+            Some(&view("Core", "q=device%3D~core.*&group=device", true)),
+        )
+        .await;
     assert_eq!(status, 201, "{shared}");
     assert_eq!(shared["owner"], "key:night-shift");
-    let (status, taken) = send(
-        &admin,
-        &rt,
-        "POST",
-        "/api/v1/views",
-        Some(view("Critical", "q=", true)),
-    )
-    .await;
+    let (status, taken) = rt
+        .send_json_as(
+            &admin,
+            "POST",
+            "/api/v1/views",
+            Some(&view("Critical", "q=", true)),
+        )
+        .await;
     assert_eq!(status, 409, "{taken}");
     // Another owner may use the same name.
-    let (status, _) = send(
-        &viewer,
-        &rt,
-        "POST",
-        "/api/v1/views",
-        Some(view("Critical", "q=", false)),
-    )
-    .await;
+    let (status, _) = rt
+        .send_json_as(
+            &viewer,
+            "POST",
+            "/api/v1/views",
+            Some(&view("Critical", "q=", false)),
+        )
+        .await;
     assert_eq!(status, 201);
-    let (status, bad) = send(
-        &viewer,
-        &rt,
-        "POST",
-        "/api/v1/views",
-        Some(view(" ", "q=", false)),
-    )
-    .await;
+    let (status, bad) = rt
+        .send_json_as(
+            &viewer,
+            "POST",
+            "/api/v1/views",
+            Some(&view(" ", "q=", false)),
+        )
+        .await;
     assert_eq!(status, 422, "{bad}");
 
     let names = async |client: &reqwest::Client| {
-        let (status, list) = send(client, &rt, "GET", "/api/v1/views", None).await;
+        let (status, list) = rt.send_json_as(client, "GET", "/api/v1/views", None).await;
         assert_eq!(status, 200, "{list}");
         list["items"]
             .as_array()
@@ -382,9 +367,9 @@ async fn saved_views_belong_to_whoever_saved_them(db: Db) {
 
     // The administrator cannot delete the viewer's view, shared or not; the viewer can.
     let path = format!("/api/v1/views/{}", shared["id"]);
-    let (status, _) = send(&admin, &rt, "DELETE", &path, None).await;
+    let (status, _) = rt.send_json_as(&admin, "DELETE", &path, None).await;
     assert_eq!(status, 404);
-    let (status, _) = send(&viewer, &rt, "DELETE", &path, None).await;
+    let (status, _) = rt.send_json_as(&viewer, "DELETE", &path, None).await;
     assert_eq!(status, 204);
     assert_eq!(names(&admin).await, [format!("{admin_actor}/Critical")]);
     rt.stop().await;

@@ -9,24 +9,6 @@ use opsconductor::egress::EgressPolicy;
 use opsconductor_tests::{Db, TestRuntime, bundle, client_with_bearer};
 use serde_json::{Value, json};
 
-async fn send(
-    client: &reqwest::Client,
-    rt: &TestRuntime,
-    method: &str,
-    path: &str,
-    body: Value,
-) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let response = client
-        .request(method, rt.url(path))
-        .json(&body)
-        .send()
-        .await
-        .expect("request sent");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// An API key with `role`, made by the test's administrator.
 async fn key_with_role(rt: &TestRuntime, role: &str) -> reqwest::Client {
     let (status, key) = rt
@@ -83,15 +65,17 @@ async fn an_operator_cannot_send_an_admin_credential_to_an_address_of_its_choosi
     let attacker_addr = attacker.local_addr().unwrap().to_string();
 
     // The attack: a target at the operator's own host, polled every second with core-ssh.
-    let (status, answer) = send(
-        &operator,
-        &rt,
-        "POST",
-        "/api/v1/targets",
-        json!({"name": "mine", "address": attacker_addr, "addon_id": "linux-ssh",
+    let (status, answer) = rt
+        .send_json_as(
+            &operator,
+            "POST",
+            "/api/v1/targets",
+            Some(
+                &json!({"name": "mine", "address": attacker_addr, "addon_id": "linux-ssh",
                "schedule": {"interval_seconds": 1}, "credentials": "core-ssh"}),
-    )
-    .await;
+            ),
+        )
+        .await;
     assert_eq!(status, 403, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("manage_credentials"), "{message}");
@@ -100,26 +84,22 @@ async fn an_operator_cannot_send_an_admin_credential_to_an_address_of_its_choosi
     assert_eq!(targets, json!([]), "the refused target was created");
 
     // Operators still manage targets without credentials.
-    let (status, own) = send(
-        &operator,
-        &rt,
-        "POST",
-        "/api/v1/targets",
-        json!({"name": "status-page", "address": "http://192.0.2.20", "addon_id": "http-json",
-               "enabled": false, "config": {"path": "health"}}),
-    )
+    let (status, own) = rt.send_json_as(&operator, "POST", "/api/v1/targets", Some(&json!({"name": "status-page", "address": "http://192.0.2.20", "addon_id": "http-json",
+               "enabled": false, "config": {"path": "health"}})))
     .await;
     assert_eq!(status, 201, "{own}");
     // ... but cannot add a credential to one.
-    let (status, answer) = send(
-        &operator,
-        &rt,
-        "PUT",
-        &format!("/api/v1/targets/{}", own["id"]),
-        json!({"name": "status-page", "address": attacker_addr, "addon_id": "linux-ssh",
+    let (status, answer) = rt
+        .send_json_as(
+            &operator,
+            "PUT",
+            &format!("/api/v1/targets/{}", own["id"]),
+            Some(
+                &json!({"name": "status-page", "address": attacker_addr, "addon_id": "linux-ssh",
                "enabled": true, "credentials": "core-ssh"}),
-    )
-    .await;
+            ),
+        )
+        .await;
     assert_eq!(status, 403, "{answer}");
 
     // A credentialed target the administrator made: the operator may change its schedule and
@@ -138,32 +118,32 @@ async fn an_operator_cannot_send_an_admin_credential_to_an_address_of_its_choosi
         json!({"name": "core-1", "address": address, "addon_id": addon, "enabled": false,
                "schedule": {"interval_seconds": 120}, "credentials": "core-ssh"})
     };
-    let (status, answer) = send(
-        &operator,
-        &rt,
-        "PUT",
-        &path,
-        spec(&attacker_addr, "linux-ssh"),
-    )
-    .await;
+    let (status, answer) = rt
+        .send_json_as(
+            &operator,
+            "PUT",
+            &path,
+            Some(&spec(&attacker_addr, "linux-ssh")),
+        )
+        .await;
     assert_eq!(status, 403, "{answer}");
-    let (status, answer) = send(
-        &operator,
-        &rt,
-        "PUT",
-        &path,
-        spec("192.0.2.10:22", "http-json"),
-    )
-    .await;
+    let (status, answer) = rt
+        .send_json_as(
+            &operator,
+            "PUT",
+            &path,
+            Some(&spec("192.0.2.10:22", "http-json")),
+        )
+        .await;
     assert_eq!(status, 403, "{answer}");
-    let (status, answer) = send(
-        &operator,
-        &rt,
-        "PUT",
-        &path,
-        spec("192.0.2.10:22", "linux-ssh"),
-    )
-    .await;
+    let (status, answer) = rt
+        .send_json_as(
+            &operator,
+            "PUT",
+            &path,
+            Some(&spec("192.0.2.10:22", "linux-ssh")),
+        )
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["schedule"]["interval_seconds"], 120, "{answer}");
     let (_, stored) = rt.get_json(&path).await;
@@ -417,15 +397,11 @@ async fn refusals_are_audited_and_integrations_cannot_silence() {
     let rt = TestRuntime::start(Db::Sqlite, &[]).await;
     let viewer = key_with_role(&rt, "viewer").await;
     let service = key_with_role(&rt, "service").await;
-    let (status, _) = send(&viewer, &rt, "GET", "/api/v1/users", Value::Null).await;
+    let (status, _) = rt
+        .send_json_as(&viewer, "GET", "/api/v1/users", Some(&Value::Null))
+        .await;
     assert_eq!(status, 403);
-    let (status, answer) = send(
-        &service,
-        &rt,
-        "POST",
-        "/api/v1/silences",
-        json!({"matchers": {"severity": ["critical"]}, "ends_at": "2099-01-01T00:00:00Z", "comment": "hide it all"}),
-    )
+    let (status, answer) = rt.send_json_as(&service, "POST", "/api/v1/silences", Some(&json!({"matchers": {"severity": ["critical"]}, "ends_at": "2099-01-01T00:00:00Z", "comment": "hide it all"})))
     .await;
     assert_eq!(status, 403, "{answer}");
     assert!(
@@ -466,14 +442,14 @@ async fn made_up_refresh_tokens_never_wait_for_the_writer() {
     let mut statuses = std::collections::BTreeMap::new();
     for i in 0..70 {
         let token = format!("ocr_{:0>43}", i);
-        let (status, answer) = send(
-            &anonymous,
-            &rt,
-            "POST",
-            "/api/v1/auth/refresh",
-            json!({"refresh_token": token}),
-        )
-        .await;
+        let (status, answer) = rt
+            .send_json_as(
+                &anonymous,
+                "POST",
+                "/api/v1/auth/refresh",
+                Some(&json!({"refresh_token": token})),
+            )
+            .await;
         if status == 401 {
             assert!(
                 answer["error"]["message"]
@@ -519,38 +495,45 @@ async fn nobody_can_lock_admin_out_from_elsewhere() {
         .unwrap();
     let login = |password: &str| json!({"username": "admin", "password": password});
     for _ in 0..10 {
-        let (status, _) = send(&attacker, &rt, "POST", "/api/v1/auth/login", login("guess")).await;
+        let (status, _) = rt
+            .send_json_as(
+                &attacker,
+                "POST",
+                "/api/v1/auth/login",
+                Some(&login("guess")),
+            )
+            .await;
         assert_eq!(status, 401);
     }
-    let (status, answer) = send(
-        &attacker,
-        &rt,
-        "POST",
-        "/api/v1/auth/login",
-        login(&password),
-    )
-    .await;
+    let (status, answer) = rt
+        .send_json_as(
+            &attacker,
+            "POST",
+            "/api/v1/auth/login",
+            Some(&login(&password)),
+        )
+        .await;
     assert_eq!(status, 429, "{answer}");
-    let (status, answer) = send(
-        &client_with_bearer(None),
-        &rt,
-        "POST",
-        "/api/v1/auth/login",
-        login(&password),
-    )
-    .await;
+    let (status, answer) = rt
+        .send_json_as(
+            &client_with_bearer(None),
+            "POST",
+            "/api/v1/auth/login",
+            Some(&login(&password)),
+        )
+        .await;
     assert_eq!(status, 200, "admin is locked out: {answer}");
 
     // A login body is small; a large one is not read.
     let huge = json!({"username": "admin", "password": "x".repeat(10_000)});
-    let (status, _) = send(
-        &client_with_bearer(None),
-        &rt,
-        "POST",
-        "/api/v1/auth/login",
-        huge,
-    )
-    .await;
+    let (status, _) = rt
+        .send_json_as(
+            &client_with_bearer(None),
+            "POST",
+            "/api/v1/auth/login",
+            Some(&huge),
+        )
+        .await;
     assert_eq!(status, 413);
     rt.stop().await;
 }

@@ -11,7 +11,7 @@ use super::*;
 use crate::alert::{
     ActionOutcome, AlertAction, AlertFilter, AlertStatus, ClearAlert, NewAlert, Severity,
 };
-use crate::testing::{TestPostgres, sqlite_url};
+use crate::testing::{Db, TestPostgres, sqlite_url};
 
 /// What a case gets: a connected store, and the URL it came from for cases that open a second
 /// store on the same database.
@@ -61,23 +61,25 @@ where
     pg.drop().await;
 }
 
-/// Declares, for each case function, a module with a `sqlite` and a `postgres` test running it
-/// (so `cargo test store::tests::<case>` runs both). Multi-threaded runtimes, so that the
-/// concurrency cases really run tasks in parallel.
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::on_sqlite(super::$case).await
-            }
+/// Connects a store on `db` and runs `case` on it: the runner of [`on_both!`].
+async fn on_database<F, Fut>(db: Db, case: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    match db {
+        Db::Sqlite => on_sqlite(case).await,
+        Db::Postgres => on_postgres(case).await,
+    }
+}
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::on_postgres(super::$case).await
-            }
-        }
-    )*};
+/// `on_both!(case, ...)`: each case on both databases through [`on_database`] (see
+/// [`crate::both_databases!`]), so `cargo test store::tests::<case>` runs both. The case files
+/// under `tests/` use it too.
+macro_rules! on_both {
+    ($($case:ident),+ $(,)?) => {
+        crate::both_databases!(via on_database; $($case),+);
+    };
 }
 
 on_both!(
