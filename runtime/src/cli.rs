@@ -25,7 +25,7 @@ pub use addon::AddonCommand;
 pub use auth::{ApiKeyCommand, AuthCommand};
 pub use credential::{CredentialCommand, CredentialFlags};
 pub use secrets::SecretsCommand;
-pub use snmp::{CommunityCommand, SnmpCommand, UserCommand};
+pub use snmp::{CommunityCommand, SnmpCommand, UsmUserCommand};
 pub use target::{ScheduleArgs, TargetCommand};
 pub use user::AccountCommand;
 

@@ -531,7 +531,7 @@ pub async fn run(job: PollJob<'_>) -> PollOutcome {
         Err(e) => return PollOutcome::failed(e.to_string()),
     };
     let started_at = Utc::now().timestamp_millis();
-    let wit_target = event::Target {
+    let wit_target = event::AddonTarget {
         id: target.id.to_string(),
         name: target.name.clone(),
         address: target.address.clone(),
@@ -618,7 +618,7 @@ pub async fn fetch_once(
     let started_at = Utc::now().timestamp_millis();
     let fetched = fetch_declared(&io, &spec.fetch, target).await;
     Ok(PollResult {
-        target: event::Target {
+        target: event::AddonTarget {
             id: target.id.to_string(),
             name: target.name.clone(),
             address: target.address.clone(),

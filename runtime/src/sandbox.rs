@@ -24,7 +24,7 @@ use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::alert::ReportedAlert;
-use crate::event::{RawEvent, Target};
+use crate::event::{AddonTarget, RawEvent};
 use crate::manifest::{Capabilities, WORLD_V0_1, WORLD_V0_2};
 use bindings::{v0_1, v0_2};
 use host::HostContext;
@@ -561,7 +561,7 @@ impl AddonComponent {
     /// of wall-clock time (I/O included) and the usual CPU budget (I/O excluded).
     pub async fn poll(
         &self,
-        target: Target,
+        target: AddonTarget,
         io: Arc<dyn GuestIo>,
         timeout_ms: u32,
     ) -> Result<Vec<ReportedAlert>, CallError> {

@@ -35,7 +35,7 @@ pub enum StartError {
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
-    EngineId(#[from] trap::engine::EngineIdError),
+    EngineId(#[from] trap::local_engine::EngineIdError),
     #[error(transparent)]
     Credentials(#[from] trap::credentials::CredentialError),
     #[error(transparent)]
@@ -161,8 +161,9 @@ impl Server {
         let trap_addr = traps.as_ref().map(UdpSocket::local_addr).transpose()?;
         if let Some(socket) = traps {
             let engine = crate::snmp::LocalEngine::new(
-                trap::engine::engine_id(&core.store, config.snmp_engine_id.as_deref()).await?,
-                trap::engine::next_boots(&core.store)
+                trap::local_engine::engine_id(&core.store, config.snmp_engine_id.as_deref())
+                    .await?,
+                trap::local_engine::next_boots(&core.store)
                     .await
                     .map_err(store_err)?,
             );

@@ -14,8 +14,10 @@ pub enum SnmpCommand {
     #[command(subcommand)]
     Community(CommunityCommand),
     /// Manages SNMPv3 (USM) users accepted for traps and informs.
-    #[command(subcommand)]
-    User(UserCommand),
+    // A USM user is an SNMP sender's credentials, not a person (`opsconductor user`): the
+    // command stays `snmp user`, the code says which user it means.
+    #[command(subcommand, name = "user")]
+    UsmUser(UsmUserCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,7 +36,7 @@ pub enum CommunityCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum UserCommand {
+pub enum UsmUserCommand {
     /// Adds or replaces a user. Passwords are turned into keys (RFC 3414) and not stored.
     Add {
         name: String,
@@ -57,7 +59,7 @@ pub enum UserCommand {
 }
 
 pub(super) async fn snmp_command(cmd: SnmpCommand, config: &Config) -> anyhow::Result<()> {
-    use crate::inbound::trap::{credentials, engine};
+    use crate::inbound::trap::{credentials, local_engine};
     use crate::store::StoreError;
 
     let store = crate::server::connect_store(config).await?;
@@ -69,7 +71,7 @@ pub(super) async fn snmp_command(cmd: SnmpCommand, config: &Config) -> anyhow::R
     };
     match cmd {
         SnmpCommand::EngineId => {
-            let id = engine::engine_id(&store, config.snmp_engine_id.as_deref()).await?;
+            let id = local_engine::engine_id(&store, config.snmp_engine_id.as_deref()).await?;
             println!("0x{}", hex::encode(id));
         }
         SnmpCommand::Community(CommunityCommand::Add { label, community }) => {
@@ -88,7 +90,7 @@ pub(super) async fn snmp_command(cmd: SnmpCommand, config: &Config) -> anyhow::R
                 .map_err(not_found(format!("community labelled `{label}`")))?;
             println!("community `{label}` removed");
         }
-        SnmpCommand::User(UserCommand::Add {
+        SnmpCommand::UsmUser(UsmUserCommand::Add {
             name,
             auth,
             auth_password,
@@ -117,7 +119,7 @@ pub(super) async fn snmp_command(cmd: SnmpCommand, config: &Config) -> anyhow::R
             store.snmp_set_user(&record).await?;
             println!("user `{name}` saved");
         }
-        SnmpCommand::User(UserCommand::List) => {
+        SnmpCommand::UsmUser(UsmUserCommand::List) => {
             for u in store.snmp_users().await? {
                 println!(
                     "{:<32} auth={:<8} priv={}",
@@ -127,7 +129,7 @@ pub(super) async fn snmp_command(cmd: SnmpCommand, config: &Config) -> anyhow::R
                 );
             }
         }
-        SnmpCommand::User(UserCommand::Remove { name }) => {
+        SnmpCommand::UsmUser(UsmUserCommand::Remove { name }) => {
             store
                 .snmp_remove_user(&name)
                 .await

@@ -8,7 +8,7 @@ use super::output::{print_secret_once, print_table, time_text};
 use crate::auth::{Actor, Role, Secret};
 use crate::config::Config;
 
-/// `user` commands. (Not `UserCommand`: that is `snmp user`.)
+/// `user` commands. (`UsmUserCommand` is `snmp user`.)
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
     /// Adds a user who signs in with a password. Without --password-env, a password is

@@ -10,7 +10,7 @@
 //! or refused by its addon), so a sender whose inform was dropped or not stored retries it.
 
 pub mod credentials;
-pub mod engine;
+pub mod local_engine;
 pub mod replay;
 
 use std::collections::VecDeque;

@@ -68,8 +68,8 @@ impl From<v0_2::opsconductor::addon::host::LogLevel> for LogLevel {
     }
 }
 
-impl From<event::Target> for wit::Target {
-    fn from(t: event::Target) -> Self {
+impl From<event::AddonTarget> for wit::Target {
+    fn from(t: event::AddonTarget) -> Self {
         wit::Target {
             id: t.id,
             name: t.name,

@@ -65,8 +65,10 @@ pub struct WebhookRequest {
     pub source: String,
 }
 
+/// A target as addons see it: what a poll is about, never its credentials (the stored
+/// target, with its schedule and credential, is the runtime's `target::Target`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct AddonTarget {
     pub id: String,
     pub name: String,
     pub address: String,
@@ -104,7 +106,7 @@ pub struct Fetched {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollResult {
-    pub target: Target,
+    pub target: AddonTarget,
     /// Milliseconds since the Unix epoch.
     pub started_at: i64,
     pub fetched: Vec<Fetched>,

@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use crate::alert::{AlertAction, ReportedAlert};
 use crate::engine::{AlertRules, evaluate};
 use crate::event::{
-    Fetched, FetchedData, HttpResponse, PollResult, RawEvent, SnmpTrap, SnmpV1Header, SnmpValue,
-    SnmpVersion, SshOutput, Target, Varbind, WebhookRequest,
+    AddonTarget, Fetched, FetchedData, HttpResponse, PollResult, RawEvent, SnmpTrap, SnmpV1Header,
+    SnmpValue, SnmpVersion, SshOutput, Varbind, WebhookRequest,
 };
 use crate::manifest::{Manifest, Method, PollMode, parse_oid};
 
@@ -348,7 +348,7 @@ pub fn poll_from_json(bytes: &[u8]) -> Result<PollResult, String> {
         });
     }
     Ok(PollResult {
-        target: Target {
+        target: AddonTarget {
             id: p.target.id,
             name: p.target.name,
             address: p.target.address,
@@ -737,7 +737,7 @@ mod tests {
         let p = poll_from_json(POLL.as_bytes()).unwrap();
         assert_eq!(
             p.target,
-            Target {
+            AddonTarget {
                 id: "7".into(),
                 name: "core-sw-1".into(),
                 address: "192.0.2.10".into(),
