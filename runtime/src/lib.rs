@@ -20,6 +20,7 @@ pub mod events;
 pub mod filter;
 pub mod fixtures;
 pub mod http_server;
+pub mod identity;
 pub mod inbound;
 pub mod ingest;
 pub mod poll;

@@ -8,14 +8,14 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::json;
 
-use super::password::{self, verify_dummy};
-use super::secret::{Secret, random_bytes, random_token, sha256_hex};
-use super::token::{AccessClaims, CLOCK_LEEWAY, ISSUER, KeyRing, SigningKey, TokenRejection};
-use super::{
-    API_KEY_PREFIX, Actor, AuthConfig, AuthError, BOOTSTRAP_ADMIN, ClientInfo, Principal,
-    REFRESH_TOKEN_PREFIX, Role, action, check_api_key_name, normalize_username,
-};
+use super::{AuthConfig, AuthError, BOOTSTRAP_ADMIN, check_api_key_name, normalize_username};
 use crate::directory::{DirectoryError, LdapConfig};
+use crate::identity::{
+    API_KEY_PREFIX, AccessClaims, Actor, CLOCK_LEEWAY, ClientInfo, ISSUER, KeyRing, Principal,
+    REFRESH_TOKEN_PREFIX, Role, Secret, SigningKey, TokenRejection, action, check_policy,
+    dummy_hash, generate_password, hash_password, random_bytes, random_token, sha256_hex,
+    verify_dummy, verify_password,
+};
 use crate::store::{
     ApiKeyInfo, AuditOutcome, AuditRecord, DIRECTORY_SOURCE, NewApiKey, NewSession, RefreshOutcome,
     SessionAuth, SessionFilter, SessionInfo, Store, StoreError, User,
@@ -117,7 +117,7 @@ async fn blocking<T: Send + 'static>(
 
 async fn hash(password: &Secret) -> Result<String, AuthError> {
     let password = password.clone();
-    Ok(blocking(move || password::hash_password(password.expose())).await??)
+    Ok(blocking(move || hash_password(password.expose())).await??)
 }
 
 /// Why a session (or its user) no longer authenticates at `now`, if it does not.
@@ -229,7 +229,7 @@ impl Auth {
         // Made now, off the async threads, so that the first failed login does not pay for it
         // (which would tell that its user does not exist).
         blocking(|| {
-            password::dummy_hash();
+            dummy_hash();
         })
         .await?;
         Ok(Auth {
@@ -293,8 +293,7 @@ impl Auth {
         let (user, failure) = match found {
             Some(credentials) => match credentials.password_hash {
                 Some(hash) => {
-                    let matches =
-                        blocking(move || password::verify_password(&password, &hash)).await?;
+                    let matches = blocking(move || verify_password(&password, &hash)).await?;
                     // Disabled is checked after the password, so that it costs the same.
                     let failure = if !matches {
                         Some("wrong password")
@@ -757,10 +756,10 @@ impl Auth {
     ) -> Result<(Secret, bool), AuthError> {
         match password {
             Some(password) => {
-                password::check_policy(password.expose())?;
+                check_policy(password.expose())?;
                 Ok((password.clone(), false))
             }
-            None => Ok((password::generate_password(), true)),
+            None => Ok((generate_password(), true)),
         }
     }
 
@@ -771,7 +770,7 @@ impl Auth {
         if self.store().count_users().await? > 0 {
             return Ok(None);
         }
-        let password = password::generate_password();
+        let password = generate_password();
         let hash = hash(&password).await?;
         let created = self
             .store()

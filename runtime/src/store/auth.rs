@@ -20,7 +20,7 @@ use sqlx::types::Json;
 
 use super::{Context, Store, StoreError, begin_write, ts};
 use crate::alert::UnknownVariant;
-use crate::auth::{Actor, Role, SigningKey, action};
+use crate::identity::{Actor, Role, SigningKey, action};
 
 /// The columns of [`UserRow`] (a macro so that it can be `concat!`ed into the lock queries).
 macro_rules! user_columns {
