@@ -83,7 +83,8 @@ impl Auth {
     }
 
     /// Changes role, disabled and password together, all or nothing (see
-    /// [`Store::change_user`]). `password`: `Some(None)` generates one, returned once.
+    /// [`Store::change_user`](crate::store::Store::change_user)). `password`: `Some(None)`
+    /// generates one, returned once.
     pub async fn update_user(
         &self,
         username: &str,
