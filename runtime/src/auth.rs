@@ -1,74 +1,34 @@
-//! Authentication and authorization: users with argon2id passwords, sessions holding rotating
-//! refresh tokens, short-lived JWT access tokens, API keys, roles and their permissions, and the
-//! audit trail of all of it.
+//! Authentication: logins with argon2id passwords (or through the directory), sessions holding
+//! rotating refresh tokens, short-lived JWT access tokens, API keys and signing-key rotation,
+//! with the audit trail of all of it.
 //!
-//! - [`Role`] and [`Permission`] (`auth/role.rs`): the one table of who may do what.
-//! - `auth/password.rs`, `auth/token.rs`, `auth/secret.rs`: hashing, token signing and
-//!   verification over a [`KeyRing`], secrets in memory. Pure: no database, no I/O.
-//! - [`Auth`] (`auth/service.rs`): logins, refresh, logout, bearer verification, users, API
-//!   keys and signing-key rotation over the [`Store`](crate::store::Store), which holds the
-//!   state (and writes the audit entry of every change in the same transaction).
+//! - [`Auth`] (`auth/service.rs` and `auth/service/`): logins, refresh, logout, bearer
+//!   verification, users, API keys and signing-key rotation over the
+//!   [`Store`](crate::store::Store), which holds the state (and writes the audit entry of every
+//!   change in the same transaction).
+//! - The pure parts — roles and permissions, password hashing, tokens over a key ring, secrets,
+//!   actors and principals, the audit actions — live in [`crate::identity`], below the store
+//!   that records them, and are re-exported here under the names callers have always used.
 //!
 //! Nothing here checks permissions on behalf of a caller: [`Principal::can`] answers, and the
 //! HTTP layer asks it for every route.
 
-use std::net::IpAddr;
-
 use chrono::Duration;
-use serde::Serialize;
 
+pub use crate::identity::{
+    API_KEY_PREFIX, AccessClaims, Actor, CLOCK_LEEWAY, ClientInfo, ISSUER, KeyRing,
+    MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, MIN_SIGNING_KEY_BYTES, PasswordError, Permission,
+    Principal, REFRESH_TOKEN_PREFIX, Role, Secret, SigningKey, TokenRejection, action,
+    check_policy, generate_password, hash_password, token_kid, verify_password,
+};
 use crate::store::StoreError;
 
-mod password;
-mod role;
-mod secret;
 mod service;
-mod token;
 
-pub use password::{
-    MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, PasswordError, check_policy, generate_password,
-    hash_password, verify_password,
-};
-pub use role::{Permission, Role};
-pub use secret::Secret;
 pub use service::{Auth, TokenPair};
-pub use token::{
-    AccessClaims, CLOCK_LEEWAY, ISSUER, KeyRing, MIN_SIGNING_KEY_BYTES, SigningKey, TokenRejection,
-    token_kid,
-};
-
-/// What API keys start with, so that a bearer value is told apart from a JWT (which starts
-/// with `eyJ`) without parsing, and so that secret scanners can spot leaked keys.
-pub const API_KEY_PREFIX: &str = "oc_";
-
-/// What refresh tokens start with.
-pub const REFRESH_TOKEN_PREFIX: &str = "ocr_";
 
 /// The username [`Auth::bootstrap_admin`] creates.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
-
-/// The `action` of the audit entries this module writes. Other modules add their own, in the
-/// same `noun.verb` form.
-pub mod action {
-    /// A password login; outcome `success` or `failure` (the reason is in `after`).
-    pub const LOGIN: &str = "auth.login";
-    /// A session ended by its own user.
-    pub const LOGOUT: &str = "auth.logout";
-    /// A refresh token presented a second time; the session is revoked.
-    pub const REFRESH_REUSE: &str = "auth.refresh_reuse";
-    /// A session revoked by someone (an administrator, or its user from another session).
-    pub const SESSION_REVOKE: &str = "session.revoke";
-    pub const USER_CREATE: &str = "user.create";
-    pub const USER_DISABLE: &str = "user.disable";
-    pub const USER_ENABLE: &str = "user.enable";
-    pub const USER_SET_ROLE: &str = "user.set_role";
-    pub const USER_SET_PASSWORD: &str = "user.set_password";
-    pub const API_KEY_CREATE: &str = "api_key.create";
-    pub const API_KEY_REVOKE: &str = "api_key.revoke";
-    /// The first signing key, generated on first start.
-    pub const SIGNING_KEY_CREATE: &str = "signing_key.create";
-    pub const SIGNING_KEY_ROTATE: &str = "signing_key.rotate";
-}
 
 /// Token lifetimes and where the signing key comes from (see [`crate::config::Config::auth`]).
 #[derive(Debug, Clone)]
@@ -90,84 +50,6 @@ impl Default for AuthConfig {
             access_token_ttl: Duration::minutes(15),
             refresh_token_ttl: Duration::days(30),
             session_lifetime: Duration::days(90),
-        }
-    }
-}
-
-/// Where a request came from, as recorded on sessions and in the audit log.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientInfo {
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-}
-
-/// Who did something, as the audit log records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    /// `user:alice`, `key:ci-bot`, `cli:root`, `system` or `anonymous`.
-    pub name: String,
-    pub role: Option<Role>,
-    pub source_ip: Option<IpAddr>,
-}
-
-impl Actor {
-    /// The runtime itself (first-start key generation, the bootstrap administrator).
-    pub fn system() -> Actor {
-        Actor {
-            name: "system".to_owned(),
-            role: None,
-            source_ip: None,
-        }
-    }
-
-    /// Someone at the command line, who has the database in hand and so every power; named by
-    /// their login (`$USER`) when the environment says.
-    pub fn cli() -> Actor {
-        let name = match std::env::var("USER") {
-            Ok(user) if !user.is_empty() => format!("cli:{user}"),
-            _ => "cli".to_owned(),
-        };
-        Actor {
-            name,
-            role: None,
-            source_ip: None,
-        }
-    }
-
-    /// Someone not (yet) authenticated: a login attempt, a refresh token presented.
-    pub fn anonymous(source_ip: Option<IpAddr>) -> Actor {
-        Actor {
-            name: "anonymous".to_owned(),
-            role: None,
-            source_ip,
-        }
-    }
-}
-
-/// An authenticated caller: a user through a session's access token, or an API key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct Principal {
-    /// `user:<username>` or `key:<key name>`.
-    pub actor: String,
-    /// The role the store holds now (a changed role takes effect at the next request).
-    pub role: Role,
-    pub user_id: Option<i64>,
-    pub api_key_id: Option<i64>,
-    pub session_id: Option<String>,
-}
-
-impl Principal {
-    /// Whether this caller may do `permission`.
-    pub fn can(&self, permission: Permission) -> bool {
-        self.role.allows(permission)
-    }
-
-    /// This caller as the audit log names it, for a request from `source_ip`.
-    pub fn actor(&self, source_ip: Option<IpAddr>) -> Actor {
-        Actor {
-            name: self.actor.clone(),
-            role: Some(self.role),
-            source_ip,
         }
     }
 }
@@ -297,21 +179,5 @@ mod tests {
             err,
             "API key name `ci bot` contains ` `, which is not allowed"
         );
-    }
-
-    #[test]
-    fn principals_answer_with_their_role() {
-        let viewer = Principal {
-            actor: "user:vera".to_owned(),
-            role: Role::Viewer,
-            user_id: Some(3),
-            api_key_id: None,
-            session_id: Some("s".to_owned()),
-        };
-        assert!(viewer.can(Permission::Read));
-        assert!(!viewer.can(Permission::ActOnAlerts));
-        let actor = viewer.actor(Some("192.0.2.7".parse().unwrap()));
-        assert_eq!(actor.name, "user:vera");
-        assert_eq!(actor.role, Some(Role::Viewer));
     }
 }

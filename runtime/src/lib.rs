@@ -21,6 +21,7 @@ pub mod filter;
 pub mod fixtures;
 pub mod generation;
 pub mod http_server;
+pub mod identity;
 pub mod inbound;
 pub mod ingest;
 pub mod poll;

@@ -1,5 +1,6 @@
-//! The store: the only module that contains SQL. Alerts, addons, addon state, targets and
-//! settings, on SQLite (the embedded default) or PostgreSQL (production, several nodes), with
+//! The store: the only module that contains SQL. Alerts, addons, addon state, targets,
+//! settings, and the state of authentication (users, sessions, API keys, signing keys, the
+//! audit log), on SQLite (the embedded default) or PostgreSQL (production, several nodes), with
 //! the same behaviour on both.
 //!
 //! Queries are written once in the SQL both databases accept (`$1` placeholders, `ON CONFLICT`,
@@ -24,6 +25,9 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Pool, Transaction};
+
+use crate::alert::UnknownVariant;
+use crate::identity::Role;
 
 /// Runs `$body` with `$pool` bound to the pool that serves `read`s or `write`s on the active
 /// backend. The body is expanded once per backend, so it must compile against both: that is
@@ -57,15 +61,20 @@ macro_rules! with_pool {
 
 mod addons;
 mod alerts;
-mod auth;
+mod api_keys;
+mod audit;
 mod events;
+mod filter_query;
 mod schedule;
 mod secrets;
+mod sessions;
+mod signing_keys;
 mod silences;
 mod snmp;
 mod targets;
 #[cfg(test)]
 mod tests;
+mod users;
 mod views;
 
 pub use addons::{
@@ -76,16 +85,15 @@ pub use alerts::{
     AlertChange, AlertEvent, AlertEventKind, AlertOp, AlertSearch, HistoryPage, LIST_LIMIT_DEFAULT,
     LIST_LIMIT_MAX, MAX_NOTE_LEN, check_note,
 };
-pub use auth::{
-    ApiKeyInfo, AuditEntry, AuditFilter, AuditOutcome, AuditRecord, DIRECTORY_SOURCE, NewApiKey,
-    NewSession, RefreshOutcome, SessionAuth, SessionFilter, SessionInfo, User, UserChange,
-    UserCredentials,
-};
+pub use api_keys::{ApiKeyInfo, NewApiKey};
+pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditRecord};
 pub use events::{EVENTS_CHANNEL, EventListener};
 pub use schedule::{ClaimedPoll, PinnedHostKey, PollRecord};
+pub use sessions::{NewSession, RefreshOutcome, SessionAuth, SessionFilter, SessionInfo};
 pub use silences::SilenceFilter;
 pub use snmp::{ReplayRead, SnmpCommunity, SnmpUserRecord};
 pub use targets::TargetFilter;
+pub use users::{DIRECTORY_SOURCE, User, UserChange, UserCredentials};
 pub use views::{MAX_VIEW_NAME_LEN, MAX_VIEW_QUERY_LEN, NewView, SavedView};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -302,6 +310,14 @@ fn now() -> DateTime<Utc> {
 /// A timestamp from a caller, truncated as [`now`] explains.
 fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
+}
+
+/// A role as stored (users, API keys, audit entries), or [`StoreError::Corrupt`] naming whose
+/// it is.
+fn parse_role(value: &str, whose: impl fmt::Display) -> Result<Role, StoreError> {
+    value
+        .parse()
+        .map_err(|e: UnknownVariant| StoreError::Corrupt(format!("{whose}: {e}")))
 }
 
 /// A handle on the database. Cheap to clone: it holds connection pools.

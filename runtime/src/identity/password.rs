@@ -80,8 +80,8 @@ pub fn verify_dummy(password: &str) {
 }
 
 /// A hash of a random password, made once per process with the current parameters so that
-/// verifying against it costs what verifying a real hash costs. [`super::Auth::new`] makes it
-/// before the first login, so that no login pays for it.
+/// verifying against it costs what verifying a real hash costs. [`crate::auth::Auth::new`]
+/// makes it before the first login, so that no login pays for it.
 pub(crate) fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {

@@ -7,7 +7,7 @@
 //!
 //! Expiry is checked here against a caller-given `now`, not by `jsonwebtoken` against the
 //! system clock, so that the rules are testable without waiting and use the same clock as the
-//! rest of [`super::Auth`].
+//! rest of [`crate::auth::Auth`].
 
 use std::fmt;
 
