@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::filter_query::{Bind, bind_all, build_query};
+use super::filter_query::{Bind, bind_all, build_query, clamp_limit};
 use super::{Context, Store, StoreError, parse_role, ts};
 use crate::alert::UnknownVariant;
 use crate::identity::{Actor, Role};
@@ -230,16 +230,12 @@ impl Store {
         if let Some(before) = filter.before_id {
             conditions.push(("id < ?", Bind::Int(before)));
         }
-        let limit = match filter.limit {
-            0 => super::LIST_LIMIT_DEFAULT,
-            n => n.min(super::LIST_LIMIT_MAX),
-        };
         let (sql, binds) = build_query(
             "SELECT id, at, actor, role, source_ip, action, target, before_state, after_state, \
                  outcome FROM audit_log",
             conditions,
             "ORDER BY id DESC LIMIT ?",
-            vec![Bind::Int(i64::from(limit))],
+            vec![Bind::Int(i64::from(clamp_limit(filter.limit)))],
         );
         let rows: Vec<AuditRow> = with_pool!(self, read, |pool| {
             bind_all!(sqlx::query_as(&sql), binds)

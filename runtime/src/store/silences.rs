@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
+use super::filter_query::{Bind, bind_all, build_query, clamp_limit};
 use super::{BUMP_GENERATION_SQL, Context, Store, StoreError, begin_write, now, ts};
 use crate::silence::{Recurrence, Silence, SilenceMatchers, SilenceSpec, SilenceState};
 
@@ -256,39 +257,27 @@ impl Store {
 
     /// Silences matching `filter`, newest first.
     pub async fn list_silences(&self, filter: &SilenceFilter) -> Result<Vec<Silence>, StoreError> {
-        // Only the conditions used, each with the parameters it needs, numbered in order.
-        let (state, uses_at) = match filter.state {
-            None => (None, false),
-            Some(SilenceState::Pending) => (Some("starts_at > $1"), true),
-            Some(SilenceState::Active) => (Some("starts_at <= $1 AND ends_at > $1"), true),
-            Some(SilenceState::Expired) => (Some("ends_at <= $1"), true),
+        let state = match filter.state {
+            None => None,
+            Some(SilenceState::Pending) => Some("starts_at > ?"),
+            Some(SilenceState::Active) => Some("starts_at <= ? AND ends_at > ?"),
+            Some(SilenceState::Expired) => Some("ends_at <= ?"),
         };
-        let mut conditions: Vec<String> = state.map(str::to_owned).into_iter().collect();
-        let mut next = if uses_at { 2 } else { 1 };
-        if filter.before_id.is_some() {
-            conditions.push(format!("id < ${next}"));
-            next += 1;
+        let mut conditions: Vec<_> = state
+            .map(|condition| (condition, Bind::Time(ts(filter.at))))
+            .into_iter()
+            .collect();
+        if let Some(before) = filter.before_id {
+            conditions.push(("id < ?", Bind::Int(before)));
         }
-        let mut sql = format!("SELECT {SILENCE_COLUMNS} FROM silences");
-        if !conditions.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conditions.join(" AND "));
-        }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${next}"));
-        let limit = match filter.limit {
-            0 => super::LIST_LIMIT_DEFAULT,
-            n => n.min(super::LIST_LIMIT_MAX),
-        };
+        let (sql, binds) = build_query(
+            &format!("SELECT {SILENCE_COLUMNS} FROM silences"),
+            conditions,
+            "ORDER BY id DESC LIMIT ?",
+            vec![Bind::Int(i64::from(clamp_limit(filter.limit)))],
+        );
         let rows: Vec<SilenceRow> = with_pool!(self, read, |pool| {
-            let mut query = sqlx::query_as(&sql);
-            if uses_at {
-                query = query.bind(ts(filter.at));
-            }
-            if let Some(before) = filter.before_id {
-                query = query.bind(before);
-            }
-            query
-                .bind(i64::from(limit))
+            bind_all!(sqlx::query_as(&sql), binds)
                 .fetch_all(pool)
                 .await
                 .context("listing silences")?

@@ -5,11 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Map;
 
-use super::{
-    ALERT_COLUMNS, AlertEvent, AlertEventKind, AlertRow, EventRow, LIST_LIMIT_DEFAULT,
-    LIST_LIMIT_MAX,
-};
+use super::{ALERT_COLUMNS, AlertEvent, AlertEventKind, AlertRow, EventRow};
 use crate::alert::{AlertFilter, AlertStatus, StoredAlert};
+use crate::store::filter_query::{Bind, bind_all, build_query, clamp_limit};
 use crate::store::{Context, Store, StoreError, ts};
 
 /// The columns of [`EventRow`].
@@ -40,13 +38,6 @@ pub struct AlertSearch {
     pub text: Option<String>,
 }
 
-/// A value bound to a dynamically built query.
-enum Bind {
-    Text(String),
-    Int(i64),
-    Time(DateTime<Utc>),
-}
-
 /// `text` as a LIKE pattern matching it anywhere, with LIKE's wildcards (and the escape
 /// character) escaped so that they match themselves.
 fn contains_pattern(text: &str) -> String {
@@ -62,74 +53,48 @@ fn contains_pattern(text: &str) -> String {
     pattern
 }
 
-/// Builds the list query with only the conditions the filter uses, rather than one static text
-/// with `($1 IS NULL OR status = $1)` terms: each combination then gets its own (cached) plan
-/// that can use the matching index, which a generic plan over optional terms cannot.
+/// Builds the list query with only the conditions the filter uses (see [`build_query`]).
 fn list_query(search: &AlertSearch) -> (String, Vec<Bind>) {
     let filter = &search.filter;
     let mut conditions = Vec::new();
-    let mut binds = Vec::new();
-    let mut add = |binds: &mut Vec<Bind>, bind: Bind, condition: &dyn Fn(usize) -> String| {
-        binds.push(bind);
-        conditions.push(condition(binds.len()));
-    };
     if let Some(status) = filter.status {
-        add(&mut binds, Bind::Text(status.as_str().to_owned()), &|n| {
-            format!("status = ${n}")
-        });
+        conditions.push(("status = ?", Bind::Text(status.as_str().to_owned())));
     }
     if let Some(severity) = filter.severity {
-        add(&mut binds, Bind::Text(severity.as_str().to_owned()), &|n| {
-            format!("severity = ${n}")
-        });
+        conditions.push(("severity = ?", Bind::Text(severity.as_str().to_owned())));
     }
     if let Some(addon_id) = &filter.addon_id {
-        add(&mut binds, Bind::Text(addon_id.clone()), &|n| {
-            format!("addon_id = ${n}")
-        });
+        conditions.push(("addon_id = ?", Bind::Text(addon_id.clone())));
     }
     if let Some(device) = &filter.device {
-        add(&mut binds, Bind::Text(device.clone()), &|n| {
-            format!("(device_ip = ${n} OR device_name = ${n})")
-        });
+        conditions.push((
+            "(device_ip = ? OR device_name = ?)",
+            Bind::Text(device.clone()),
+        ));
     }
     if let Some(since) = search.since {
-        add(&mut binds, Bind::Time(ts(since)), &|n| {
-            format!("last_seen_at >= ${n}")
-        });
+        conditions.push(("last_seen_at >= ?", Bind::Time(ts(since))));
     }
     if let Some(until) = search.until {
-        add(&mut binds, Bind::Time(ts(until)), &|n| {
-            format!("last_seen_at < ${n}")
-        });
+        conditions.push(("last_seen_at < ?", Bind::Time(ts(until))));
     }
     if let Some(text) = &search.text {
         // LOWER on both sides rather than ILIKE (PostgreSQL only) or SQLite's LIKE (which
         // already ignores ASCII case, unlike PostgreSQL's), so that both databases agree.
-        add(&mut binds, Bind::Text(contains_pattern(text)), &|n| {
-            format!("(LOWER(title) LIKE ${n} ESCAPE '\\' OR LOWER(message) LIKE ${n} ESCAPE '\\')")
-        });
+        conditions.push((
+            "(LOWER(title) LIKE ? ESCAPE '\\' OR LOWER(message) LIKE ? ESCAPE '\\')",
+            Bind::Text(contains_pattern(text)),
+        ));
     }
     if let Some(before_id) = filter.before_id {
-        add(&mut binds, Bind::Int(before_id), &|n| format!("id < ${n}"));
+        conditions.push(("id < ?", Bind::Int(before_id)));
     }
-    binds.push(Bind::Int(i64::from(clamp_limit(filter.limit))));
-    let mut sql = format!("SELECT {ALERT_COLUMNS} FROM alerts");
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", binds.len()));
-    (sql, binds)
-}
-
-/// A page size as the store serves it: 0 means [`LIST_LIMIT_DEFAULT`], and at most
-/// [`LIST_LIMIT_MAX`].
-fn clamp_limit(limit: u32) -> u32 {
-    match limit {
-        0 => LIST_LIMIT_DEFAULT,
-        n => n.min(LIST_LIMIT_MAX),
-    }
+    build_query(
+        &format!("SELECT {ALERT_COLUMNS} FROM alerts"),
+        conditions,
+        "ORDER BY id DESC LIMIT ?",
+        vec![Bind::Int(i64::from(clamp_limit(filter.limit)))],
+    )
 }
 
 /// The history entries an alert's row implies but that were not recorded: its creation, when
@@ -164,7 +129,8 @@ fn derived_resolved(alert: &StoredAlert) -> Option<AlertEvent> {
 
 impl Store {
     /// Alerts matching `filter`, newest first; see [`AlertFilter`] for paging. The limit is
-    /// clamped to 1..=[`LIST_LIMIT_MAX`], and 0 means [`LIST_LIMIT_DEFAULT`].
+    /// clamped to 1..=[`LIST_LIMIT_MAX`](super::LIST_LIMIT_MAX), and 0 means
+    /// [`LIST_LIMIT_DEFAULT`](super::LIST_LIMIT_DEFAULT).
     pub async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<StoredAlert>, StoreError> {
         self.search_alerts(&AlertSearch {
             filter: filter.clone(),
@@ -180,15 +146,10 @@ impl Store {
     ) -> Result<Vec<StoredAlert>, StoreError> {
         let (sql, binds) = list_query(search);
         let rows: Vec<AlertRow> = with_pool!(self, read, |pool| {
-            let mut query = sqlx::query_as(&sql);
-            for bind in binds {
-                query = match bind {
-                    Bind::Text(text) => query.bind(text),
-                    Bind::Int(int) => query.bind(int),
-                    Bind::Time(time) => query.bind(time),
-                };
-            }
-            query.fetch_all(pool).await.context("listing alerts")?
+            bind_all!(sqlx::query_as(&sql), binds)
+                .fetch_all(pool)
+                .await
+                .context("listing alerts")?
         });
         rows.into_iter().map(StoredAlert::try_from).collect()
     }
