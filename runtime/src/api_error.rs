@@ -4,9 +4,47 @@
 //! it without depending on the router.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+/// The API's `WWW-Authenticate` challenge (RFC 6750), sent with every 401 of the guard and of
+/// the WebSocket upgrade.
+pub const API_CHALLENGE: &str = "Bearer realm=\"opsconductor\"";
+
+/// The bearer value of the one `Authorization` header, if there is one: `Bearer <value>`, the
+/// scheme in any case, the value trimmed. A header that is there but is not that (another
+/// scheme, no value, not ASCII, or given twice) is refused with the reason — which never
+/// repeats the header's value, as it may be a credential.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("more than one Authorization header");
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| "the Authorization header is not ASCII")?;
+    match value.trim().split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err("the Authorization header must be `Bearer <token>`"),
+    }
+}
+
+/// `response` with the `WWW-Authenticate` challenge a 401 must carry.
+pub fn with_challenge(mut response: Response, challenge: &'static str) -> Response {
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    response
+}
 
 /// An error answer. `message` is written for the client; internal detail goes to the log only.
 #[derive(Debug)]
@@ -88,5 +126,46 @@ impl IntoResponse for ApiError {
             internal: self.internal,
         });
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_headers_are_parsed_and_malformed_ones_refused() {
+        let headers = |values: &[&str]| {
+            let mut map = HeaderMap::new();
+            for v in values {
+                map.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            }
+            map
+        };
+        let bearer = |values: &[&str]| bearer_token(&headers(values)).map(|b| b.map(str::to_owned));
+        assert_eq!(bearer(&[]), Ok(None));
+        assert_eq!(bearer(&["Bearer oc_abc"]), Ok(Some("oc_abc".to_owned())));
+        assert_eq!(
+            bearer(&["bearer  eyJ.x.y "]),
+            Ok(Some("eyJ.x.y".to_owned()))
+        );
+        for bad in [
+            &["Basic dXNlcjpwYXNz"][..],
+            &["Bearer"],
+            &["Bearer "],
+            &["Bearer a", "Bearer b"],
+        ] {
+            let refusal = bearer(bad).unwrap_err();
+            assert!(!refusal.contains("dXNlcjpwYXNz"), "{refusal}");
+        }
+        let mut not_ascii = HeaderMap::new();
+        not_ascii.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
+        );
+        assert_eq!(
+            bearer_token(&not_ascii),
+            Err("the Authorization header is not ASCII")
+        );
     }
 }

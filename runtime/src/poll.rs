@@ -382,6 +382,7 @@ impl TargetIo {
                 &presented.key_type,
                 &presented.public_key,
                 &presented.fingerprint,
+                Utc::now(),
             )
             .await
             .map_err(|e| PollError::Failed(format!("pinning the host key: {e}")))?;

@@ -444,26 +444,29 @@ pub async fn install_bundle(
         previous.is_none_or(|row| row.wasm_sha256 != wasm_sha256 || row.manifest != manifest_json);
     if changed {
         store
-            .upsert_addon(&AddonRecord {
-                id: manifest.id.clone(),
-                name: manifest.name.clone(),
-                version: manifest.version.clone(),
-                methods: manifest
-                    .methods
-                    .iter()
-                    .map(|m| {
-                        serde_json::to_value(m)
-                            .expect("method serialises")
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_owned()
-                    })
-                    .collect(),
-                manifest: manifest_json,
-                wasm,
-                wasm_sha256: wasm_sha256.clone(),
-                enabled,
-            })
+            .upsert_addon(
+                &AddonRecord {
+                    id: manifest.id.clone(),
+                    name: manifest.name.clone(),
+                    version: manifest.version.clone(),
+                    methods: manifest
+                        .methods
+                        .iter()
+                        .map(|m| {
+                            serde_json::to_value(m)
+                                .expect("method serialises")
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned()
+                        })
+                        .collect(),
+                    manifest: manifest_json,
+                    wasm,
+                    wasm_sha256: wasm_sha256.clone(),
+                    enabled,
+                },
+                chrono::Utc::now(),
+            )
             .await?;
     }
     Ok(InstallReport {
@@ -478,7 +481,7 @@ pub async fn install_bundle(
 /// Enables or disables an installed addon; running servers pick it up on their next poll.
 pub async fn set_enabled(store: &Store, id: &str, enabled: bool) -> Result<(), RegistryError> {
     store
-        .set_addon_enabled(id, enabled)
+        .set_addon_enabled(id, enabled, chrono::Utc::now())
         .await
         .map_err(|e| match e {
             StoreError::NotFound => RegistryError::UnknownAddon(id.to_owned()),

@@ -13,8 +13,8 @@ use tracing::info;
 
 use crate::api::webhook::WebhookCounters;
 use crate::api::{AppState, app};
+use crate::bus::{BusConfig, EventBus};
 use crate::config::Config;
-use crate::events::{BusConfig, EventBus};
 use crate::inbound::trap::{self, TrapListenerView};
 use crate::registry::{Registry, RegistryError};
 use crate::sandbox::{HostServices, Sandbox, SandboxError};

@@ -300,14 +300,10 @@ const BUMP_GENERATION_SQL: &str = "INSERT INTO system_settings (key, value, upda
      SET value = CAST(CAST(system_settings.value AS BIGINT) + 1 AS TEXT), \
          updated_at = excluded.updated_at";
 
-/// The current time as the store records it. Truncated to microseconds because that is what
-/// PostgreSQL keeps: SQLite then stores the same instant, and a value read back equals the
-/// value written on both backends.
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
-/// A timestamp from a caller, truncated as [`now`] explains.
+/// A timestamp from a caller as the store records it. Every method that records a time takes
+/// it as `now` (so tests choose it and never sleep to tell two writes apart). Truncated to
+/// microseconds because that is what PostgreSQL keeps: SQLite then stores the same instant,
+/// and a value read back equals the value written on both backends.
 fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
 }
@@ -453,7 +449,12 @@ impl Store {
     }
 
     /// Sets a setting, creating or replacing it.
-    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub async fn set_setting(
+        &self,
+        key: &str,
+        value: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         with_pool!(self, write, |pool| {
             sqlx::query(
                 "INSERT INTO system_settings (key, value, updated_at) VALUES ($1, $2, $3) \
@@ -462,7 +463,7 @@ impl Store {
             )
             .bind(key)
             .bind(value)
-            .bind(now())
+            .bind(ts(now))
             .execute(pool)
             .await
             .context("writing a setting")?;

@@ -6,6 +6,8 @@
 //! print it or return it through the API by accident. What may be shown is
 //! [`CredentialSecret::public`].
 
+mod input;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -14,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::snmp::{AuthProtocol, PrivProtocol, UsmUser};
+
+pub use input::CredentialInput;
 
 /// When a target is polled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

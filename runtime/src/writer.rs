@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::alert::{ActionOutcome, AlertAction};
-use crate::events::EventBus;
+use crate::bus::EventBus;
 use crate::silence::{self, Silence};
 use crate::store::{Store, StoreError};
 
@@ -405,16 +405,19 @@ mod tests {
         .await
         .unwrap();
         store
-            .upsert_addon(&AddonRecord {
-                id: "a".into(),
-                name: "a".into(),
-                version: "0.1.0".into(),
-                methods: vec!["webhook".into()],
-                manifest: serde_json::json!({}),
-                wasm: Vec::new(),
-                wasm_sha256: String::new(),
-                enabled: true,
-            })
+            .upsert_addon(
+                &AddonRecord {
+                    id: "a".into(),
+                    name: "a".into(),
+                    version: "0.1.0".into(),
+                    methods: vec!["webhook".into()],
+                    manifest: serde_json::json!({}),
+                    wasm: Vec::new(),
+                    wasm_sha256: String::new(),
+                    enabled: true,
+                },
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
         (dir, store)
@@ -533,6 +536,7 @@ mod tests {
                     comment: "test".into(),
                 },
                 "test",
+                chrono::Utc::now(),
             )
             .await
             .unwrap();
@@ -557,7 +561,10 @@ mod tests {
             AlertStatus::Suppressed
         );
 
-        store.delete_silence(silence.id).await.unwrap();
+        store
+            .delete_silence(silence.id, chrono::Utc::now())
+            .await
+            .unwrap();
         let (results, _) = run_queued(&store, vec![vec![raise("a", "w")]], 100).await;
         assert_eq!(
             status(&results[0].as_ref().unwrap()[0]).await,

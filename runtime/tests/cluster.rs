@@ -174,7 +174,7 @@ async fn two_nodes_share_polls_and_survive_a_kill() {
                 credentials: None,
             };
             core.store
-                .create_target(&spec, 60)
+                .create_target(&spec, 60, chrono::Utc::now())
                 .await
                 .expect("target created");
         }

@@ -794,7 +794,10 @@ async fn silences_made_elsewhere_are_picked_up(db: Db) {
         "comment": "rack move",
     }))
     .unwrap();
-    let silence = elsewhere.create_silence(spec, "user:cli").await.unwrap();
+    let silence = elsewhere
+        .create_silence(spec, "user:cli", chrono::Utc::now())
+        .await
+        .unwrap();
     rt.wait_for("the writer to load the silence", 30, async |rt| {
         let held = rt.server.state().writer.silences().current();
         held.iter().any(|s| s.id == silence.id).then_some(())
@@ -803,7 +806,10 @@ async fn silences_made_elsewhere_are_picked_up(db: Db) {
     post(&rt, "firing", &[("DiskFull", "10.0.0.7:9100")]).await;
     assert_eq!(open_alert(&rt, "DiskFull").await["status"], "suppressed");
 
-    elsewhere.delete_silence(silence.id).await.unwrap();
+    elsewhere
+        .delete_silence(silence.id, chrono::Utc::now())
+        .await
+        .unwrap();
     rt.wait_for("the writer to drop the silence", 30, async |rt| {
         rt.server
             .state()

@@ -128,7 +128,12 @@ async fn operators_work_alerts_live() {
     let rt = TestRuntime::start_with(
         Db::Sqlite,
         &[bundle("alertmanager"), bundle("if-mib")],
-        async |store| store.snmp_set_community("test", "public").await.unwrap(),
+        async |store| {
+            store
+                .snmp_set_community("test", "public", chrono::Utc::now())
+                .await
+                .unwrap()
+        },
     )
     .await;
     user(&rt, "olive", Role::Operator).await;

@@ -266,7 +266,11 @@ async fn snmp_interface_down_and_up_over_v3_and_v2c() {
     let rt = TestRuntime::start_with(Db::Sqlite, &[bundle("snmp-interface")], async |store| {
         let user = snmpd::SHA_AES.usm();
         store
-            .set_credential("lab-v3", &CredentialSecret::SnmpUsm { user })
+            .set_credential(
+                "lab-v3",
+                &CredentialSecret::SnmpUsm { user },
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
         store
@@ -275,6 +279,7 @@ async fn snmp_interface_down_and_up_over_v3_and_v2c() {
                 &CredentialSecret::SnmpCommunity {
                     community: snmpd::COMMUNITY.into(),
                 },
+                chrono::Utc::now(),
             )
             .await
             .unwrap();
@@ -349,6 +354,7 @@ async fn linux_ssh_polls_and_refuses_a_changed_host_key() {
                     private_key: key.pem.clone(),
                     passphrase: None,
                 },
+                chrono::Utc::now(),
             )
             .await
             .unwrap();

@@ -182,7 +182,12 @@ async fn spinning_guests_do_not_stall_the_host() {
             bundle("if-mib"),
             chaos_dir.path().join("chaos"),
         ],
-        async |store| store.snmp_set_community("test", "public").await.unwrap(),
+        async |store| {
+            store
+                .snmp_set_community("test", "public", chrono::Utc::now())
+                .await
+                .unwrap()
+        },
     )
     .await;
     let chaos_addon = rt.server.state().registry.get("chaos").unwrap();

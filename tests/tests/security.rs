@@ -702,8 +702,11 @@ async fn no_secret_is_stored_in_clear(db: Db) {
     .unwrap();
     let ku: Vec<Vec<u8>> = vec![usm.auth_key.clone().unwrap(), usm.priv_key.clone().unwrap()];
     let rt = TestRuntime::start_with(db, &[bundle("alertmanager")], async |store| {
-        store.snmp_set_community("lab", COMMUNITY).await.unwrap();
-        store.snmp_set_user(&usm).await.unwrap();
+        store
+            .snmp_set_community("lab", COMMUNITY, chrono::Utc::now())
+            .await
+            .unwrap();
+        store.snmp_set_user(&usm, chrono::Utc::now()).await.unwrap();
     })
     .await;
     set_credential(

@@ -53,7 +53,10 @@ fn args(list: &[&str]) -> Vec<String> {
 
 async fn start() -> TestRuntime {
     TestRuntime::start_with(Db::Sqlite, &[bundle("if-mib")], async |store| {
-        store.snmp_set_community("test", "public").await.unwrap();
+        store
+            .snmp_set_community("test", "public", chrono::Utc::now())
+            .await
+            .unwrap();
         for (name, auth, privacy) in [
             ("authonly", Some("sha"), None),
             ("shaaes", Some("sha"), Some("aes")),
@@ -66,7 +69,10 @@ async fn start() -> TestRuntime {
                 privacy.map(|p| (p.parse().unwrap(), PRIV_PASSWORD)),
             )
             .unwrap();
-            store.snmp_set_user(&record).await.unwrap();
+            store
+                .snmp_set_user(&record, chrono::Utc::now())
+                .await
+                .unwrap();
         }
     })
     .await
@@ -376,7 +382,10 @@ async fn replayed_v3_traps_are_counted_and_dropped(db: Db) {
             None,
         )
         .unwrap();
-        store.snmp_set_user(&record).await.unwrap();
+        store
+            .snmp_set_user(&record, chrono::Utc::now())
+            .await
+            .unwrap();
     })
     .await;
     let capture = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

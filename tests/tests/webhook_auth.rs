@@ -473,7 +473,11 @@ async fn unusable_settings_fail_closed(db: Db) {
     rt.server
         .state()
         .store
-        .set_addon_settings(ADDON, &json!({"webhook": {"auth": {"mode": "hmac"}}}))
+        .set_addon_settings(
+            ADDON,
+            &json!({"webhook": {"auth": {"mode": "hmac"}}}),
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let refused = rt

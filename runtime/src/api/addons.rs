@@ -178,7 +178,7 @@ pub(super) async fn put_addon_settings(
         .map_err(|e| invalid(format!("addon settings {e}")))?;
     state
         .store
-        .set_addon_settings(&id, &settings.stored())
+        .set_addon_settings(&id, &settings.stored(), chrono::Utc::now())
         .await
         .map_err(|e| match e {
             StoreError::NotFound => no_addon(&id),

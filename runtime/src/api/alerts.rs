@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, AppState, DEFAULT_PAGE, MAX_PAGE};
+use super::{ApiError, AppState, MAX_PAGE, page_limit};
 use crate::alert::{AlertFilter, AlertStatus, Severity, StoredAlert};
 use crate::filter::{Facets, Filter};
 use crate::store::{AlertEvent, AlertOp, AlertSearch, HistoryPage, StoreError, check_note};
@@ -96,16 +96,6 @@ fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
                 "query parameter `{name}`: `{value}` is not an RFC 3339 time ({e})"
             ))
         })
-}
-
-fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(bad_query(format!(
-            "query parameter `limit`: must be between 1 and {MAX_PAGE}"
-        )));
-    }
-    Ok(limit)
 }
 
 /// Maps the store's refusals of an action on alert `id` to their statuses.
@@ -292,7 +282,7 @@ async fn act(
     let note = note("action", "note", body.note)?;
     let change = state
         .store
-        .act_on_alert(id, op, &actor(&extensions), note.as_deref())
+        .act_on_alert(id, op, &actor(&extensions), note.as_deref(), Utc::now())
         .await
         .map_err(|e| refused(e, id))?;
     publish(&state, op, &[id]);
@@ -303,7 +293,7 @@ async fn act(
 /// resolution, `alert_updated` for an acknowledgement or its withdrawal. A note changes only
 /// the alert's history, which is not an event.
 fn publish(state: &AppState, op: AlertOp, ids: &[i64]) {
-    use crate::events::{AlertChangeKind, ChangedAlert};
+    use crate::bus::{AlertChangeKind, ChangedAlert};
     let kind = match op {
         AlertOp::Resolve => AlertChangeKind::Resolved,
         AlertOp::Acknowledge | AlertOp::Unacknowledge => AlertChangeKind::Updated,
@@ -369,7 +359,13 @@ pub(super) async fn add_note(
     let text = note("note", "text", Some(body.text))?;
     state
         .store
-        .act_on_alert(id, AlertOp::Note, &actor(&extensions), text.as_deref())
+        .act_on_alert(
+            id,
+            AlertOp::Note,
+            &actor(&extensions),
+            text.as_deref(),
+            Utc::now(),
+        )
         .await
         .map(|change| (StatusCode::CREATED, Json(change.event)))
         .map_err(|e| refused(e, id))
@@ -509,7 +505,7 @@ pub(super) async fn bulk(
     for chunk in ids.chunks(MAX_BULK_IDS) {
         let outcomes = state
             .store
-            .act_on_alerts(chunk, body.action, &actor, note.as_deref())
+            .act_on_alerts(chunk, body.action, &actor, note.as_deref(), Utc::now())
             .await
             .map_err(|e| match e {
                 StoreError::Invalid(m) => invalid(m),

@@ -190,7 +190,7 @@ fn session_filter(query: &SessionQuery, user_id: Option<i64>) -> SessionFilter {
 fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query
         .map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+        .map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
 }
 
 /// `GET /api/v1/auth/sessions`: the caller's own sessions (an API key has none).
@@ -478,19 +478,13 @@ pub(super) async fn audit_log(
     q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let q = query(q)?;
-    let limit = q.limit.unwrap_or(super::DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit must be 1..={MAX_PAGE}"),
-        ));
-    }
+    let limit = super::page_limit(q.limit)?;
     let outcome = q
         .outcome
         .as_deref()
         .map(str::parse::<AuditOutcome>)
         .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?;
     let items = state
         .store
         .audit_log(&AuditFilter {

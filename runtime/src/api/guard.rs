@@ -18,6 +18,7 @@ use serde_json::Value;
 use tracing::error;
 
 use super::{Access, ApiError, AppState, Audit};
+use crate::api_error::{API_CHALLENGE, bearer_token, with_challenge};
 use crate::auth::{AuthError, ClientInfo, Permission, Principal};
 use crate::store::{AuditOutcome, AuditRecord};
 
@@ -144,39 +145,14 @@ fn client_info(headers: &HeaderMap, ip: Option<IpAddr>) -> ClientInfo {
     }
 }
 
-/// The bearer value of `Authorization`, if the header is there; an error when it is there but
-/// is not a bearer credential.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| unauthorized("the Authorization header is not ASCII"))?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(Some(token.trim()))
-        }
-        _ => Err(unauthorized(
-            "the Authorization header must be `Bearer <access token or API key>`",
-        )),
-    }
-}
-
 /// 401, with the `WWW-Authenticate` challenge RFC 6750 asks for.
 pub fn unauthorized(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-fn with_challenge(error: ApiError) -> Response {
-    let mut response = error.into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"opsconductor\""),
-    );
-    response
+/// A 401 with the API's challenge.
+pub(crate) fn challenged(error: ApiError) -> Response {
+    with_challenge(error.into_response(), API_CHALLENGE)
 }
 
 /// 429 with `Retry-After`.
@@ -235,17 +211,17 @@ pub async fn authorize(State(guard): State<Guard>, mut request: Request, next: N
         Access::Requires(permission) => Some(permission),
     };
 
-    let principal = match bearer(request.headers()) {
+    let principal = match bearer_token(request.headers()) {
         Ok(Some(token)) => match state.auth.verify(token).await {
             Ok(principal) => principal,
-            Err(e) => return with_challenge(auth_failure(e)),
+            Err(e) => return challenged(auth_failure(e)),
         },
         Ok(None) => {
-            return with_challenge(unauthorized(
+            return challenged(unauthorized(
                 "authentication required: send `Authorization: Bearer <access token or API key>`",
             ));
         }
-        Err(e) => return with_challenge(e),
+        Err(refusal) => return challenged(unauthorized(refusal)),
     };
     if let Err(retry) = state.limits.check_api(&principal.actor) {
         return too_many(

@@ -15,7 +15,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::alerts::{actor, created, invalid, parse_body};
-use super::{ApiError, AppState, DEFAULT_PAGE, MAX_PAGE};
+use super::{ApiError, AppState, MAX_PAGE, page_limit};
 use crate::alert::StoredAlert;
 use crate::silence::{Silence, SilenceMatchers, SilenceSpec, SilenceState};
 use crate::store::{SilenceFilter, StoreError};
@@ -93,13 +93,7 @@ pub(super) async fn list_silences(
         .map(|s| s.parse::<SilenceState>())
         .transpose()
         .map_err(|e| ApiError::bad_request("bad_query", format!("query parameter `state`: {e}")))?;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            format!("query parameter `limit`: must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(q.limit)?;
     let filter = SilenceFilter {
         state: silence_state,
         at: Utc::now(),
@@ -125,7 +119,7 @@ pub(super) async fn create_silence(
     let spec: SilenceSpec = parse_body("silence", &body)?;
     let silence = state
         .store
-        .create_silence(spec, &actor(&extensions))
+        .create_silence(spec, &actor(&extensions), Utc::now())
         .await
         .map_err(|e| refused(e, None))?;
     reload(&state).await;
@@ -159,7 +153,7 @@ pub(super) async fn update_silence(
     let spec: SilenceSpec = parse_body("silence", &body)?;
     let silence = state
         .store
-        .update_silence(id, spec)
+        .update_silence(id, spec, Utc::now())
         .await
         .map_err(|e| refused(e, Some(id)))?;
     reload(&state).await;
@@ -175,7 +169,7 @@ pub(super) async fn delete_silence(
     let id = parse_id(&id)?;
     state
         .store
-        .delete_silence(id)
+        .delete_silence(id, Utc::now())
         .await
         .map_err(|e| refused(e, Some(id)))?;
     reload(&state).await;

@@ -169,7 +169,7 @@ pub(super) async fn put_setting(
         .get_setting(&key)
         .await?
         .map(|v| serde_json::from_str(&v).unwrap_or(Value::String(v)));
-    state.store.set_setting(&key, &text).await?;
+    state.store.set_setting(&key, &text, Utc::now()).await?;
     let audit = AuditDetail::target(format!("setting:{key}"))
         .before(&before)
         .after(&body.value);

@@ -55,6 +55,7 @@ pub(super) async fn create_view(
                 query: body.query,
                 shared: body.shared,
             },
+            chrono::Utc::now(),
         )
         .await
         .map_err(|e| match e {

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::alert::ActionOutcome;
 use crate::api::AppState;
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, with_challenge};
 use crate::event::{RawEvent, WebhookRequest};
 use crate::ingest::{IngestError, ingest};
 use crate::manifest::BodyFormat;
@@ -127,13 +127,10 @@ impl IntoResponse for WebhookError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if let Some(challenge) = self.challenge {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+        match self.challenge {
+            Some(challenge) => with_challenge(response, challenge),
+            None => response,
         }
-        response
     }
 }
 

@@ -199,7 +199,7 @@ pub enum RollbackError {
 /// Puts back the version the addon's last upgrade replaced; running servers load it when the
 /// addon generation moves.
 pub async fn rollback(store: &Store, id: &str) -> Result<AddonRollback, RollbackError> {
-    match store.rollback_addon(id).await {
+    match store.rollback_addon(id, chrono::Utc::now()).await {
         Ok(Some(done)) => Ok(done),
         Ok(None) => Err(RollbackError::NoPreviousVersion(id.to_owned())),
         Err(StoreError::NotFound) => Err(RollbackError::UnknownAddon(id.to_owned())),

@@ -255,7 +255,7 @@ async fn webhook_auth_command(
     let settings =
         AddonSettings::from_stored(&document).map_err(|e| anyhow::anyhow!("addon settings {e}"))?;
     store
-        .set_addon_settings(id, &settings.stored())
+        .set_addon_settings(id, &settings.stored(), chrono::Utc::now())
         .await
         .with_context(|| format!("cannot store the settings of addon `{id}`"))?;
     println!("{:#}", settings.public());

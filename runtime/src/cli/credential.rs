@@ -7,9 +7,9 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use super::output::print_table;
-use crate::api::targets::CredentialInput;
 use crate::config::Config;
 use crate::target::CREDENTIAL_KINDS;
+use crate::target::CredentialInput;
 
 #[derive(Debug, Subcommand)]
 pub enum CredentialCommand {
@@ -220,7 +220,9 @@ pub(super) async fn credential_command(
                 .into_input(&kind)?
                 .into_secret()
                 .map_err(anyhow::Error::msg)?;
-            let summary = store.set_credential(&name, &secret).await?;
+            let summary = store
+                .set_credential(&name, &secret, chrono::Utc::now())
+                .await?;
             println!(
                 "credential `{}` saved ({} {})",
                 summary.name,

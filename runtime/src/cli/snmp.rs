@@ -75,7 +75,9 @@ pub(super) async fn snmp_command(cmd: SnmpCommand, config: &Config) -> anyhow::R
             println!("0x{}", hex::encode(id));
         }
         SnmpCommand::Community(CommunityCommand::Add { label, community }) => {
-            store.snmp_set_community(&label, &community).await?;
+            store
+                .snmp_set_community(&label, &community, chrono::Utc::now())
+                .await?;
             println!("community `{label}` accepted");
         }
         SnmpCommand::Community(CommunityCommand::List) => {
@@ -85,7 +87,7 @@ pub(super) async fn snmp_command(cmd: SnmpCommand, config: &Config) -> anyhow::R
         }
         SnmpCommand::Community(CommunityCommand::Remove { label }) => {
             store
-                .snmp_remove_community(&label)
+                .snmp_remove_community(&label, chrono::Utc::now())
                 .await
                 .map_err(not_found(format!("community labelled `{label}`")))?;
             println!("community `{label}` removed");
@@ -116,7 +118,7 @@ pub(super) async fn snmp_command(cmd: SnmpCommand, config: &Config) -> anyhow::R
                     .as_ref()
                     .map(|(p, pw): &(_, String)| (*p, pw.as_str())),
             )?;
-            store.snmp_set_user(&record).await?;
+            store.snmp_set_user(&record, chrono::Utc::now()).await?;
             println!("user `{name}` saved");
         }
         SnmpCommand::UsmUser(UsmUserCommand::List) => {
@@ -131,7 +133,7 @@ pub(super) async fn snmp_command(cmd: SnmpCommand, config: &Config) -> anyhow::R
         }
         SnmpCommand::UsmUser(UsmUserCommand::Remove { name }) => {
             store
-                .snmp_remove_user(&name)
+                .snmp_remove_user(&name, chrono::Utc::now())
                 .await
                 .map_err(not_found(format!("SNMPv3 user `{name}`")))?;
             println!("user `{name}` removed");

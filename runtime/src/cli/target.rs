@@ -156,7 +156,9 @@ pub(super) async fn target_command(cmd: TargetCommand, config: &Config) -> anyho
                 credentials,
             };
             let interval = default_interval(&spec).await?;
-            let target = store.create_target(&spec, interval).await?;
+            let target = store
+                .create_target(&spec, interval, chrono::Utc::now())
+                .await?;
             println!(
                 "target `{}` added (id {}, {}, {})",
                 target.name,
@@ -249,17 +251,23 @@ pub(super) async fn target_command(cmd: TargetCommand, config: &Config) -> anyho
                 },
             };
             let interval = default_interval(&spec).await?;
-            let target = store.update_target(current.id, &spec, interval).await?;
+            let target = store
+                .update_target(current.id, &spec, interval, chrono::Utc::now())
+                .await?;
             println!("target `{}` updated", target.name);
         }
         TargetCommand::Enable { name } => {
             let target = find(&name).await?;
-            store.set_target_enabled(target.id, true).await?;
+            store
+                .set_target_enabled(target.id, true, chrono::Utc::now())
+                .await?;
             println!("target `{name}` enabled");
         }
         TargetCommand::Disable { name } => {
             let target = find(&name).await?;
-            store.set_target_enabled(target.id, false).await?;
+            store
+                .set_target_enabled(target.id, false, chrono::Utc::now())
+                .await?;
             println!("target `{name}` disabled");
         }
         TargetCommand::Remove { name } => {
@@ -269,7 +277,7 @@ pub(super) async fn target_command(cmd: TargetCommand, config: &Config) -> anyho
         }
         TargetCommand::Poll { name } => {
             let target = find(&name).await?;
-            store.poll_target_now(target.id).await?;
+            store.poll_target_now(target.id, chrono::Utc::now()).await?;
             println!("target `{name}` will be polled at the next scheduler tick");
         }
         TargetCommand::HostKeys => {

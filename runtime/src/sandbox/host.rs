@@ -166,7 +166,10 @@ impl HostContext {
     ) -> wasmtime::Result<Result<(), String>> {
         let store = self.services.store.clone();
         let addon = self.addon_id.clone();
-        match self.timed(store.state_set(&addon, &key, &value)).await {
+        match self
+            .timed(store.state_set(&addon, &key, &value, chrono::Utc::now()))
+            .await
+        {
             Ok(()) => Ok(Ok(())),
             // Quota errors are the addon's to handle; anything else is the host's failure.
             Err(crate::store::StoreError::Quota(msg)) => Ok(Err(msg)),

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::api::webhook::{WebhookCounters, WebhookStats};
-use crate::events::{AddonState, AddonStatus, BusStats, EventBody, EventBus, EventType, stopped};
+use crate::bus::{AddonState, AddonStatus, BusStats, EventBody, EventBus, EventType, stopped};
 use crate::inbound::trap::{TrapListenerView, TrapStats};
 use crate::registry::{LoadedAddon, Registry};
 use crate::store::Store;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
 
-use super::{BUMP_GENERATION_SQL, Context, Store, StoreError, begin_write, lock_addon_sql, now};
+use super::{BUMP_GENERATION_SQL, Context, Store, StoreError, begin_write, lock_addon_sql, ts};
 
 /// Longest state key, in bytes. Keys name things ("last-poll-cursor", an interface index);
 /// 256 bytes is plenty for that and keeps the primary-key index small.
@@ -72,11 +72,15 @@ impl Store {
     /// Installs an addon or replaces an installed one (name, version, methods, manifest, wasm and
     /// the enabled flag as given). `installed_at` keeps the first install's time; `updated_at`
     /// moves. The version replaced is kept (see [`Store::rollback_addon`]).
-    pub async fn upsert_addon(&self, addon: &AddonRecord) -> Result<(), StoreError> {
+    pub async fn upsert_addon(
+        &self,
+        addon: &AddonRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         const OP: &str = "installing an addon";
         with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
-            let at = now();
+            let at = ts(now);
             // The version this replaces (if any) is kept for one-step rollback.
             sqlx::query(
                 "INSERT INTO addon_versions (addon_id, name, version, methods, manifest, wasm, \
@@ -145,7 +149,11 @@ impl Store {
     /// version, methods; the enabled flag and settings stay) and forgets it, so rollback is one
     /// step. `Ok(None)` when no previous version is kept; [`StoreError::NotFound`] when the addon
     /// is not installed.
-    pub async fn rollback_addon(&self, id: &str) -> Result<Option<AddonRollback>, StoreError> {
+    pub async fn rollback_addon(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AddonRollback>, StoreError> {
         const OP: &str = "rolling an addon back";
         with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
@@ -174,7 +182,7 @@ impl Store {
             let Some(previous) = previous else {
                 return Ok(None);
             };
-            let at = now();
+            let at = ts(now);
             sqlx::query(
                 "UPDATE addons SET name = v.name, version = v.version, methods = v.methods, \
                      manifest = v.manifest, wasm = v.wasm, wasm_sha256 = v.wasm_sha256, \
@@ -231,11 +239,16 @@ impl Store {
     }
 
     /// Enables or disables an installed addon; [`StoreError::NotFound`] if there is none.
-    pub async fn set_addon_enabled(&self, id: &str, enabled: bool) -> Result<(), StoreError> {
+    pub async fn set_addon_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         const OP: &str = "enabling or disabling an addon";
         with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
-            let at = now();
+            let at = ts(now);
             let changed =
                 sqlx::query("UPDATE addons SET enabled = $2, updated_at = $3 WHERE id = $1")
                     .bind(id)
@@ -315,6 +328,7 @@ impl Store {
         &self,
         id: &str,
         settings: &serde_json::Value,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         const OP: &str = "writing an addon's settings";
         if !settings.is_object() {
@@ -334,7 +348,7 @@ impl Store {
             if locked.is_none() {
                 return Err(StoreError::NotFound);
             }
-            let at = now();
+            let at = ts(now);
             sqlx::query(
                 "INSERT INTO addon_settings (addon_id, settings, updated_at) \
                  VALUES ($1, $2, $3) \
@@ -390,6 +404,7 @@ impl Store {
         addon_id: &str,
         key: &str,
         value: &[u8],
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         const OP: &str = "writing addon state";
         if key.len() > STATE_MAX_KEY_BYTES {
@@ -407,7 +422,7 @@ impl Store {
         }
         with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
-            let at = now();
+            let at = ts(now);
             // Overwriting an existing key, the common case, cannot change the key count: one
             // statement, no lock on the addon.
             let updated = sqlx::query(

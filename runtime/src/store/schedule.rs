@@ -167,7 +167,11 @@ impl Store {
     /// Makes an enabled target due now, so the next scheduler tick of any node polls it
     /// ("poll now"); its schedule resumes from there. [`StoreError::NotFound`] if there is no
     /// such target, [`StoreError::Invalid`] if it is disabled.
-    pub async fn poll_target_now(&self, target_id: i64) -> Result<(), StoreError> {
+    pub async fn poll_target_now(
+        &self,
+        target_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         const OP: &str = "scheduling a poll now";
         let enabled: Option<bool> = with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
@@ -180,7 +184,7 @@ impl Store {
             if enabled == Some(true) {
                 sqlx::query("UPDATE targets SET next_due_at = $2 WHERE id = $1")
                     .bind(target_id)
-                    .bind(super::now())
+                    .bind(super::ts(now))
                     .execute(&mut *tx)
                     .await
                     .context(OP)?;
@@ -393,9 +397,10 @@ impl Store {
         key_type: &str,
         public_key: &str,
         fingerprint: &str,
+        now: DateTime<Utc>,
     ) -> Result<PinnedHostKey, StoreError> {
         const OP: &str = "pinning an SSH host key";
-        let now = super::now();
+        let now = super::ts(now);
         with_pool!(self, write, |pool| {
             sqlx::query(
                 "INSERT INTO ssh_host_keys (endpoint, key_type, public_key, fingerprint, \

@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::filter_query::{Bind, bind_all, build_query, clamp_limit};
-use super::{BUMP_GENERATION_SQL, Context, Store, StoreError, begin_write, now, ts};
+use super::{BUMP_GENERATION_SQL, Context, Store, StoreError, begin_write, ts};
 use crate::silence::{Recurrence, Silence, SilenceMatchers, SilenceSpec, SilenceState};
 
 /// The setting that counts silence changes, like `addons.generation` for addons.
@@ -132,10 +132,11 @@ impl Store {
         &self,
         spec: SilenceSpec,
         actor: &str,
+        now: DateTime<Utc>,
     ) -> Result<Silence, StoreError> {
         const OP: &str = "creating a silence";
         let spec = prepare(spec)?;
-        let at = now();
+        let at = ts(now);
         let row: SilenceRow = with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
             check_addon!(tx, spec, OP);
@@ -174,10 +175,15 @@ impl Store {
     /// Replaces silence `id`'s matchers, times, recurrence and comment (who created it and
     /// when stay). [`StoreError::NotFound`] if there is none; [`StoreError::Invalid`] as for
     /// [`Store::create_silence`].
-    pub async fn update_silence(&self, id: i64, spec: SilenceSpec) -> Result<Silence, StoreError> {
+    pub async fn update_silence(
+        &self,
+        id: i64,
+        spec: SilenceSpec,
+        now: DateTime<Utc>,
+    ) -> Result<Silence, StoreError> {
         const OP: &str = "updating a silence";
         let spec = prepare(spec)?;
-        let at = now();
+        let at = ts(now);
         let row: Option<SilenceRow> = with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
             check_addon!(tx, spec, OP);
@@ -216,9 +222,9 @@ impl Store {
 
     /// Deletes silence `id`. Alerts it suppressed stay suppressed until their next occurrence
     /// (see [`Store::apply_batch_silenced`]). [`StoreError::NotFound`] if there is none.
-    pub async fn delete_silence(&self, id: i64) -> Result<(), StoreError> {
+    pub async fn delete_silence(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         const OP: &str = "deleting a silence";
-        let at = now();
+        let at = ts(now);
         with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
             let deleted = sqlx::query("DELETE FROM silences WHERE id = $1")

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::secrets::{SNMP_AUTH_KEY, SNMP_COMMUNITY, SNMP_PRIV_KEY};
-use super::{BUMP_GENERATION_SQL, Context, Store, StoreError, begin_write, now};
+use super::{BUMP_GENERATION_SQL, Context, Store, StoreError, begin_write, ts};
 use crate::snmp::replay::{EngineClock, ReplayChanges, SeenDigest};
 
 /// The setting that counts credential changes, like `addons.generation` for addons.
@@ -54,7 +54,12 @@ impl std::fmt::Debug for SnmpUserRecord {
 
 impl Store {
     /// Adds a community (or replaces the community under an existing label).
-    pub async fn snmp_set_community(&self, label: &str, community: &str) -> Result<(), StoreError> {
+    pub async fn snmp_set_community(
+        &self,
+        label: &str,
+        community: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         const OP: &str = "writing an SNMP community";
         if label.is_empty() || label.len() > 64 {
             return Err(StoreError::Invalid(
@@ -83,7 +88,7 @@ impl Store {
                     )));
                 }
             }
-            let at = now();
+            let at = ts(now);
             sqlx::query(
                 "INSERT INTO snmp_communities (label, community, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (label) DO UPDATE SET community = excluded.community",
@@ -106,8 +111,12 @@ impl Store {
     }
 
     /// Removes the community with `label`; [`StoreError::NotFound`] if there is none.
-    pub async fn snmp_remove_community(&self, label: &str) -> Result<(), StoreError> {
-        self.delete_and_bump("DELETE FROM snmp_communities WHERE label = $1", label)
+    pub async fn snmp_remove_community(
+        &self,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.delete_and_bump("DELETE FROM snmp_communities WHERE label = $1", label, now)
             .await
     }
 
@@ -129,11 +138,15 @@ impl Store {
     }
 
     /// Adds or replaces an SNMPv3 user.
-    pub async fn snmp_set_user(&self, user: &SnmpUserRecord) -> Result<(), StoreError> {
+    pub async fn snmp_set_user(
+        &self,
+        user: &SnmpUserRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         const OP: &str = "writing an SNMPv3 user";
         with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
-            let at = now();
+            let at = ts(now);
             sqlx::query(
                 "INSERT INTO snmp_users (name, auth_protocol, auth_key, priv_protocol, priv_key, \
                      created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
@@ -170,8 +183,8 @@ impl Store {
     }
 
     /// Removes an SNMPv3 user; [`StoreError::NotFound`] if there is none.
-    pub async fn snmp_remove_user(&self, name: &str) -> Result<(), StoreError> {
-        self.delete_and_bump("DELETE FROM snmp_users WHERE name = $1", name)
+    pub async fn snmp_remove_user(&self, name: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.delete_and_bump("DELETE FROM snmp_users WHERE name = $1", name, now)
             .await
     }
 
@@ -205,7 +218,12 @@ impl Store {
         self.generation(GENERATION_KEY).await
     }
 
-    async fn delete_and_bump(&self, sql: &'static str, key: &str) -> Result<(), StoreError> {
+    async fn delete_and_bump(
+        &self,
+        sql: &'static str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         const OP: &str = "removing an SNMP credential";
         with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
@@ -220,7 +238,7 @@ impl Store {
             }
             sqlx::query(BUMP_GENERATION_SQL)
                 .bind(GENERATION_KEY)
-                .bind(now())
+                .bind(ts(now))
                 .execute(&mut *tx)
                 .await
                 .context(OP)?;
@@ -242,12 +260,16 @@ pub struct ReplayRead {
 impl Store {
     /// Records remote engines' clocks (each only moves forward: a later boots, or the same
     /// boots observed later) and the digests of accepted traps, in one transaction.
-    pub async fn snmp_record_replay(&self, changes: &ReplayChanges) -> Result<(), StoreError> {
+    pub async fn snmp_record_replay(
+        &self,
+        changes: &ReplayChanges,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         const OP: &str = "recording SNMPv3 replay state";
         if changes.is_empty() {
             return Ok(());
         }
-        let at = now();
+        let at = ts(now);
         with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
             for clock in &changes.clocks {
@@ -294,9 +316,10 @@ impl Store {
         &self,
         clocks_since: Option<DateTime<Utc>>,
         after: i64,
+        now: DateTime<Utc>,
     ) -> Result<ReplayRead, StoreError> {
         const OP: &str = "reading SNMPv3 replay state";
-        let at = now();
+        let at = ts(now);
         let since = clocks_since.unwrap_or(DateTime::UNIX_EPOCH);
         let clocks: Vec<(Vec<u8>, i64, i64, DateTime<Utc>)> = with_pool!(self, read, |pool| {
             sqlx::query_as(
@@ -344,11 +367,11 @@ impl Store {
     }
 
     /// Forgets the digests whose time is over; returns how many.
-    pub async fn snmp_prune_replay(&self) -> Result<u64, StoreError> {
+    pub async fn snmp_prune_replay(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         with_pool!(self, write, |pool| {
             Ok(
                 sqlx::query("DELETE FROM snmp_seen_digests WHERE expires_at <= $1")
-                    .bind(now())
+                    .bind(ts(now))
                     .execute(pool)
                     .await
                     .context("forgetting expired SNMPv3 digests")?
@@ -364,8 +387,14 @@ mod tests {
 
     async fn roundtrip(store: Store) {
         assert_eq!(store.snmp_credentials_generation().await.unwrap(), 0);
-        store.snmp_set_community("lab", "public").await.unwrap();
-        store.snmp_set_community("lab", "private").await.unwrap();
+        store
+            .snmp_set_community("lab", "public", Utc::now())
+            .await
+            .unwrap();
+        store
+            .snmp_set_community("lab", "private", Utc::now())
+            .await
+            .unwrap();
         let communities = store.snmp_communities().await.unwrap();
         assert_eq!(communities.len(), 1);
         assert_eq!(communities[0].community, "private");
@@ -381,7 +410,7 @@ mod tests {
             priv_protocol: Some("aes128".into()),
             priv_key: Some(vec![2; 20]),
         };
-        store.snmp_set_user(&user).await.unwrap();
+        store.snmp_set_user(&user, Utc::now()).await.unwrap();
         assert_eq!(store.snmp_users().await.unwrap(), vec![user.clone()]);
         assert!(
             !format!("{user:?}").contains("[1, 1"),
@@ -393,13 +422,21 @@ mod tests {
             auth_key: None,
             ..user.clone()
         };
-        assert!(store.snmp_set_user(&no_auth_but_priv).await.is_err());
+        assert!(
+            store
+                .snmp_set_user(&no_auth_but_priv, Utc::now())
+                .await
+                .is_err()
+        );
 
         assert_eq!(store.snmp_credentials_generation().await.unwrap(), 3);
-        store.snmp_remove_user("ops").await.unwrap();
-        store.snmp_remove_community("lab").await.unwrap();
+        store.snmp_remove_user("ops", Utc::now()).await.unwrap();
+        store
+            .snmp_remove_community("lab", Utc::now())
+            .await
+            .unwrap();
         assert!(matches!(
-            store.snmp_remove_user("ops").await,
+            store.snmp_remove_user("ops", Utc::now()).await,
             Err(StoreError::NotFound)
         ));
         assert_eq!(store.snmp_credentials_generation().await.unwrap(), 5);

@@ -17,7 +17,7 @@ use sqlx::postgres::Postgres;
 use sqlx::sqlite::Sqlite;
 use sqlx::types::Json;
 
-use super::{Context, Store, StoreError, begin_write, now};
+use super::{Context, Store, StoreError, begin_write, ts};
 use crate::manifest::{Manifest, PollSpec};
 use crate::target::{
     CredentialSecret, CredentialSummary, PollStatus, Schedule, Target, TargetError, TargetSpec,
@@ -289,11 +289,12 @@ impl Store {
         &self,
         spec: &TargetSpec,
         default_interval: u32,
+        now: DateTime<Utc>,
     ) -> Result<Target, StoreError> {
         const OP: &str = "creating a target";
         spec.validate().map_err(invalid)?;
         let schedule = resolve_schedule(spec, default_interval)?;
-        let at = now();
+        let at = ts(now);
         let (interval, cron) = schedule_columns(&schedule, at);
         let next_due = spec
             .enabled
@@ -343,11 +344,12 @@ impl Store {
         id: i64,
         spec: &TargetSpec,
         default_interval: u32,
+        now: DateTime<Utc>,
     ) -> Result<Target, StoreError> {
         const OP: &str = "updating a target";
         spec.validate().map_err(invalid)?;
         let schedule = resolve_schedule(spec, default_interval)?;
-        let at = now();
+        let at = ts(now);
         let (interval, cron) = schedule_columns(&schedule, at);
         let row: TargetRow = with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
@@ -395,9 +397,14 @@ impl Store {
     /// Enables or disables a target. Enabling schedules its next poll at [`first_due`];
     /// disabling clears the due time (a poll in flight finishes). Setting the state it already
     /// has changes nothing but `updated_at`. [`StoreError::NotFound`] if there is no such target.
-    pub async fn set_target_enabled(&self, id: i64, enabled: bool) -> Result<Target, StoreError> {
+    pub async fn set_target_enabled(
+        &self,
+        id: i64,
+        enabled: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Target, StoreError> {
         const OP: &str = "enabling or disabling a target";
-        let at = now();
+        let at = ts(now);
         let row: TargetRow = with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
             let current: TargetRow = sqlx::query_as(lock_target_sql(pool))
@@ -501,6 +508,7 @@ impl Store {
         &self,
         name: &str,
         secret: &CredentialSecret,
+        now: DateTime<Utc>,
     ) -> Result<CredentialSummary, StoreError> {
         const OP: &str = "writing a credential";
         validate_credential_name(name).map_err(credential_invalid)?;
@@ -518,7 +526,7 @@ impl Store {
             .bind(secret.kind())
             .bind(Json(secret.public()))
             .bind(self.seal_bytes(super::secrets::CREDENTIAL_SECRET, &secret.to_stored()))
-            .bind(now())
+            .bind(ts(now))
             .fetch_one(pool)
             .await
             .context(OP)?

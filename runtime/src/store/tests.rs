@@ -13,6 +13,11 @@ use crate::alert::{
 };
 use crate::testing::{Db, TestPostgres, sqlite_url};
 
+/// The current time as the store records it (truncated to microseconds, see `ts`).
+fn now() -> DateTime<Utc> {
+    ts(Utc::now())
+}
+
 /// What a case gets: a connected store, and the URL it came from for cases that open a second
 /// store on the same database.
 struct TestDb {
@@ -120,7 +125,10 @@ fn addon(id: &str, version: &str, enabled: bool) -> AddonRecord {
 }
 
 async fn install(store: &Store, id: &str) {
-    store.upsert_addon(&addon(id, "1.0.0", true)).await.unwrap();
+    store
+        .upsert_addon(&addon(id, "1.0.0", true), now())
+        .await
+        .unwrap();
 }
 
 /// A fixed instant with nanoseconds, so that tests also cover truncation to microseconds.
@@ -183,13 +191,13 @@ async fn alert(store: &Store, id: i64) -> crate::alert::StoredAlert {
 async fn settings_roundtrip(db: TestDb) {
     let store = db.store;
     assert_eq!(store.get_setting("ui.title").await.unwrap(), None);
-    store.set_setting("ui.title", "NOC").await.unwrap();
+    store.set_setting("ui.title", "NOC", now()).await.unwrap();
     assert_eq!(
         store.get_setting("ui.title").await.unwrap().as_deref(),
         Some("NOC")
     );
     store
-        .set_setting("ui.title", "Network Operations")
+        .set_setting("ui.title", "Network Operations", now())
         .await
         .unwrap();
     assert_eq!(
@@ -197,8 +205,11 @@ async fn settings_roundtrip(db: TestDb) {
         Some("Network Operations")
     );
     // Unicode and the empty string survive unchanged.
-    store.set_setting("empty", "").await.unwrap();
-    store.set_setting("unicode", "größe ✓").await.unwrap();
+    store.set_setting("empty", "", now()).await.unwrap();
+    store
+        .set_setting("unicode", "größe ✓", now())
+        .await
+        .unwrap();
     assert_eq!(
         store.get_setting("empty").await.unwrap().as_deref(),
         Some("")
@@ -215,10 +226,11 @@ async fn addon_upsert_list_enable_and_generation(db: TestDb) {
     assert_eq!(store.addons_generation().await.unwrap(), 0);
     assert!(store.list_addons().await.unwrap().is_empty());
 
+    let installed = now();
     let first = addon("siklu", "1.0.0", true);
-    store.upsert_addon(&first).await.unwrap();
+    store.upsert_addon(&first, installed).await.unwrap();
     store
-        .upsert_addon(&addon("alertmanager", "2.1.0", false))
+        .upsert_addon(&addon("alertmanager", "2.1.0", false), installed)
         .await
         .unwrap();
     assert_eq!(store.addons_generation().await.unwrap(), 2);
@@ -242,12 +254,12 @@ async fn addon_upsert_list_enable_and_generation(db: TestDb) {
     assert_eq!(store.addon_wasm("missing").await.unwrap(), None);
 
     // An upgrade replaces everything but the first install time.
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let upgrade = AddonRecord {
         methods: vec!["snmp_poll".to_owned()],
         ..addon("siklu", "1.1.0", false)
     };
-    store.upsert_addon(&upgrade).await.unwrap();
+    let upgraded_at = installed + chrono::Duration::milliseconds(5);
+    store.upsert_addon(&upgrade, upgraded_at).await.unwrap();
     assert_eq!(store.addons_generation().await.unwrap(), 3);
     let listed = store.list_addons().await.unwrap();
     let upgraded = listed.iter().find(|a| a.id == "siklu").unwrap();
@@ -256,19 +268,22 @@ async fn addon_upsert_list_enable_and_generation(db: TestDb) {
     assert_eq!(upgraded.manifest, upgrade.manifest);
     assert!(!upgraded.enabled);
     assert_eq!(upgraded.installed_at, siklu.installed_at);
-    assert!(upgraded.updated_at > siklu.updated_at);
+    assert_eq!(upgraded.updated_at, upgraded_at.trunc_subsecs(6));
     assert_eq!(store.addon_wasm("siklu").await.unwrap(), Some(upgrade.wasm));
 
-    store.set_addon_enabled("siklu", true).await.unwrap();
+    store.set_addon_enabled("siklu", true, now()).await.unwrap();
     assert_eq!(store.addons_generation().await.unwrap(), 4);
     let listed = store.list_addons().await.unwrap();
     assert!(listed.iter().find(|a| a.id == "siklu").unwrap().enabled);
-    store.set_addon_enabled("siklu", false).await.unwrap();
+    store
+        .set_addon_enabled("siklu", false, now())
+        .await
+        .unwrap();
     assert_eq!(store.addons_generation().await.unwrap(), 5);
 
     // An unknown addon changes nothing, the generation included.
     assert!(matches!(
-        store.set_addon_enabled("missing", true).await,
+        store.set_addon_enabled("missing", true, now()).await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(store.addons_generation().await.unwrap(), 5);
@@ -301,9 +316,12 @@ async fn addon_state_roundtrip_and_quotas(db: TestDb) {
     install(&store, OTHER_ADDON).await;
 
     assert_eq!(store.state_get(ADDON, "cursor").await.unwrap(), None);
-    store.state_set(ADDON, "cursor", b"42").await.unwrap();
     store
-        .state_set(OTHER_ADDON, "cursor", b"other")
+        .state_set(ADDON, "cursor", b"42", now())
+        .await
+        .unwrap();
+    store
+        .state_set(OTHER_ADDON, "cursor", b"other", now())
         .await
         .unwrap();
     assert_eq!(
@@ -311,7 +329,7 @@ async fn addon_state_roundtrip_and_quotas(db: TestDb) {
         Some(b"42".to_vec())
     );
     store
-        .state_set(ADDON, "cursor", &[0, 255, 0])
+        .state_set(ADDON, "cursor", &[0, 255, 0], now())
         .await
         .unwrap();
     assert_eq!(
@@ -329,9 +347,9 @@ async fn addon_state_roundtrip_and_quotas(db: TestDb) {
 
     // Size limits: exactly at the limit is allowed, one byte over is not.
     let max_key = "k".repeat(STATE_MAX_KEY_BYTES);
-    store.state_set(ADDON, &max_key, b"v").await.unwrap();
+    store.state_set(ADDON, &max_key, b"v", now()).await.unwrap();
     let err = store
-        .state_set(ADDON, &format!("{max_key}k"), b"v")
+        .state_set(ADDON, &format!("{max_key}k"), b"v", now())
         .await
         .unwrap_err();
     assert!(
@@ -339,7 +357,7 @@ async fn addon_state_roundtrip_and_quotas(db: TestDb) {
         "{err}"
     );
     store
-        .state_set(ADDON, "big", &vec![7; STATE_MAX_VALUE_BYTES])
+        .state_set(ADDON, "big", &vec![7; STATE_MAX_VALUE_BYTES], now())
         .await
         .unwrap();
     assert_eq!(
@@ -351,7 +369,7 @@ async fn addon_state_roundtrip_and_quotas(db: TestDb) {
         Some(STATE_MAX_VALUE_BYTES)
     );
     let err = store
-        .state_set(ADDON, "big", &vec![7; STATE_MAX_VALUE_BYTES + 1])
+        .state_set(ADDON, "big", &vec![7; STATE_MAX_VALUE_BYTES + 1], now())
         .await
         .unwrap_err();
     assert!(
@@ -363,9 +381,12 @@ async fn addon_state_roundtrip_and_quotas(db: TestDb) {
 
     // The key count: room for exactly STATE_MAX_KEYS.
     fill_state(&store, ADDON, STATE_MAX_KEYS as usize - 1).await;
-    store.state_set(ADDON, "last", b"fits").await.unwrap();
+    store
+        .state_set(ADDON, "last", b"fits", now())
+        .await
+        .unwrap();
     let err = store
-        .state_set(ADDON, "one-too-many", b"x")
+        .state_set(ADDON, "one-too-many", b"x", now())
         .await
         .unwrap_err();
     assert!(
@@ -375,19 +396,22 @@ async fn addon_state_roundtrip_and_quotas(db: TestDb) {
     assert_eq!(store.state_get(ADDON, "one-too-many").await.unwrap(), None);
     // Overwriting an existing key at full quota is fine, and deleting makes room again.
     store
-        .state_set(ADDON, "last", b"overwritten")
+        .state_set(ADDON, "last", b"overwritten", now())
         .await
         .unwrap();
     store.state_delete(ADDON, "fill-0").await.unwrap();
     store
-        .state_set(ADDON, "one-too-many", b"now fits")
+        .state_set(ADDON, "one-too-many", b"now fits", now())
         .await
         .unwrap();
     // Another addon's quota is its own.
-    store.state_set(OTHER_ADDON, "new", b"x").await.unwrap();
+    store
+        .state_set(OTHER_ADDON, "new", b"x", now())
+        .await
+        .unwrap();
 
     assert!(matches!(
-        store.state_set("not-installed", "k", b"v").await,
+        store.state_set("not-installed", "k", b"v", now()).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -546,7 +570,7 @@ async fn acknowledged_alert_stays_acknowledged_on_reraise(db: TestDb) {
     install(&store, ADDON).await;
     let id = created_id(apply_one(&store, raise("fp-1", t0())).await);
     let acked = store
-        .set_alert_status(id, AlertStatus::Acknowledged, "user:alice")
+        .set_alert_status(id, AlertStatus::Acknowledged, "user:alice", now())
         .await
         .unwrap();
     assert_eq!(acked.status, AlertStatus::Acknowledged);
@@ -564,7 +588,7 @@ async fn acknowledged_alert_stays_acknowledged_on_reraise(db: TestDb) {
 
     // Suppressed alerts likewise stay suppressed, and a clear still resolves them.
     store
-        .set_alert_status(id, AlertStatus::Suppressed, "user:alice")
+        .set_alert_status(id, AlertStatus::Suppressed, "user:alice", now())
         .await
         .unwrap();
     apply_one(&store, raise("fp-1", t0() + Duration::seconds(6))).await;
@@ -581,13 +605,13 @@ async fn status_changes_record_actor_and_never_reopen(db: TestDb) {
     let id = created_id(apply_one(&store, raise("fp-1", t0())).await);
 
     let acked = store
-        .set_alert_status(id, AlertStatus::Acknowledged, "user:bob")
+        .set_alert_status(id, AlertStatus::Acknowledged, "user:bob", now())
         .await
         .unwrap();
     assert_eq!(acked.acknowledged_by.as_deref(), Some("user:bob"));
     assert!(acked.acknowledged_at.is_some());
     let unacked = store
-        .set_alert_status(id, AlertStatus::Active, "user:bob")
+        .set_alert_status(id, AlertStatus::Active, "user:bob", now())
         .await
         .unwrap();
     assert_eq!(unacked.status, AlertStatus::Active);
@@ -595,7 +619,7 @@ async fn status_changes_record_actor_and_never_reopen(db: TestDb) {
     assert_eq!(unacked.acknowledged_by, None);
 
     let resolved = store
-        .set_alert_status(id, AlertStatus::Resolved, "user:bob")
+        .set_alert_status(id, AlertStatus::Resolved, "user:bob", now())
         .await
         .unwrap();
     assert_eq!(resolved.status, AlertStatus::Resolved);
@@ -604,7 +628,7 @@ async fn status_changes_record_actor_and_never_reopen(db: TestDb) {
     for status in AlertStatus::ALL {
         assert!(
             matches!(
-                store.set_alert_status(id, status, "user:bob").await,
+                store.set_alert_status(id, status, "user:bob", now()).await,
                 Err(StoreError::NotFound)
             ),
             "{status} on a resolved alert"
@@ -612,7 +636,7 @@ async fn status_changes_record_actor_and_never_reopen(db: TestDb) {
     }
     assert!(matches!(
         store
-            .set_alert_status(999_999, AlertStatus::Acknowledged, "user:bob")
+            .set_alert_status(999_999, AlertStatus::Acknowledged, "user:bob", now())
             .await,
         Err(StoreError::NotFound)
     ));
@@ -794,7 +818,7 @@ async fn list_filters_and_keyset_pagination(db: TestDb) {
         .map(created_id)
         .collect();
     store
-        .set_alert_status(ids[4], AlertStatus::Acknowledged, "user:carol")
+        .set_alert_status(ids[4], AlertStatus::Acknowledged, "user:carol", now())
         .await
         .unwrap();
     store
@@ -961,6 +985,7 @@ async fn count_by_status_lists_every_status(db: TestDb) {
             created_id(outcomes[1]),
             AlertStatus::Acknowledged,
             "user:dan",
+            now(),
         )
         .await
         .unwrap();
@@ -1016,7 +1041,7 @@ async fn sqlite_memory_database_works() {
     let store = Store::connect("sqlite::memory:", crate::testing::secret_keys())
         .await
         .unwrap();
-    store.set_setting("k", "v").await.unwrap();
+    store.set_setting("k", "v", now()).await.unwrap();
     assert_eq!(store.get_setting("k").await.unwrap().as_deref(), Some("v"));
     install(&store, ADDON).await;
     let id = created_id(apply_one(&store, raise("fp", t0())).await);
@@ -1031,7 +1056,7 @@ async fn sqlite_reopen_keeps_data_and_migrations_are_idempotent() {
     let store = Store::connect(&url, crate::testing::secret_keys())
         .await
         .unwrap();
-    store.set_setting("k", "v").await.unwrap();
+    store.set_setting("k", "v", now()).await.unwrap();
     store.close().await;
     let store = Store::connect(&url, crate::testing::secret_keys())
         .await
@@ -1087,8 +1112,8 @@ async fn sqlite_busy_is_transient() {
 async fn postgres_deadlock_is_transient() {
     on_postgres(|db: TestDb| async move {
         use sqlx::Connection;
-        db.store.set_setting("a", "0").await.unwrap();
-        db.store.set_setting("b", "0").await.unwrap();
+        db.store.set_setting("a", "0", now()).await.unwrap();
+        db.store.set_setting("b", "0", now()).await.unwrap();
         let mut one = sqlx::PgConnection::connect(&db.url).await.unwrap();
         let mut two = sqlx::PgConnection::connect(&db.url).await.unwrap();
         let mut one = one.begin().await.unwrap();

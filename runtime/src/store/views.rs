@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Context, Store, StoreError, now};
+use super::{Context, Store, StoreError, ts};
 
 /// Longest view name and query, in bytes (a query is a URL's query string).
 pub const MAX_VIEW_NAME_LEN: usize = 100;
@@ -72,7 +72,12 @@ impl Store {
 
     /// Saves a view for `owner`. [`StoreError::Conflict`] when `owner` has one of that name
     /// already (or [`MAX_VIEWS_PER_OWNER`]); [`StoreError::Invalid`] names a bad field.
-    pub async fn create_view(&self, owner: &str, view: NewView) -> Result<SavedView, StoreError> {
+    pub async fn create_view(
+        &self,
+        owner: &str,
+        view: NewView,
+        now: DateTime<Utc>,
+    ) -> Result<SavedView, StoreError> {
         const OP: &str = "saving a view";
         let view = view.check()?;
         let sql = format!(
@@ -80,7 +85,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner, name) DO NOTHING \
              RETURNING {VIEW_COLUMNS}"
         );
-        let at = now();
+        let at = ts(now);
         let row: Option<SavedView> = with_pool!(self, write, |pool| {
             let mut tx = super::begin_write(pool).await.context(OP)?;
             let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM saved_views WHERE owner = $1")

@@ -137,7 +137,7 @@ async fn main() {
                     .unwrap(),
                     credentials: None,
                 };
-                store.create_target(&spec, 60).await.expect("target created");
+                store.create_target(&spec, 60, chrono::Utc::now()).await.expect("target created");
             }
         },
     )

@@ -28,7 +28,10 @@ async fn main() {
         }
     }
     let rt = TestRuntime::start_with(db, &[bundle("if-mib")], async |store| {
-        store.snmp_set_community("bench", "public").await.unwrap();
+        store
+            .snmp_set_community("bench", "public", chrono::Utc::now())
+            .await
+            .unwrap();
     })
     .await;
     let report =

@@ -56,7 +56,9 @@ pub async fn engine_id(store: &Store, configured: Option<&str>) -> Result<Vec<u8
         return parse_engine_id(&text);
     }
     let id = generate_engine_id();
-    store.set_setting(ENGINE_ID_KEY, &hex::encode(&id)).await?;
+    store
+        .set_setting(ENGINE_ID_KEY, &hex::encode(&id), chrono::Utc::now())
+        .await?;
     Ok(id)
 }
 
@@ -70,7 +72,7 @@ pub async fn next_boots(store: &Store) -> Result<u32, StoreError> {
     // 2^31-1 is the RFC's "latched" maximum: an engine that reaches it needs a new engine ID.
     let boots = previous.saturating_add(1).min(i32::MAX as u32);
     store
-        .set_setting(ENGINE_BOOTS_KEY, &boots.to_string())
+        .set_setting(ENGINE_BOOTS_KEY, &boots.to_string(), chrono::Utc::now())
         .await?;
     Ok(boots)
 }

@@ -43,7 +43,7 @@ pub async fn import(
 ) -> Result<Cursor, StoreError> {
     let started = Utc::now();
     let read = store
-        .snmp_replay_state(cursor.clocks_since, cursor.after_digest)
+        .snmp_replay_state(cursor.clocks_since, cursor.after_digest, Utc::now())
         .await?;
     receiver.import_replay_state(read.state);
     Ok(Cursor {
@@ -57,7 +57,7 @@ pub async fn import(
 /// this one after a restart, misses them.
 pub async fn record(store: &Store, receiver: &Receiver) -> Result<(), StoreError> {
     store
-        .snmp_record_replay(&receiver.take_replay_changes())
+        .snmp_record_replay(&receiver.take_replay_changes(), Utc::now())
         .await
 }
 
@@ -90,7 +90,7 @@ pub async fn sync(
         }
         if last_prune.elapsed() >= PRUNE_INTERVAL {
             last_prune = tokio::time::Instant::now();
-            if let Err(error) = store.snmp_prune_replay().await {
+            if let Err(error) = store.snmp_prune_replay(Utc::now()).await {
                 warn!(%error, "expired SNMPv3 digests not deleted");
             }
         }

@@ -1,13 +1,14 @@
 //! Operators' actions on alerts — acknowledge, un-acknowledge, resolve, add a note — one or
 //! many at once, each recorded in the alert's history in the transaction that makes it.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use sqlx::types::Json;
 
 use super::{ALERT_COLUMNS, AlertEvent, AlertEventKind, AlertRow, EventRow};
 use crate::alert::{AlertStatus, StoredAlert};
-use crate::store::{Context, Store, StoreError, begin_write, now, ts};
+use crate::store::{Context, Store, StoreError, begin_write, ts};
 
 /// Records one entry of an alert's history.
 const INSERT_EVENT_SQL: &str = "INSERT INTO alert_events \
@@ -154,6 +155,7 @@ impl Store {
         id: i64,
         status: AlertStatus,
         actor: &str,
+        now: DateTime<Utc>,
     ) -> Result<StoredAlert, StoreError> {
         const OP: &str = "changing an alert's status";
         // `$3` (the actor) appears only where it is recorded: PostgreSQL cannot type a
@@ -186,7 +188,7 @@ impl Store {
             "UPDATE alerts SET {set} WHERE id = $1 AND status <> 'resolved' \
              RETURNING {ALERT_COLUMNS}"
         );
-        let at = now();
+        let at = ts(now);
         let row: Option<AlertRow> = with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
             let mut query = sqlx::query_as(&sql).bind(id).bind(at);
@@ -219,8 +221,9 @@ impl Store {
         op: AlertOp,
         actor: &str,
         note: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<AlertChange, StoreError> {
-        let mut results = self.act_on_alerts(&[id], op, actor, note).await?;
+        let mut results = self.act_on_alerts(&[id], op, actor, note, now).await?;
         results.pop().expect("one result per id")
     }
 
@@ -233,6 +236,7 @@ impl Store {
         op: AlertOp,
         actor: &str,
         note: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<Result<AlertChange, StoreError>>, StoreError> {
         const OP: &str = "acting on alerts";
         let note = note
@@ -245,7 +249,7 @@ impl Store {
             ));
         }
         let (sql, binds_at, binds_actor) = op.sql();
-        let at = now();
+        let at = ts(now);
         let mut rows: Vec<Result<(AlertRow, EventRow), StoreError>> = Vec::with_capacity(ids.len());
         with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;

@@ -27,7 +27,10 @@ async fn addon_settings_roundtrip_and_move_the_generation(db: TestDb) {
     assert!(store.all_addon_settings().await.unwrap().is_empty());
 
     let first = hmac_settings("0123456789abcdef-first");
-    store.set_addon_settings(ADDON, &first).await.unwrap();
+    store
+        .set_addon_settings(ADDON, &first, now())
+        .await
+        .unwrap();
     assert_eq!(store.addons_generation().await.unwrap(), generation + 1);
     assert_eq!(
         store.addon_settings(ADDON).await.unwrap().as_ref(),
@@ -38,9 +41,12 @@ async fn addon_settings_roundtrip_and_move_the_generation(db: TestDb) {
     // A replacement replaces the whole object, unicode included.
     let second =
         json!({ "webhook": { "auth": { "mode": "token", "secret": "größe-✓-0123456789" } } });
-    store.set_addon_settings(ADDON, &second).await.unwrap();
     store
-        .set_addon_settings(OTHER_ADDON, &json!({}))
+        .set_addon_settings(ADDON, &second, now())
+        .await
+        .unwrap();
+    store
+        .set_addon_settings(OTHER_ADDON, &json!({}), now())
         .await
         .unwrap();
     assert_eq!(store.addons_generation().await.unwrap(), generation + 3);
@@ -51,13 +57,13 @@ async fn addon_settings_roundtrip_and_move_the_generation(db: TestDb) {
 
     // Refusals change nothing, the generation included.
     assert!(matches!(
-        store.set_addon_settings("missing", &first).await,
+        store.set_addon_settings("missing", &first, now()).await,
         Err(StoreError::NotFound)
     ));
     for not_an_object in [json!([1, 2]), json!("text"), json!(null)] {
         assert!(
             matches!(
-                store.set_addon_settings(ADDON, &not_an_object).await,
+                store.set_addon_settings(ADDON, &not_an_object, now()).await,
                 Err(StoreError::Invalid(_))
             ),
             "{not_an_object}"
@@ -80,11 +86,14 @@ async fn addon_settings_survive_reinstall_and_go_with_their_addon(db: TestDb) {
     let store = db.store;
     install(&store, ADDON).await;
     let settings = hmac_settings("0123456789abcdef-kept");
-    store.set_addon_settings(ADDON, &settings).await.unwrap();
+    store
+        .set_addon_settings(ADDON, &settings, now())
+        .await
+        .unwrap();
 
     // An upgrade rewrites the addon's row, not what the operator set.
     store
-        .upsert_addon(&addon(ADDON, "2.0.0", true))
+        .upsert_addon(&addon(ADDON, "2.0.0", true), now())
         .await
         .unwrap();
     assert_eq!(

@@ -32,7 +32,13 @@ async fn actions_check_status_record_actor_and_history(db: TestDb) {
     let id = created_id(apply_one(&store, raise("fp-1", t0())).await);
 
     let acked = store
-        .act_on_alert(id, AlertOp::Acknowledge, "user:ann", Some("  looking  "))
+        .act_on_alert(
+            id,
+            AlertOp::Acknowledge,
+            "user:ann",
+            Some("  looking  "),
+            now(),
+        )
         .await
         .unwrap();
     assert_eq!(acked.alert.status, AlertStatus::Acknowledged);
@@ -43,7 +49,7 @@ async fn actions_check_status_record_actor_and_history(db: TestDb) {
     assert_eq!(acked.event.at, acked.alert.acknowledged_at.unwrap());
 
     let again = store
-        .act_on_alert(id, AlertOp::Acknowledge, "user:bob", None)
+        .act_on_alert(id, AlertOp::Acknowledge, "user:bob", None, now())
         .await;
     assert_eq!(
         conflict(again),
@@ -51,7 +57,7 @@ async fn actions_check_status_record_actor_and_history(db: TestDb) {
     );
 
     let unacked = store
-        .act_on_alert(id, AlertOp::Unacknowledge, "user:bob", None)
+        .act_on_alert(id, AlertOp::Unacknowledge, "user:bob", None, now())
         .await
         .unwrap();
     assert_eq!(unacked.alert.status, AlertStatus::Active);
@@ -59,14 +65,20 @@ async fn actions_check_status_record_actor_and_history(db: TestDb) {
     assert_eq!(
         conflict(
             store
-                .act_on_alert(id, AlertOp::Unacknowledge, "user:bob", None)
+                .act_on_alert(id, AlertOp::Unacknowledge, "user:bob", None, now())
                 .await
         ),
         format!("alert {id} is not acknowledged (it is active)")
     );
 
     let resolved = store
-        .act_on_alert(id, AlertOp::Resolve, "user:bob", Some("fixed the optic"))
+        .act_on_alert(
+            id,
+            AlertOp::Resolve,
+            "user:bob",
+            Some("fixed the optic"),
+            now(),
+        )
         .await
         .unwrap();
     assert_eq!(resolved.alert.status, AlertStatus::Resolved);
@@ -77,13 +89,13 @@ async fn actions_check_status_record_actor_and_history(db: TestDb) {
         (AlertOp::Unacknowledge, format!("alert {id} is resolved")),
     ] {
         assert_eq!(
-            conflict(store.act_on_alert(id, op, "user:bob", None).await),
+            conflict(store.act_on_alert(id, op, "user:bob", None, now()).await),
             message
         );
     }
     // A note is welcome after resolution (a post-mortem), and changes nothing else.
     let noted = store
-        .act_on_alert(id, AlertOp::Note, "user:cy", Some("RMA opened"))
+        .act_on_alert(id, AlertOp::Note, "user:cy", Some("RMA opened"), now())
         .await
         .unwrap();
     assert_eq!(noted.alert, resolved.alert);
@@ -97,7 +109,9 @@ async fn actions_check_status_record_actor_and_history(db: TestDb) {
     ] {
         assert!(
             matches!(
-                store.act_on_alert(999_999, op, "user:bob", Some("n")).await,
+                store
+                    .act_on_alert(999_999, op, "user:bob", Some("n"), now())
+                    .await,
                 Err(StoreError::NotFound)
             ),
             "{op:?}"
@@ -152,7 +166,7 @@ async fn bulk_actions_answer_per_alert(db: TestDb) {
         .map(created_id)
         .collect();
     store
-        .act_on_alert(ids[1], AlertOp::Acknowledge, "user:ann", None)
+        .act_on_alert(ids[1], AlertOp::Acknowledge, "user:ann", None, now())
         .await
         .unwrap();
     apply_one(&store, clear("fp-3", t0())).await;
@@ -163,6 +177,7 @@ async fn bulk_actions_answer_per_alert(db: TestDb) {
             AlertOp::Acknowledge,
             "user:bob",
             Some("bulk"),
+            now(),
         )
         .await
         .unwrap();
@@ -195,7 +210,7 @@ async fn bulk_actions_answer_per_alert(db: TestDb) {
     );
 
     let resolved = store
-        .act_on_alerts(&ids, AlertOp::Resolve, "user:bob", None)
+        .act_on_alerts(&ids, AlertOp::Resolve, "user:bob", None, now())
         .await
         .unwrap();
     assert_eq!(
@@ -204,7 +219,7 @@ async fn bulk_actions_answer_per_alert(db: TestDb) {
     );
     assert!(
         store
-            .act_on_alerts(&[], AlertOp::Resolve, "user:bob", None)
+            .act_on_alerts(&[], AlertOp::Resolve, "user:bob", None, now())
             .await
             .unwrap()
             .is_empty()
@@ -220,7 +235,7 @@ async fn notes_are_checked(db: TestDb) {
         (Some("   "), "note: must not be empty"),
     ] {
         match store
-            .act_on_alert(id, AlertOp::Note, "user:ann", note)
+            .act_on_alert(id, AlertOp::Note, "user:ann", note, now())
             .await
         {
             Err(StoreError::Invalid(m)) => assert_eq!(m, expected),
@@ -230,7 +245,7 @@ async fn notes_are_checked(db: TestDb) {
     let long = "x".repeat(crate::store::MAX_NOTE_LEN + 1);
     assert!(matches!(
         store
-            .act_on_alert(id, AlertOp::Acknowledge, "user:ann", Some(&long))
+            .act_on_alert(id, AlertOp::Acknowledge, "user:ann", Some(&long), now())
             .await,
         Err(StoreError::Invalid(m)) if m.contains("longer than")
     ));
@@ -241,7 +256,7 @@ async fn notes_are_checked(db: TestDb) {
 
     let unicode = "très bien ✓";
     let noted = store
-        .act_on_alert(id, AlertOp::Note, "user:ann", Some(unicode))
+        .act_on_alert(id, AlertOp::Note, "user:ann", Some(unicode), now())
         .await
         .unwrap();
     assert_eq!(noted.event.note.as_deref(), Some(unicode));
@@ -297,7 +312,7 @@ async fn history_derives_what_was_not_recorded(db: TestDb) {
     let t = t0();
     let id = created_id(apply_one(&store, raise("fp-1", t)).await);
     store
-        .act_on_alert(id, AlertOp::Note, "user:ann", Some("seen"))
+        .act_on_alert(id, AlertOp::Note, "user:ann", Some("seen"), now())
         .await
         .unwrap();
     // The expiry job resolves in bulk, without recording entries.
@@ -342,7 +357,13 @@ async fn history_pages_oldest_first(db: TestDb) {
     let id = created_id(apply_one(&store, raise("fp-1", t0())).await);
     for i in 0..5 {
         store
-            .act_on_alert(id, AlertOp::Note, "user:ann", Some(&format!("note {i}")))
+            .act_on_alert(
+                id,
+                AlertOp::Note,
+                "user:ann",
+                Some(&format!("note {i}")),
+                now(),
+            )
             .await
             .unwrap();
     }
@@ -374,7 +395,7 @@ async fn history_pages_oldest_first(db: TestDb) {
     let old = created_id(apply_one(&store, raise("fp-2", t0())).await);
     forget_history(&store, old).await;
     store
-        .act_on_alert(old, AlertOp::Note, "user:ann", Some("only note"))
+        .act_on_alert(old, AlertOp::Note, "user:ann", Some("only note"), now())
         .await
         .unwrap();
     store
@@ -407,7 +428,7 @@ async fn retention_deletes_history_with_its_alert(db: TestDb) {
     install(&store, ADDON).await;
     let id = created_id(apply_one(&store, raise("fp-1", t0())).await);
     store
-        .act_on_alert(id, AlertOp::Resolve, "user:ann", Some("done"))
+        .act_on_alert(id, AlertOp::Resolve, "user:ann", Some("done"), now())
         .await
         .unwrap();
     let kept = created_id(apply_one(&store, raise("fp-2", t0())).await);
@@ -465,7 +486,7 @@ async fn silenced_raises_open_suppressed_and_later_occurrences_decide(db: TestDb
     assert_eq!(alert(&store, id).await.status, AlertStatus::Suppressed);
     // An operator's acknowledgement outlasts silences starting and ending.
     store
-        .act_on_alert(id, AlertOp::Acknowledge, "user:ann", None)
+        .act_on_alert(id, AlertOp::Acknowledge, "user:ann", None, now())
         .await
         .unwrap();
     silenced("fp-1", 5, None).await;
@@ -565,7 +586,7 @@ async fn unsilenced_batches_leave_suppression_alone(db: TestDb) {
     assert_eq!((a.status, a.occurrence_count), (AlertStatus::Suppressed, 2));
     // Acknowledging a suppressed alert is allowed: someone is on it after all.
     let acked = store
-        .act_on_alert(id, AlertOp::Acknowledge, "user:ann", None)
+        .act_on_alert(id, AlertOp::Acknowledge, "user:ann", None, now())
         .await
         .unwrap();
     assert_eq!(acked.alert.status, AlertStatus::Acknowledged);

@@ -126,7 +126,7 @@ async fn notifications_reach_other_stores_in_order(db: TestDb) {
             store.notify_events(&[]).await.unwrap();
             store.notify_events(&sent[20..]).await.unwrap();
             // A payload near the limit passes whole.
-            let big = format!("\"{}\"", "x".repeat(crate::events::MAX_NOTIFY_PAYLOAD - 2));
+            let big = format!("\"{}\"", "x".repeat(crate::bus::MAX_NOTIFY_PAYLOAD - 2));
             store
                 .notify_events(std::slice::from_ref(&big))
                 .await

@@ -31,7 +31,7 @@ async fn with_targets(store: &Store, n: usize) -> Vec<i64> {
         "methods": ["snmp_poll"],
         "poll": { "fetch": [{ "name": "x", "kind": "snmp_get", "oids": ["1.3.6.1.2.1.1.3.0"] }] },
     });
-    store.upsert_addon(&record).await.unwrap();
+    store.upsert_addon(&record, now()).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..n {
         let spec = TargetSpec {
@@ -43,7 +43,7 @@ async fn with_targets(store: &Store, n: usize) -> Vec<i64> {
             config: Map::new(),
             credentials: None,
         };
-        ids.push(store.create_target(&spec, 60).await.unwrap().id);
+        ids.push(store.create_target(&spec, 60, now()).await.unwrap().id);
     }
     ids
 }
@@ -320,13 +320,13 @@ async fn host_keys_pin_on_first_use(db: TestDb) {
     let ep = "192.0.2.9:22";
     assert_eq!(store.ssh_host_key(ep).await.unwrap(), None);
     let first = store
-        .pin_ssh_host_key(ep, "ssh-ed25519", "ssh-ed25519 AAAA1", "SHA256:one")
+        .pin_ssh_host_key(ep, "ssh-ed25519", "ssh-ed25519 AAAA1", "SHA256:one", now())
         .await
         .unwrap();
     assert_eq!(first.fingerprint, "SHA256:one");
     // A different key does not replace the pin: the caller learns what is pinned.
     let second = store
-        .pin_ssh_host_key(ep, "ssh-ed25519", "ssh-ed25519 AAAA2", "SHA256:two")
+        .pin_ssh_host_key(ep, "ssh-ed25519", "ssh-ed25519 AAAA2", "SHA256:two", now())
         .await
         .unwrap();
     assert_eq!(second.fingerprint, "SHA256:one");
@@ -335,7 +335,7 @@ async fn host_keys_pin_on_first_use(db: TestDb) {
     assert!(store.forget_ssh_host_key(ep).await.unwrap());
     assert!(!store.forget_ssh_host_key(ep).await.unwrap());
     let third = store
-        .pin_ssh_host_key(ep, "ssh-ed25519", "ssh-ed25519 AAAA2", "SHA256:two")
+        .pin_ssh_host_key(ep, "ssh-ed25519", "ssh-ed25519 AAAA2", "SHA256:two", now())
         .await
         .unwrap();
     assert_eq!(third.fingerprint, "SHA256:two");

@@ -55,9 +55,12 @@ async fn secrets_in_clear_are_sealed_and_keys_rotate(db: TestDb) {
     let credential = CredentialSecret::SnmpCommunity {
         community: "poll-community".into(),
     };
-    store.set_credential("c1", &credential).await.unwrap();
     store
-        .snmp_set_community("lab", "trap-community")
+        .set_credential("c1", &credential, now())
+        .await
+        .unwrap();
+    store
+        .snmp_set_community("lab", "trap-community", now())
         .await
         .unwrap();
     let user = crate::inbound::trap::credentials::user_record(
@@ -66,9 +69,12 @@ async fn secrets_in_clear_are_sealed_and_keys_rotate(db: TestDb) {
         None,
     )
     .unwrap();
-    store.snmp_set_user(&user).await.unwrap();
+    store.snmp_set_user(&user, now()).await.unwrap();
     let settings = serde_json::json!({"webhook": {"auth": {"mode": "token", "secret": "tok"}}});
-    store.set_addon_settings(ADDON, &settings).await.unwrap();
+    store
+        .set_addon_settings(ADDON, &settings, now())
+        .await
+        .unwrap();
     let signing_key = vec![7u8; 32];
     // Put everything back in clear, as an older version wrote it.
     with_pool!(store, write, |pool| {
@@ -139,7 +145,9 @@ async fn secrets_in_clear_are_sealed_and_keys_rotate(db: TestDb) {
 
     // A community is accepted under one label only, sealed or not.
     assert!(matches!(
-        store.snmp_set_community("other", "trap-community").await,
+        store
+            .snmp_set_community("other", "trap-community", now())
+            .await,
         Err(StoreError::Conflict(_))
     ));
 

@@ -41,7 +41,7 @@ async fn silences_roundtrip_and_move_the_generation(db: TestDb) {
 
     let t = t0();
     let created = store
-        .create_silence(spec(t, t + Duration::hours(4)), "user:ann")
+        .create_silence(spec(t, t + Duration::hours(4)), "user:ann", now())
         .await
         .unwrap();
     assert_eq!(store.silences_generation().await.unwrap(), 1);
@@ -66,7 +66,10 @@ async fn silences_roundtrip_and_move_the_generation(db: TestDb) {
     };
     changed.recurrence = None;
     changed.comment = "extended".to_owned();
-    let updated = store.update_silence(created.id, changed).await.unwrap();
+    let updated = store
+        .update_silence(created.id, changed, now())
+        .await
+        .unwrap();
     assert_eq!(store.silences_generation().await.unwrap(), 2);
     assert_eq!(updated.id, created.id);
     assert_eq!(updated.matchers.addon, None);
@@ -81,17 +84,17 @@ async fn silences_roundtrip_and_move_the_generation(db: TestDb) {
     assert!(updated.updated_at >= created.updated_at);
     assert_eq!(store.silence(created.id).await.unwrap(), Some(updated));
 
-    store.delete_silence(created.id).await.unwrap();
+    store.delete_silence(created.id, now()).await.unwrap();
     assert_eq!(store.silences_generation().await.unwrap(), 3);
     assert_eq!(store.silence(created.id).await.unwrap(), None);
     // Missing silences change nothing, the generation included.
     assert!(matches!(
-        store.delete_silence(created.id).await,
+        store.delete_silence(created.id, now()).await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
         store
-            .update_silence(created.id, spec(t, t + Duration::hours(1)))
+            .update_silence(created.id, spec(t, t + Duration::hours(1)), now())
             .await,
         Err(StoreError::NotFound)
     ));
@@ -132,17 +135,17 @@ async fn bad_silences_are_refused_naming_the_field(db: TestDb) {
     for (edit, expected) in cases {
         let mut bad = spec(t, t + Duration::hours(1));
         edit(&mut bad);
-        match store.create_silence(bad.clone(), "user:ann").await {
+        match store.create_silence(bad.clone(), "user:ann", now()).await {
             Err(StoreError::Invalid(m)) => assert!(m.starts_with(expected), "{m}"),
             other => panic!("expected Invalid({expected}), got {other:?}"),
         }
         let id = store
-            .create_silence(spec(t, t + Duration::hours(1)), "user:ann")
+            .create_silence(spec(t, t + Duration::hours(1)), "user:ann", now())
             .await
             .unwrap()
             .id;
         let generation = store.silences_generation().await.unwrap();
-        match store.update_silence(id, bad).await {
+        match store.update_silence(id, bad, now()).await {
             Err(StoreError::Invalid(m)) => assert!(m.starts_with(expected), "{m}"),
             other => panic!("expected Invalid({expected}), got {other:?}"),
         }
@@ -157,7 +160,7 @@ async fn silences_list_by_state_newest_first_in_pages(db: TestDb) {
     let hours = Duration::hours;
     let create = async |starts: Duration, ends: Duration| {
         store
-            .create_silence(spec(t + starts, t + ends), "user:ann")
+            .create_silence(spec(t + starts, t + ends), "user:ann", now())
             .await
             .unwrap()
             .id
@@ -226,7 +229,11 @@ async fn loaded_silences_suppress_matching_alerts(db: TestDb) {
     // 2025-03-01 is a Saturday; the spec's window is Sat/Sun 22:00–02:00.
     let saturday = Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap();
     let silence = store
-        .create_silence(spec(saturday, saturday + Duration::days(2)), "user:ann")
+        .create_silence(
+            spec(saturday, saturday + Duration::days(2)),
+            "user:ann",
+            now(),
+        )
         .await
         .unwrap();
     let loaded: Vec<Silence> = store.silences_ending_after(saturday).await.unwrap();

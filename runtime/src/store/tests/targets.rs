@@ -43,16 +43,19 @@ async fn install_addons(store: &Store) {
         ),
     ] {
         store
-            .upsert_addon(&AddonRecord {
-                id: id.to_owned(),
-                name: id.to_owned(),
-                version: "1.0.0".to_owned(),
-                methods: vec![],
-                manifest,
-                wasm: b"\0asm".to_vec(),
-                wasm_sha256: format!("sha-{id}"),
-                enabled: true,
-            })
+            .upsert_addon(
+                &AddonRecord {
+                    id: id.to_owned(),
+                    name: id.to_owned(),
+                    version: "1.0.0".to_owned(),
+                    methods: vec![],
+                    manifest,
+                    wasm: b"\0asm".to_vec(),
+                    wasm_sha256: format!("sha-{id}"),
+                    enabled: true,
+                },
+                now(),
+            )
             .await
             .unwrap();
     }
@@ -103,7 +106,7 @@ async fn targets_create_read_list_delete(db: TestDb) {
         .as_object()
         .unwrap()
         .clone();
-    let b = store.create_target(&s, default).await.unwrap();
+    let b = store.create_target(&s, default, now()).await.unwrap();
     assert_eq!(b.schedule, Schedule::IntervalSeconds(120));
     assert_eq!(b.config["ifindex"], json!([1, 2]));
     assert!(b.enabled);
@@ -119,13 +122,13 @@ async fn targets_create_read_list_delete(db: TestDb) {
     let mut s = spec("sw-a");
     s.schedule = Some(Schedule::Cron("*/5 * * * *".into()));
     s.enabled = false;
-    let a = store.create_target(&s, default).await.unwrap();
+    let a = store.create_target(&s, default, now()).await.unwrap();
     assert_eq!(a.schedule, Schedule::Cron("*/5 * * * *".into()));
     assert_eq!(a.status.next_due_at, None, "a disabled target is not due");
 
     let mut s = spec("sw-c");
     s.schedule = Some(Schedule::IntervalSeconds(30));
-    let c = store.create_target(&s, default).await.unwrap();
+    let c = store.create_target(&s, default, now()).await.unwrap();
     assert_eq!(c.schedule, Schedule::IntervalSeconds(30));
 
     // Read back exactly what was returned, by id and by name.
@@ -160,7 +163,7 @@ async fn targets_create_read_list_delete(db: TestDb) {
     assert!(store.targets(&other).await.unwrap().is_empty());
 
     // The name is unique.
-    match store.create_target(&spec("sw-a"), default).await {
+    match store.create_target(&spec("sw-a"), default, now()).await {
         Err(StoreError::Conflict(m)) => {
             assert_eq!(m, "a target named `sw-a` already exists")
         }
@@ -174,7 +177,10 @@ async fn targets_create_read_list_delete(db: TestDb) {
     ));
     assert_eq!(store.target(a.id).await.unwrap(), None);
     // A deleted name can be used again.
-    store.create_target(&spec("sw-a"), default).await.unwrap();
+    store
+        .create_target(&spec("sw-a"), default, now())
+        .await
+        .unwrap();
 }
 
 async fn target_references_and_validation_are_checked(db: TestDb) {
@@ -183,7 +189,7 @@ async fn target_references_and_validation_are_checked(db: TestDb) {
 
     let mut s = spec("t1");
     s.addon_id = WEBHOOK_ONLY.into();
-    let m = invalid_message(store.create_target(&s, 60).await);
+    let m = invalid_message(store.create_target(&s, 60, now()).await);
     assert_eq!(m, "target field `addon_id`: addon `hooks` does not poll");
     assert!(matches!(
         store.addon_poll_spec(WEBHOOK_ONLY).await,
@@ -191,7 +197,7 @@ async fn target_references_and_validation_are_checked(db: TestDb) {
     ));
 
     s.addon_id = "missing".into();
-    let m = invalid_message(store.create_target(&s, 60).await);
+    let m = invalid_message(store.create_target(&s, 60, now()).await);
     assert_eq!(
         m,
         "target field `addon_id`: no addon `missing` is installed"
@@ -199,34 +205,36 @@ async fn target_references_and_validation_are_checked(db: TestDb) {
 
     let mut s = spec("t1");
     s.credentials = Some("lab".into());
-    let m = invalid_message(store.create_target(&s, 60).await);
+    let m = invalid_message(store.create_target(&s, 60, now()).await);
     assert_eq!(m, "target field `credentials`: no credential named `lab`");
     store
-        .set_credential("lab", &community("c0mm"))
+        .set_credential("lab", &community("c0mm"), now())
         .await
         .unwrap();
-    let t = store.create_target(&s, 60).await.unwrap();
+    let t = store.create_target(&s, 60, now()).await.unwrap();
     assert_eq!(t.credentials.as_deref(), Some("lab"));
 
     // What TargetSpec::validate refuses, the store refuses, naming the field.
     let mut s = spec("bad name");
-    assert!(invalid_message(store.create_target(&s, 60).await).contains("`name`"));
+    assert!(invalid_message(store.create_target(&s, 60, now()).await).contains("`name`"));
     s = spec("t2");
     s.address = "not an address".into();
-    assert!(invalid_message(store.create_target(&s, 60).await).contains("`address`"));
+    assert!(invalid_message(store.create_target(&s, 60, now()).await).contains("`address`"));
     s = spec("t2");
     s.schedule = Some(Schedule::Cron("every day".into()));
-    assert!(invalid_message(store.create_target(&s, 60).await).contains("`schedule`"));
+    assert!(invalid_message(store.create_target(&s, 60, now()).await).contains("`schedule`"));
     // A zero default interval is refused too, not turned into a busy loop.
-    let m = invalid_message(store.create_target(&spec("t2"), 0).await);
+    let m = invalid_message(store.create_target(&spec("t2"), 0, now()).await);
     assert!(m.contains("`schedule`"), "{m}");
 
     // Updates check the same things, after finding the target.
     let mut s = spec("t1");
     s.addon_id = WEBHOOK_ONLY.into();
-    assert!(invalid_message(store.update_target(t.id, &s, 60).await).contains("does not poll"));
+    assert!(
+        invalid_message(store.update_target(t.id, &s, 60, now()).await).contains("does not poll")
+    );
     assert!(matches!(
-        store.update_target(999_999, &spec("t1"), 60).await,
+        store.update_target(999_999, &spec("t1"), 60, now()).await,
         Err(StoreError::NotFound)
     ));
     // Nothing half-written.
@@ -257,10 +265,13 @@ async fn update_keeps_status_and_phase_unless_schedule_changes(db: TestDb) {
     let store = db.store;
     install_addons(&store).await;
     store
-        .set_credential("lab", &community("c0mm"))
+        .set_credential("lab", &community("c0mm"), now())
         .await
         .unwrap();
-    let original = store.create_target(&spec("edge-1"), 120).await.unwrap();
+    let original = store
+        .create_target(&spec("edge-1"), 120, now())
+        .await
+        .unwrap();
     record_polls(&store, original.id).await;
     let polled = store.target(original.id).await.unwrap().unwrap();
     assert_eq!(polled.status.polls_total, 3);
@@ -270,7 +281,10 @@ async fn update_keeps_status_and_phase_unless_schedule_changes(db: TestDb) {
     s.address = "https://edge-1.example.net/api".into();
     s.config = json!({ "k": "v" }).as_object().unwrap().clone();
     s.credentials = Some("lab".into());
-    let updated = store.update_target(original.id, &s, 120).await.unwrap();
+    let updated = store
+        .update_target(original.id, &s, 120, now())
+        .await
+        .unwrap();
     assert_eq!(updated.name, "edge-1-renamed");
     assert_eq!(updated.address, s.address);
     assert_eq!(updated.config, s.config);
@@ -281,7 +295,10 @@ async fn update_keeps_status_and_phase_unless_schedule_changes(db: TestDb) {
 
     // A new schedule moves the due time; the status stays.
     s.schedule = Some(Schedule::Cron("0 3 * * *".into()));
-    let cron = store.update_target(original.id, &s, 120).await.unwrap();
+    let cron = store
+        .update_target(original.id, &s, 120, now())
+        .await
+        .unwrap();
     assert_eq!(cron.schedule, Schedule::Cron("0 3 * * *".into()));
     let due = cron.status.next_due_at.unwrap();
     assert_eq!(
@@ -294,13 +311,19 @@ async fn update_keeps_status_and_phase_unless_schedule_changes(db: TestDb) {
     // PUT semantics: leaving the schedule out means the addon's default again.
     s.schedule = None;
     s.credentials = None;
-    let back = store.update_target(original.id, &s, 120).await.unwrap();
+    let back = store
+        .update_target(original.id, &s, 120, now())
+        .await
+        .unwrap();
     assert_eq!(back.schedule, Schedule::IntervalSeconds(120));
     assert_eq!(back.credentials, None);
 
     // Renaming onto another target's name is a conflict and changes nothing.
-    let other = store.create_target(&spec("edge-2"), 120).await.unwrap();
-    match store.update_target(other.id, &s, 120).await {
+    let other = store
+        .create_target(&spec("edge-2"), 120, now())
+        .await
+        .unwrap();
+    match store.update_target(other.id, &s, 120, now()).await {
         Err(StoreError::Conflict(m)) => assert!(m.contains("`edge-1-renamed`"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -310,21 +333,25 @@ async fn update_keeps_status_and_phase_unless_schedule_changes(db: TestDb) {
 async fn enable_and_disable_move_the_due_time(db: TestDb) {
     let store = db.store;
     install_addons(&store).await;
-    let t = store.create_target(&spec("r1"), 120).await.unwrap();
+    let t = store.create_target(&spec("r1"), 120, now()).await.unwrap();
     record_polls(&store, t.id).await;
 
-    let off = store.set_target_enabled(t.id, false).await.unwrap();
+    let off = store.set_target_enabled(t.id, false, now()).await.unwrap();
     assert!(!off.enabled);
     assert_eq!(off.status.next_due_at, None);
     assert_eq!(off.status.polls_total, 3, "poll status survives");
     // Disabling again is harmless.
     assert_eq!(
-        store.set_target_enabled(t.id, false).await.unwrap().status,
+        store
+            .set_target_enabled(t.id, false, now())
+            .await
+            .unwrap()
+            .status,
         off.status
     );
 
     let before = now();
-    let on = store.set_target_enabled(t.id, true).await.unwrap();
+    let on = store.set_target_enabled(t.id, true, now()).await.unwrap();
     assert!(on.enabled);
     let due = on.status.next_due_at.unwrap();
     assert!(
@@ -332,7 +359,7 @@ async fn enable_and_disable_move_the_due_time(db: TestDb) {
         "{due}"
     );
     // Enabling an enabled target keeps its phase.
-    let again = store.set_target_enabled(t.id, true).await.unwrap();
+    let again = store.set_target_enabled(t.id, true, now()).await.unwrap();
     assert_eq!(again.status.next_due_at, Some(due));
 
     // Re-enabling through a full update schedules it as well.
@@ -340,7 +367,7 @@ async fn enable_and_disable_move_the_due_time(db: TestDb) {
     s.enabled = false;
     assert_eq!(
         store
-            .update_target(t.id, &s, 120)
+            .update_target(t.id, &s, 120, now())
             .await
             .unwrap()
             .status
@@ -350,7 +377,7 @@ async fn enable_and_disable_move_the_due_time(db: TestDb) {
     s.enabled = true;
     assert!(
         store
-            .update_target(t.id, &s, 120)
+            .update_target(t.id, &s, 120, now())
             .await
             .unwrap()
             .status
@@ -359,7 +386,7 @@ async fn enable_and_disable_move_the_due_time(db: TestDb) {
     );
 
     assert!(matches!(
-        store.set_target_enabled(999_999, true).await,
+        store.set_target_enabled(999_999, true, now()).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -417,7 +444,7 @@ async fn credentials_roundtrip_without_showing_secrets(db: TestDb) {
     let store = db.store;
     let kinds = every_kind();
     for (name, secret) in &kinds {
-        let summary = store.set_credential(name, secret).await.unwrap();
+        let summary = store.set_credential(name, secret, now()).await.unwrap();
         assert_eq!(summary.name, *name);
         assert_eq!(summary.kind, secret.kind());
         assert_eq!(summary.public, secret.public());
@@ -452,7 +479,10 @@ async fn credentials_roundtrip_without_showing_secrets(db: TestDb) {
     let bearer = CredentialSecret::HttpBearer {
         token: "rotated".into(),
     };
-    let replaced = store.set_credential("community", &bearer).await.unwrap();
+    let replaced = store
+        .set_credential("community", &bearer, now())
+        .await
+        .unwrap();
     assert_eq!(replaced.kind, "http_bearer");
     assert_eq!(replaced.created_at, first.created_at);
     assert!(replaced.updated_at > first.updated_at);
@@ -461,7 +491,10 @@ async fn credentials_roundtrip_without_showing_secrets(db: TestDb) {
         Some(bearer)
     );
 
-    match store.set_credential("has space", &community("x")).await {
+    match store
+        .set_credential("has space", &community("x"), now())
+        .await
+    {
         Err(StoreError::Invalid(m)) => assert!(m.starts_with("credential field `name`"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -475,14 +508,14 @@ async fn credential_in_use_cannot_be_deleted(db: TestDb) {
     let store = db.store;
     install_addons(&store).await;
     store
-        .set_credential("shared", &community("c"))
+        .set_credential("shared", &community("c"), now())
         .await
         .unwrap();
     let mut ids = Vec::new();
     for i in 0..12 {
         let mut s = spec(&format!("dev-{i:02}"));
         s.credentials = Some("shared".into());
-        ids.push(store.create_target(&s, 60).await.unwrap().id);
+        ids.push(store.create_target(&s, 60, now()).await.unwrap().id);
     }
     match store.delete_credential("shared").await {
         Err(StoreError::Conflict(m)) => assert_eq!(
@@ -522,12 +555,15 @@ async fn concurrent_reference_and_delete_never_dangle(db: TestDb) {
     install_addons(&store).await;
     for round in 0..20 {
         let cred = format!("c{round}");
-        store.set_credential(&cred, &community("x")).await.unwrap();
+        store
+            .set_credential(&cred, &community("x"), now())
+            .await
+            .unwrap();
         let creates = (0..4).map(|i| {
             let store = store.clone();
             let mut s = spec(&format!("r{round}-t{i}"));
             s.credentials = Some(cred.clone());
-            tokio::spawn(async move { store.create_target(&s, 60).await })
+            tokio::spawn(async move { store.create_target(&s, 60, now()).await })
         });
         let delete = {
             let store = store.clone();
