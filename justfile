@@ -61,6 +61,10 @@ ci: lint test
 
 # --- bench ---
 
+# Side by side with Alertmanager (webhooks) and snmptrapd (traps) on this box, same generators, one run; installs them (args: --seconds --connections --trap-seconds --trap-rates --db sqlite,postgres --only webhooks|traps)
+bench-peers *ARGS: build-addons
+    scripts/bench-peers.sh {{ARGS}}
+
 # Webhook ingest throughput over loopback HTTP (args: --requests --concurrency --distinct --alerts-per-request --db)
 bench-webhooks *ARGS: build-addons
     cargo run --release -p opsconductor-tests --bin bench-webhooks -- {{ARGS}}

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -87,9 +87,11 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
     fn check(&self, key: &K) -> Result<(), RetryAfter> {
         match &self.0 {
             None => Ok(()),
-            Some(limiter) => limiter.check_key(key).map_err(|not_until| {
-                RetryAfter(not_until.wait_time_from(DefaultClock::default().now()))
-            }),
+            // The limiter's own clock: creating one calibrates it (CPUID, a VM exit on
+            // virtual machines), which cost more than the request under a flood of refusals.
+            Some(limiter) => limiter
+                .check_key(key)
+                .map_err(|not_until| RetryAfter(not_until.wait_time_from(limiter.clock().now()))),
         }
     }
 

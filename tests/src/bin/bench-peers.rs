@@ -1,0 +1,875 @@
+//! Side by side with the peers operators compare us with, in one run on one box: Prometheus
+//! Alertmanager for webhooks, net-snmp's snmptrapd for traps. Every system runs as its own
+//! process on loopback and is driven by the same generator — `wrk` with one Lua script for
+//! HTTP (the body shaped for each system's API, the same alerts), and one UDP sender for traps
+//! — while this program samples the system's CPU time and RSS from `/proc`.
+//!
+//! Reported per workload: alerts (or traps) per second, p50/p99 latency, CPU% (of one core)
+//! and peak RSS, and OpsConductor's ratio to the peer. Traps: the highest rate each system
+//! takes for `--trap-seconds` with nothing lost (every datagram logged by snmptrapd, or
+//! counted by OpsConductor as stored or deduplicated, and no kernel drop).
+//!
+//! `just bench-peers` installs the peers (apt) and `wrk`, builds the release binary and runs
+//! this. Flags: `--seconds S` (per HTTP run, default 20), `--connections C` (16),
+//! `--trap-seconds S` (60), `--trap-rates R,R,...` (rates tried in order until one loses),
+//! `--db sqlite,postgres`, `--only webhooks|traps`.
+//!
+//! `--perf DIR` profiles instead of comparing: OpsConductor alone, each workload once under
+//! `perf record --call-graph dwarf`, and `scripts/stage-costs.py` turns each recording into the
+//! CPU cost per alert (or trap) of every stage. Profiled runs are slower than measured ones
+//! (perf copies stacks), so their rates are not comparable with the peer tables.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use opsconductor::testing::TestPostgres;
+use serde_json::{Value, json};
+
+struct Args {
+    seconds: u64,
+    connections: u64,
+    trap_seconds: u64,
+    trap_rates: Vec<u64>,
+    dbs: Vec<String>,
+    only: Option<String>,
+    /// Profile OpsConductor instead of comparing: perf data and stage tables go here.
+    perf: Option<PathBuf>,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        seconds: 20,
+        connections: 16,
+        trap_seconds: 60,
+        trap_rates: vec![
+            5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 60_000,
+        ],
+        dbs: vec!["sqlite".into(), "postgres".into()],
+        only: None,
+        perf: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        let number = || {
+            value
+                .parse::<u64>()
+                .unwrap_or_else(|e| panic!("{flag}: {e}"))
+        };
+        match flag.as_str() {
+            "--seconds" => args.seconds = number().max(1),
+            "--connections" => args.connections = number().max(2),
+            "--trap-seconds" => args.trap_seconds = number().max(1),
+            "--trap-rates" => {
+                args.trap_rates = value
+                    .split(',')
+                    .map(|r| r.trim().parse().expect("--trap-rates: numbers"))
+                    .collect()
+            }
+            "--db" => args.dbs = value.split(',').map(str::to_owned).collect(),
+            "--only" => args.only = Some(value),
+            "--perf" => args.perf = Some(PathBuf::from(value)),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    args
+}
+
+/// The first of `names` found on `PATH` or in the sbin directories.
+fn find_program(names: &[&str]) -> PathBuf {
+    for name in names {
+        for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
+            "/usr/sbin",
+            "/sbin",
+            "/usr/bin",
+        ]) {
+            let path = Path::new(dir).join(name);
+            if path.is_file() {
+                return path;
+            }
+        }
+    }
+    panic!("none of {names:?} is installed: run `just bench-peers`, which installs them")
+}
+
+// ---- sampling a process from /proc ----
+
+/// CPU time (user + system, all threads) in clock ticks, and the resident set in KiB.
+fn proc_sample(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let cpu = ticks(11) + ticks(12);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    (cpu, rss)
+}
+
+fn clock_ticks_per_second() -> u64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output();
+    out.ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// Samples a process while a workload runs: CPU% of one core over the whole window, and the
+/// highest RSS seen (every 200 ms).
+struct Sampler {
+    pid: u32,
+    started: Instant,
+    cpu_start: u64,
+    peak_rss: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Usage {
+    cpu_percent: f64,
+    peak_rss_mb: f64,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Sampler {
+        let (cpu_start, rss) = proc_sample(pid);
+        let peak_rss = Arc::new(AtomicU64::new(rss));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (peak_rss, stop) = (peak_rss.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let (_, rss) = proc_sample(pid);
+                    peak_rss.fetch_max(rss, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        };
+        Sampler {
+            pid,
+            started: Instant::now(),
+            cpu_start,
+            peak_rss,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> Usage {
+        let (cpu_end, rss) = proc_sample(self.pid);
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let seconds = self.started.elapsed().as_secs_f64();
+        let ticks = cpu_end.saturating_sub(self.cpu_start) as f64;
+        Usage {
+            cpu_percent: 100.0 * ticks / clock_ticks_per_second() as f64 / seconds,
+            peak_rss_mb: self.peak_rss.load(Ordering::Relaxed).max(rss) as f64 / 1024.0,
+        }
+    }
+}
+
+// ---- a system under test ----
+
+/// A started process, killed when dropped.
+struct Running {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits until `GET path` on `addr` answers 200.
+fn wait_ready(addr: SocketAddr, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(mut stream) = TcpStream::connect(addr) {
+            let _ = write!(
+                stream,
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            );
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_ok() && line.contains(" 200 ") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{addr}{path} did not answer 200 within 30 s");
+}
+
+fn start_alertmanager() -> (Running, SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+    )
+    .unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let child = Command::new(find_program(&["prometheus-alertmanager", "alertmanager"]))
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", dir.path().display()))
+        .arg(format!("--web.listen-address={addr}"))
+        // No cluster: one instance, as OpsConductor on one node.
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+        .spawn()
+        .expect("alertmanager starts");
+    wait_ready(addr, "/-/ready");
+    (Running { child, _dir: dir }, addr)
+}
+
+/// snmptrapd logging every trap, one line each with its variables, to a file; no DNS.
+fn start_snmptrapd() -> (Running, SocketAddr, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("snmptrapd.conf");
+    std::fs::write(&config, "authCommunity log public\n").unwrap();
+    let log = dir.path().join("traps.log");
+    let port = {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.local_addr().unwrap().port()
+    };
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let child = Command::new(find_program(&["snmptrapd"]))
+        .args(["-f", "-n", "-C", "-c"])
+        .arg(&config)
+        .arg("-Lf")
+        .arg(&log)
+        .args(["-F", "%B [%b]: %N %w %q %v\n"])
+        .arg(format!("udp:{addr}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("snmptrapd starts");
+    // Ready once it logs its start line.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("NET-SNMP version")) {
+        assert!(Instant::now() < deadline, "snmptrapd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Running { child, _dir: dir }, addr, log)
+}
+
+/// An `opsconductor serve` (release) on a fresh SQLite file or PostgreSQL database, with the
+/// bundled `alertmanager` and `if-mib` addons, the community `public`, and an API key to read
+/// its counters.
+struct Opsconductor {
+    running: Running,
+    http: SocketAddr,
+    traps: Option<SocketAddr>,
+    key: String,
+    database: Option<TestPostgres>,
+}
+
+async fn start_opsconductor(db: &str, traps: bool) -> Opsconductor {
+    let dir = tempfile::tempdir().unwrap();
+    let database = match db {
+        "postgres" => Some(TestPostgres::create().await.expect("a PostgreSQL database")),
+        _ => None,
+    };
+    let url = database.as_ref().map_or_else(
+        || format!("sqlite://{}", dir.path().join("oc.db").display()),
+        |pg| pg.url.clone(),
+    );
+    let bin = std::env::var("OPSCONDUCTOR_BIN").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/opsconductor"),
+        PathBuf::from,
+    );
+    let bin = std::fs::canonicalize(&bin)
+        .unwrap_or_else(|e| panic!("{}: {e} (build it: cargo build --release)", bin.display()));
+    // The defaults but for the per-addon webhook rate (2,000/s): Alertmanager has none, and a
+    // throughput benchmark must not measure 429s.
+    let config = dir.path().join("opsconductor.toml");
+    std::fs::write(&config, "[limits]\nwebhook_per_addon_per_second = 0\n").unwrap();
+    let command = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.args(args)
+            .env("DATABASE_URL", &url)
+            .env("OPSCONDUCTOR_DATA_DIR", dir.path())
+            .env(
+                "OPSCONDUCTOR_SECRETS_KEY_FILE",
+                dir.path().join("secrets.key"),
+            )
+            .env("OPSCONDUCTOR_LISTEN", "127.0.0.1:0")
+            .env(
+                "OPSCONDUCTOR_TRAP_LISTEN",
+                if traps { "127.0.0.1:0" } else { "off" },
+            )
+            .env("RUST_LOG", "warn")
+            .env("OPSCONDUCTOR_CONFIG", &config)
+            .current_dir(dir.path());
+        c
+    };
+    let run = |args: &[&str]| {
+        let out = command(args).output().expect("opsconductor runs");
+        assert!(
+            out.status.success(),
+            "opsconductor {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let bundles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bundles");
+    run(&[
+        "addon",
+        "install",
+        &bundles.join("alertmanager").display().to_string(),
+        &bundles.join("if-mib").display().to_string(),
+    ]);
+    run(&["snmp", "community", "add", "bench", "--community", "public"]);
+    let key = run(&["auth", "api-key", "create", "bench", "--role", "viewer"]);
+    let mut child = command(&["serve"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+        .spawn()
+        .expect("opsconductor serve starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut http = None;
+    let mut trap_addr = None;
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(rest) = line.strip_prefix("opsconductor listening on http://") {
+            http = rest.split_once(';').and_then(|(a, _)| a.parse().ok());
+            if !traps {
+                break;
+            }
+        }
+        if let Some(rest) = line.strip_prefix("opsconductor receives SNMP traps on udp://") {
+            trap_addr = rest.trim().parse().ok();
+            break;
+        }
+    }
+    // Keep reading, so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let http = http.expect("serve printed its address");
+    Opsconductor {
+        running: Running { child, _dir: dir },
+        http,
+        traps: trap_addr,
+        key,
+        database,
+    }
+}
+
+impl Opsconductor {
+    async fn get(&self, path: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("http://{}{path}", self.http))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("the API answers")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
+    async fn stop(self) {
+        drop(self.running);
+        if let Some(pg) = self.database {
+            pg.drop().await;
+        }
+    }
+}
+
+// ---- profiling ----
+
+/// `perf record` of a process while a workload runs; [`Perf::report`] prints the stage table.
+struct Perf {
+    child: Child,
+    data: PathBuf,
+}
+
+const PERF_HZ: u32 = 299;
+
+impl Perf {
+    fn start(pid: u32, dir: &Path, name: &str) -> Perf {
+        std::fs::create_dir_all(dir).unwrap();
+        let data = dir.join(format!("{name}.data"));
+        let child = Command::new("perf")
+            .args([
+                "record",
+                "-q",
+                "-F",
+                &PERF_HZ.to_string(),
+                "--call-graph",
+                "dwarf,16384",
+            ])
+            .arg("-p")
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("perf runs (apt-get install linux-perf)");
+        // perf attaches within a moment; a few samples more or less do not matter.
+        std::thread::sleep(Duration::from_millis(500));
+        Perf { child, data }
+    }
+
+    fn report(mut self, units: u64, label: &str) {
+        // SIGINT: perf writes its file and exits.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/stage-costs.py");
+        let status = Command::new("python3")
+            .arg(script)
+            .arg(&self.data)
+            .arg(PERF_HZ.to_string())
+            .arg(units.to_string())
+            .arg(label)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "stage-costs.py failed");
+    }
+}
+
+// ---- webhooks ----
+
+/// One webhook workload: alerts per request, and how many distinct label sets (0: every
+/// alert new).
+#[derive(Clone, Copy)]
+struct Workload {
+    per_request: u64,
+    distinct: u64,
+}
+
+impl Workload {
+    fn name(&self) -> String {
+        let kind = if self.distinct == 0 {
+            "all unique".to_owned()
+        } else {
+            format!("{} distinct", self.distinct)
+        };
+        format!("{}/request, {kind}", self.per_request)
+    }
+}
+
+/// The wrk script: each request carries `per_request` alerts whose `bench_id` label counts up
+/// per thread (interleaved, so threads never repeat each other) modulo `distinct`. Only the
+/// envelope differs between systems: Alertmanager's API takes a list of alerts, its webhook
+/// notification (what OpsConductor's addon reads) wraps them.
+fn wrk_script(workload: Workload, threads: u64, for_alertmanager: bool) -> String {
+    let (prefix, suffix, status) = if for_alertmanager {
+        ("[", "]", "")
+    } else {
+        (
+            r#"{"version":"4","groupKey":"{}:{alertname=\"BenchAlert\"}","truncatedAlerts":0,"status":"firing","receiver":"opsconductor","groupLabels":{"alertname":"BenchAlert"},"commonLabels":{"alertname":"BenchAlert"},"commonAnnotations":{},"externalURL":"http://alertmanager.example.net:9093","alerts":["#,
+            "]}",
+            r#""status":"firing","#,
+        )
+    };
+    let alert = format!(
+        r#"{{{status}"labels":{{"alertname":"BenchAlert","job":"node","severity":"warning","instance":"10.%d.%d.%d:9100","bench_id":"%d"}},"annotations":{{"summary":"bench alert %d","description":"generated by bench-peers"}},"startsAt":"2026-12-04T00:00:00Z","generatorURL":"http://prometheus.example.net:9090/graph"}}"#
+    );
+    format!(
+        r#"
+local threads = {{}}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+local counter = 0
+local per = {per}
+local distinct = {distinct}
+local nthreads = {threads}
+local prefix = [==[{prefix}]==]
+local suffix = [==[{suffix}]==]
+local alert = [==[{alert}]==]
+request = function()
+  local parts = {{}}
+  for i = 1, per do
+    local n = (counter * per + i - 1) * nthreads + tid
+    if distinct > 0 then n = n % distinct end
+    parts[i] = string.format(alert, math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256, n, n)
+  end
+  counter = counter + 1
+  return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, prefix .. table.concat(parts, ",") .. suffix)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH {{\"requests\":%d,\"duration_us\":%d,\"non2xx\":%d,\"socket_errors\":%d,\"p50_us\":%d,\"p99_us\":%d}}\n",
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"#,
+        per = workload.per_request,
+        distinct = workload.distinct,
+    )
+}
+
+struct HttpResult {
+    alerts_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    failed: u64,
+    usage: Usage,
+}
+
+/// Runs wrk against `url` while sampling `pid`.
+fn drive_http(url: &str, script: &str, pid: u32, args: &Args, workload: Workload) -> HttpResult {
+    const THREADS: u64 = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.lua");
+    std::fs::write(&path, script).unwrap();
+    let sampler = Sampler::start(pid);
+    let out = Command::new(find_program(&["wrk"]))
+        .arg(format!("-t{THREADS}"))
+        .arg(format!("-c{}", args.connections))
+        .arg(format!("-d{}s", args.seconds))
+        .arg("--timeout")
+        .arg("10s")
+        .arg("-s")
+        .arg(&path)
+        .arg(url)
+        .output()
+        .expect("wrk runs");
+    let usage = sampler.finish();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCH "))
+        .unwrap_or_else(|| {
+            panic!(
+                "wrk printed no summary:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let summary: Value = serde_json::from_str(line).expect("the summary is JSON");
+    let n = |k: &str| summary[k].as_u64().unwrap_or(0);
+    let failed = n("non2xx") + n("socket_errors");
+    let ok_requests = n("requests").saturating_sub(n("non2xx"));
+    HttpResult {
+        alerts_per_second: (ok_requests * workload.per_request) as f64
+            / (n("duration_us") as f64 / 1e6),
+        p50_ms: n("p50_us") as f64 / 1e3,
+        p99_ms: n("p99_us") as f64 / 1e3,
+        failed,
+        usage,
+    }
+}
+
+fn row(system: &str, workload: &str, r: &HttpResult, peer: Option<f64>) {
+    let ratio = peer.map_or_else(
+        || "—".to_owned(),
+        |p| format!("{:.2}×", r.alerts_per_second / p),
+    );
+    println!(
+        "| {workload} | {system} | {:.0} | {ratio} | {:.1} | {:.1} | {:.0}% | {:.0} MB | {} |",
+        r.alerts_per_second, r.p50_ms, r.p99_ms, r.usage.cpu_percent, r.usage.peak_rss_mb, r.failed
+    );
+}
+
+async fn webhooks(args: &Args) {
+    let workloads = [
+        Workload {
+            per_request: 1,
+            distinct: 0,
+        },
+        Workload {
+            per_request: 1,
+            distinct: 3_000,
+        },
+        Workload {
+            per_request: 50,
+            distinct: 0,
+        },
+        Workload {
+            per_request: 50,
+            distinct: 8_600,
+        },
+    ];
+    println!(
+        "\n## Webhooks: {} s per run, {} connections, wrk -t2\n",
+        args.seconds, args.connections
+    );
+    println!(
+        "| workload | system | alerts/s | ratio to Alertmanager | p50 ms | p99 ms | CPU | peak RSS | failed |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    if let Some(dir) = &args.perf {
+        for workload in workloads {
+            for db in &args.dbs {
+                let oc = start_opsconductor(db, false).await;
+                let label = format!("webhooks {}, {db}", workload.name());
+                let perf = Perf::start(oc.running.pid(), dir, &label.replace([' ', ',', '/'], "_"));
+                let result = drive_http(
+                    &format!("http://{}/webhooks/alertmanager", oc.http),
+                    &wrk_script(workload, 2, false),
+                    oc.running.pid(),
+                    args,
+                    workload,
+                );
+                let stats = oc.get("/api/v1/stats").await;
+                let alerts =
+                    stats["webhooks"]["accepted"].as_u64().unwrap_or(0) * workload.per_request;
+                perf.report(
+                    alerts,
+                    &format!(
+                        "{label} ({:.0} alerts/s under perf)",
+                        result.alerts_per_second
+                    ),
+                );
+                oc.stop().await;
+            }
+        }
+        return;
+    }
+    for workload in workloads {
+        let (am, am_addr) = start_alertmanager();
+        let peer = drive_http(
+            &format!("http://{am_addr}/api/v2/alerts"),
+            &wrk_script(workload, 2, true),
+            am.pid(),
+            args,
+            workload,
+        );
+        drop(am);
+        row("Alertmanager", &workload.name(), &peer, None);
+        for db in &args.dbs {
+            let oc = start_opsconductor(db, false).await;
+            let result = drive_http(
+                &format!("http://{}/webhooks/alertmanager", oc.http),
+                &wrk_script(workload, 2, false),
+                oc.running.pid(),
+                args,
+                workload,
+            );
+            // What the server says it took: every 2xx wrk counted must be an accepted request.
+            let stats = oc.get("/api/v1/stats").await;
+            eprintln!(
+                "opsconductor {db}, {}: webhooks {} alerts {}",
+                workload.name(),
+                stats["webhooks"],
+                stats["alerts_by_status"]
+            );
+            row(
+                &format!("OpsConductor, {db}"),
+                &workload.name(),
+                &result,
+                Some(peer.alerts_per_second),
+            );
+            oc.stop().await;
+        }
+    }
+}
+
+// ---- traps ----
+
+/// Sends `traps` round-robin at `rate` per second for `seconds`; returns how many were sent.
+fn send_traps(to: SocketAddr, traps: &[Vec<u8>], rate: u64, seconds: u64) -> u64 {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let total = rate * seconds;
+    let started = Instant::now();
+    // Paced in 1 ms slices: each slice sends what the rate owes by then.
+    let mut sent = 0u64;
+    while sent < total {
+        let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        while sent < due {
+            let _ = socket.send_to(&traps[(sent % traps.len() as u64) as usize], to);
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    sent
+}
+
+fn count_lines(path: &Path) -> u64 {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+        .unwrap_or(0)
+}
+
+struct TrapResult {
+    rate: u64,
+    received: u64,
+    usage: Usage,
+}
+
+/// snmptrapd: the highest rate whose every trap reaches the log.
+fn snmptrapd_run(traps: &[Vec<u8>], rate: u64, seconds: u64) -> TrapResult {
+    let (running, addr, log) = start_snmptrapd();
+    let before = count_lines(&log);
+    let sampler = Sampler::start(running.pid());
+    let sent = send_traps(addr, traps, rate, seconds);
+    // Settled when the log stops growing for a second.
+    let mut last = count_lines(&log);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = count_lines(&log);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let usage = sampler.finish();
+    TrapResult {
+        rate,
+        received: (last - before).min(sent),
+        usage,
+    }
+}
+
+async fn opsconductor_trap_run(db: &str, traps: &[Vec<u8>], rate: u64, seconds: u64) -> TrapResult {
+    let oc = start_opsconductor(db, true).await;
+    let addr = oc.traps.expect("serve printed its trap address");
+    let sampler = Sampler::start(oc.running.pid());
+    let traps_owned = traps.to_vec();
+    let sent = tokio::task::spawn_blocking(move || send_traps(addr, &traps_owned, rate, seconds))
+        .await
+        .unwrap();
+    let last = settled_trap_stats(&oc).await;
+    // Stored, deduplicated or cleared: handed to the addon and written.
+    let stored = last["ingested"].as_u64().unwrap_or(0);
+    let usage = sampler.finish();
+    eprintln!("opsconductor {db} at {rate}/s: sent {sent}, counters {last}");
+    oc.stop().await;
+    TrapResult {
+        rate,
+        received: stored.min(sent),
+        usage,
+    }
+}
+
+/// The trap counters once they stop moving (every datagram received is accounted for).
+async fn settled_trap_stats(oc: &Opsconductor) -> Value {
+    let mut last = json!(null);
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let traps = oc.get("/api/v1/stats").await["traps"].clone();
+        if traps == last {
+            break;
+        }
+        last = traps;
+    }
+    last
+}
+
+async fn trap_runs(args: &Args) {
+    let traps = opsconductor_tests::traps::encoded_traps(1_000);
+    if let Some(dir) = &args.perf {
+        // One rate (the first given), under perf: the cost per trap at a rate all take.
+        let rate = args.trap_rates[0];
+        for db in &args.dbs {
+            let oc = start_opsconductor(db, true).await;
+            let addr = oc.traps.expect("serve printed its trap address");
+            let label = format!("traps at {rate}/s, {db}");
+            let perf = Perf::start(oc.running.pid(), dir, &label.replace([' ', ',', '/'], "_"));
+            let (traps_owned, seconds) = (traps.clone(), args.trap_seconds);
+            tokio::task::spawn_blocking(move || send_traps(addr, &traps_owned, rate, seconds))
+                .await
+                .unwrap();
+            let ingested = settled_trap_stats(&oc).await["ingested"]
+                .as_u64()
+                .unwrap_or(0);
+            perf.report(ingested, &label);
+            oc.stop().await;
+        }
+        return;
+    }
+    println!(
+        "\n## Traps: v2c linkDown, 1,000 distinct, {} s per rate; the highest rate with nothing lost\n",
+        args.trap_seconds
+    );
+    println!(
+        "| system | highest lossless rate (traps/s) | ratio to snmptrapd | CPU at that rate | peak RSS | first lossy rate (received/sent) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut peer_best = None;
+    let mut systems: Vec<String> = vec!["snmptrapd".into()];
+    systems.extend(args.dbs.iter().map(|d| format!("OpsConductor, {d}")));
+    for system in systems {
+        let mut best: Option<TrapResult> = None;
+        let mut lossy = None;
+        for &rate in &args.trap_rates {
+            let result = if system == "snmptrapd" {
+                snmptrapd_run(&traps, rate, args.trap_seconds)
+            } else {
+                let db = system.trim_start_matches("OpsConductor, ");
+                opsconductor_trap_run(db, &traps, rate, args.trap_seconds).await
+            };
+            let sent = rate * args.trap_seconds;
+            eprintln!(
+                "{system} at {rate}/s: {} of {sent} received",
+                result.received
+            );
+            if result.received < sent {
+                lossy = Some(format!("{rate} ({}/{sent})", result.received));
+                break;
+            }
+            best = Some(result);
+        }
+        let best_rate = best.as_ref().map_or(0, |b| b.rate);
+        if system == "snmptrapd" {
+            peer_best = Some(best_rate);
+        }
+        let ratio = match peer_best {
+            Some(p) if p > 0 && system != "snmptrapd" => {
+                format!("{:.2}×", best_rate as f64 / p as f64)
+            }
+            _ => "—".to_owned(),
+        };
+        let (cpu, rss) = best
+            .as_ref()
+            .map_or((0.0, 0.0), |b| (b.usage.cpu_percent, b.usage.peak_rss_mb));
+        println!(
+            "| {system} | {best_rate} | {ratio} | {cpu:.0}% | {rss:.0} MB | {} |",
+            lossy.unwrap_or_else(|| "none up to the last rate tried".into())
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    println!(
+        "# bench-peers on {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    if args.only.as_deref() != Some("traps") {
+        webhooks(&args).await;
+    }
+    if args.only.as_deref() != Some("webhooks") {
+        trap_runs(&args).await;
+    }
+}
