@@ -100,6 +100,7 @@ on_both!(
     acknowledged_alert_stays_acknowledged_on_reraise,
     status_changes_record_actor_and_never_reopen,
     same_fingerprint_twice_in_one_batch,
+    a_batch_in_one_statement_equals_one_action_at_a_time,
     failed_batch_applies_nothing,
     concurrent_raises_through_one_store_count_every_occurrence,
     concurrent_raises_through_two_stores_count_every_occurrence,
@@ -671,6 +672,105 @@ async fn same_fingerprint_twice_in_one_batch(db: TestDb) {
     assert_ne!(first, second);
     assert_eq!(outcomes.len(), 4);
     assert!(store.apply_batch(&[]).await.unwrap().is_empty());
+}
+
+/// Runs of raises with different fingerprints go to the database as one statement (see
+/// `store/alerts/batch.rs`); the same actions applied one per batch take the one-row statement.
+/// Both must leave the same alerts, outcomes and history: new and deduplicated raises, a clear
+/// and a reopen in the middle, a second occurrence within the batch, a device without an
+/// address, text that needs escaping in JSON, and silences starting and ending.
+async fn a_batch_in_one_statement_equals_one_action_at_a_time(db: TestDb) {
+    let store = db.store;
+    install(&store, ADDON).await;
+    let t0 = t0();
+    let alert = |prefix: &str, name: &str, at| {
+        let mut alert = new_alert(ADDON, &format!("{prefix}-{name}"), at);
+        alert.title = format!("link down ({name}) \"quoted\" \\ naïve ✓\n");
+        if name == "no-ip" {
+            alert.device_ip = None;
+            alert
+                .fields
+                .insert("note".into(), "tab\there, \u{1} control".into());
+        }
+        AlertAction::Raise(alert)
+    };
+    let clear = |prefix: &str, name: &str, at| clear(&format!("{prefix}-{name}"), at);
+    // (action, silence covering it)
+    let batch = |prefix: &str| {
+        vec![
+            (alert(prefix, "a", t0), None),
+            (alert(prefix, "no-ip", t0), None),
+            (alert(prefix, "silenced", t0), Some(7)),
+            (alert(prefix, "was-active", t0), Some(8)),
+            (alert(prefix, "was-suppressed", t0), None),
+            (clear(prefix, "a", t0), None),
+            (alert(prefix, "a", t0 + Duration::seconds(1)), None),
+            (alert(prefix, "no-ip", t0 + Duration::seconds(1)), None),
+            (alert(prefix, "b", t0 + Duration::seconds(1)), None),
+        ]
+    };
+    let setup = |prefix: &str| {
+        vec![
+            (alert(prefix, "was-active", t0 - Duration::seconds(5)), None),
+            (
+                alert(prefix, "was-suppressed", t0 - Duration::seconds(5)),
+                Some(9),
+            ),
+        ]
+    };
+    let apply = async |actions: Vec<(AlertAction, Option<i64>)>, whole: bool| {
+        let mut outcomes = Vec::new();
+        if whole {
+            let (actions, silenced): (Vec<_>, Vec<_>) = actions.into_iter().unzip();
+            outcomes = store
+                .apply_batch_silenced(&actions, &silenced)
+                .await
+                .unwrap();
+        } else {
+            for (action, silence) in actions {
+                outcomes.extend(
+                    store
+                        .apply_batch_silenced(&[action], &[silence])
+                        .await
+                        .unwrap(),
+                );
+            }
+        }
+        outcomes
+    };
+    apply(setup("one"), false).await;
+    apply(setup("many"), false).await;
+    let one = apply(batch("one"), false).await;
+    let many = apply(batch("many"), true).await;
+    assert_eq!(one.len(), many.len());
+
+    /// An outcome without its alert id, and what its alert and history show, ids and
+    /// fingerprints left out.
+    async fn seen(store: &Store, outcome: &ActionOutcome) -> serde_json::Value {
+        let (kind, id, count) = match outcome {
+            ActionOutcome::Created { alert_id } => ("created", *alert_id, 1),
+            ActionOutcome::Updated {
+                alert_id,
+                occurrence_count,
+            } => ("updated", *alert_id, *occurrence_count),
+            ActionOutcome::Resolved { alert_id } => ("resolved", *alert_id, 0),
+            other => panic!("unexpected {other:?}"),
+        };
+        let page = store.alert_history(id, None, 100).await.unwrap().unwrap();
+        let mut alert = serde_json::to_value(&page.alert).unwrap();
+        for key in ["id", "fingerprint"] {
+            alert.as_object_mut().unwrap().remove(key);
+        }
+        let history: Vec<_> = page
+            .items
+            .iter()
+            .map(|e| (e.at, e.kind, e.actor.clone(), e.details.clone()))
+            .collect();
+        json!({"outcome": kind, "count": count, "alert": alert, "history": format!("{history:?}")})
+    }
+    for (a, b) in one.iter().zip(&many) {
+        assert_eq!(seen(&store, a).await, seen(&store, b).await);
+    }
 }
 
 async fn failed_batch_applies_nothing(db: TestDb) {

@@ -25,6 +25,24 @@ const BATCH_ATTEMPTS: u32 = 5;
 /// Pause before the first retry; doubled for each later one (20, 40, 80, 160 ms).
 const BATCH_RETRY_PAUSE: Duration = Duration::from_millis(20);
 
+/// What a raise does when it finds an open alert with its fingerprint, and what it returns;
+/// shared by [`RAISE_SQL`] and the multi-row raise ([`RaiseMany`]). A macro, so that `concat!`
+/// builds both statements at compile time.
+macro_rules! raise_on_conflict {
+    () => {
+        "ON CONFLICT (fingerprint) WHERE status <> 'resolved' DO UPDATE SET \
+             occurrence_count = alerts.occurrence_count + 1, \
+             last_seen_at = CASE WHEN excluded.last_seen_at > alerts.last_seen_at \
+                                 THEN excluded.last_seen_at ELSE alerts.last_seen_at END, \
+             severity = excluded.severity, \
+             title = excluded.title, \
+             message = excluded.message, \
+             fields = excluded.fields, \
+             updated_at = excluded.updated_at \
+         RETURNING id, occurrence_count, status, fingerprint"
+    };
+}
+
 /// Opens an alert, or counts one more occurrence of the open alert with the same fingerprint.
 ///
 /// The conflict target is the partial unique index on open fingerprints, so the database
@@ -38,20 +56,13 @@ const BATCH_RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// A new alert opens in status `$13` (`active`, or `suppressed` when a silence covers it). An
 /// existing one keeps its status here and returns it, so that the caller can tell whether a
 /// silence starting or ending changes it (see [`Store::apply_batch_silenced`]).
-const RAISE_SQL: &str = "INSERT INTO alerts (addon_id, fingerprint, alert_type, device_ip, \
-         device_name, severity, category, title, message, status, fields, occurrence_count, \
-         occurred_at, first_seen_at, last_seen_at, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $13, $10, 1, $11, $12, $12, $12, $12) \
-     ON CONFLICT (fingerprint) WHERE status <> 'resolved' DO UPDATE SET \
-         occurrence_count = alerts.occurrence_count + 1, \
-         last_seen_at = CASE WHEN excluded.last_seen_at > alerts.last_seen_at \
-                             THEN excluded.last_seen_at ELSE alerts.last_seen_at END, \
-         severity = excluded.severity, \
-         title = excluded.title, \
-         message = excluded.message, \
-         fields = excluded.fields, \
-         updated_at = excluded.updated_at \
-     RETURNING id, occurrence_count, status";
+const RAISE_SQL: &str = concat!(
+    "INSERT INTO alerts (addon_id, fingerprint, alert_type, device_ip, device_name, severity, \
+         category, title, message, status, fields, occurrence_count, occurred_at, first_seen_at, \
+         last_seen_at, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $13, $10, 1, $11, $12, $12, $12, $12) ",
+    raise_on_conflict!()
+);
 
 /// Resolves the open alert with a fingerprint, if there is one (the unique index guarantees at
 /// most one). The addon must match too: an addon can never resolve another addon's alert.
@@ -63,6 +74,171 @@ const CLEAR_SQL: &str = "UPDATE alerts \
 /// Moves an open alert between `active` and `suppressed` when a silence starts or ends covering
 /// it (`$2` the new status, `$3` the time).
 const SILENCE_STATUS_SQL: &str = "UPDATE alerts SET status = $2, updated_at = $3 WHERE id = $1";
+
+/// One raise of a run, as the multi-row raise reads it from its JSON array: what
+/// [`RAISE_SQL`] binds one by one. Timestamps are formatted as sqlx writes them to SQLite (see
+/// [`BatchEvent`]).
+#[derive(Serialize)]
+struct RaiseRow<'a> {
+    addon_id: &'a str,
+    fingerprint: &'a str,
+    alert_type: &'a str,
+    device_ip: Option<&'a str>,
+    device_name: Option<&'a str>,
+    severity: &'static str,
+    category: &'a str,
+    title: &'a str,
+    message: &'a str,
+    status: &'static str,
+    fields: &'a std::collections::BTreeMap<String, String>,
+    occurred_at: String,
+    received_at: String,
+}
+
+/// Raises many alerts in one statement from `$1`, a JSON array of [`RaiseRow`] whose
+/// fingerprints are all different: each row is then an independent upsert, exactly as
+/// [`RAISE_SQL`] one at a time, and the rows returned are told apart by fingerprint (neither
+/// database promises `RETURNING` in input order). One statement instead of one per alert is
+/// one round trip instead of many — to sqlx's SQLite worker thread or to PostgreSQL — which
+/// was most of the cost of a batch (docs/performance.md).
+trait RaiseMany: sqlx::Database {
+    const RAISE_MANY: &'static str;
+}
+
+impl RaiseMany for Sqlite {
+    // `WHERE true`: SQLite's grammar needs it between an INSERT's SELECT and ON CONFLICT.
+    const RAISE_MANY: &'static str = concat!(
+        "INSERT INTO alerts (addon_id, fingerprint, alert_type, device_ip, device_name, \
+             severity, category, title, message, status, fields, occurrence_count, \
+             occurred_at, first_seen_at, last_seen_at, created_at, updated_at) \
+         SELECT json_extract(e.value, '$.addon_id'), json_extract(e.value, '$.fingerprint'), \
+             json_extract(e.value, '$.alert_type'), json_extract(e.value, '$.device_ip'), \
+             json_extract(e.value, '$.device_name'), json_extract(e.value, '$.severity'), \
+             json_extract(e.value, '$.category'), json_extract(e.value, '$.title'), \
+             json_extract(e.value, '$.message'), json_extract(e.value, '$.status'), \
+             json_extract(e.value, '$.fields'), 1, json_extract(e.value, '$.occurred_at'), \
+             json_extract(e.value, '$.received_at'), json_extract(e.value, '$.received_at'), \
+             json_extract(e.value, '$.received_at'), json_extract(e.value, '$.received_at') \
+         FROM json_each($1) AS e WHERE true ORDER BY e.key ",
+        raise_on_conflict!()
+    );
+}
+
+impl RaiseMany for Postgres {
+    const RAISE_MANY: &'static str = concat!(
+        "INSERT INTO alerts (addon_id, fingerprint, alert_type, device_ip, device_name, \
+             severity, category, title, message, status, fields, occurrence_count, \
+             occurred_at, first_seen_at, last_seen_at, created_at, updated_at) \
+         SELECT e.v ->> 'addon_id', e.v ->> 'fingerprint', e.v ->> 'alert_type', \
+             e.v ->> 'device_ip', e.v ->> 'device_name', e.v ->> 'severity', \
+             e.v ->> 'category', e.v ->> 'title', e.v ->> 'message', e.v ->> 'status', \
+             e.v -> 'fields', 1, CAST(e.v ->> 'occurred_at' AS TIMESTAMPTZ), \
+             CAST(e.v ->> 'received_at' AS TIMESTAMPTZ), \
+             CAST(e.v ->> 'received_at' AS TIMESTAMPTZ), \
+             CAST(e.v ->> 'received_at' AS TIMESTAMPTZ), \
+             CAST(e.v ->> 'received_at' AS TIMESTAMPTZ) \
+         FROM jsonb_array_elements($1) WITH ORDINALITY AS e(v, n) ORDER BY e.n ",
+        raise_on_conflict!()
+    );
+}
+
+fn raise_many_sql<DB: RaiseMany>(_: &Pool<DB>) -> &'static str {
+    DB::RAISE_MANY
+}
+
+/// Where the run of raises starting at `start` ends: at the first action that is not a raise,
+/// or whose fingerprint the run has already (a second occurrence must see the first's row).
+fn raise_run_end(actions: &[AlertAction], start: usize) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    actions[start..]
+        .iter()
+        .position(|action| match action {
+            AlertAction::Raise(alert) => !seen.insert(alert.fingerprint.as_str()),
+            AlertAction::Clear(_) => true,
+        })
+        .map_or(actions.len(), |offset| start + offset)
+}
+
+/// A raise as its upsert writes it: opened `suppressed` when a silence covers it.
+fn raise_row(alert: &NewAlert, silence: Option<i64>) -> RaiseRow<'_> {
+    RaiseRow {
+        addon_id: &alert.addon_id,
+        fingerprint: &alert.fingerprint,
+        alert_type: &alert.alert_type,
+        device_ip: alert.device_ip.as_deref(),
+        device_name: alert.device_name.as_deref(),
+        severity: alert.severity.as_str(),
+        category: &alert.category,
+        title: &alert.title,
+        message: &alert.message,
+        status: match silence {
+            Some(_) => AlertStatus::Suppressed.as_str(),
+            None => AlertStatus::Active.as_str(),
+        },
+        fields: &alert.fields,
+        occurred_at: ts(alert.occurred_at).to_rfc3339_opts(SecondsFormat::AutoSi, false),
+        received_at: ts(alert.received_at).to_rfc3339_opts(SecondsFormat::AutoSi, false),
+    }
+}
+
+/// What a raise did, from what its upsert returned: its outcome, its history entry, and the
+/// status a silence starting or ending moves it to (only a writer that consulted the silences,
+/// `silences_known`, may move an alert in or out of suppression).
+fn raised(
+    alert: &NewAlert,
+    silence: Option<i64>,
+    silences_known: bool,
+    (alert_id, occurrence_count, current): (i64, i64, &str),
+) -> (ActionOutcome, Option<BatchEvent>, Option<AlertStatus>) {
+    let addon_id = &alert.addon_id;
+    if occurrence_count == 1 {
+        let status = match silence {
+            Some(_) => AlertStatus::Suppressed,
+            None => AlertStatus::Active,
+        };
+        let event = BatchEvent::new(
+            alert_id,
+            alert.received_at,
+            AlertEventKind::Created,
+            format!("addon:{addon_id}"),
+            created_details(status, silence),
+        );
+        return (ActionOutcome::Created { alert_id }, Some(event), None);
+    }
+    let change = match (silences_known, current, silence) {
+        (true, "active", Some(silence_id)) => Some((
+            AlertStatus::Suppressed,
+            AlertEventKind::Suppressed,
+            format!("silence:{silence_id}"),
+            Map::from_iter([("silence_id".into(), silence_id.into())]),
+        )),
+        (true, "suppressed", None) => Some((
+            AlertStatus::Active,
+            AlertEventKind::Unsuppressed,
+            format!("addon:{addon_id}"),
+            Map::new(),
+        )),
+        _ => None,
+    };
+    let outcome = ActionOutcome::Updated {
+        alert_id,
+        occurrence_count,
+    };
+    match change {
+        Some((status, kind, actor, details)) => (
+            outcome,
+            Some(BatchEvent::new(
+                alert_id,
+                alert.received_at,
+                kind,
+                actor,
+                details,
+            )),
+            Some(status),
+        ),
+        None => (outcome, None, None),
+    }
+}
 
 /// History entries of a batch: the alerts it created and resolved, and the ones a silence
 /// moved in or out of suppression. They are inserted together in one statement at the end of
@@ -217,128 +393,131 @@ impl Store {
             let mut tx = begin_write(pool).await.context(OP)?;
             let mut outcomes = Vec::with_capacity(actions.len());
             let mut events: Vec<BatchEvent> = Vec::new();
-            for (index, action) in actions.iter().enumerate() {
-                let outcome = match action {
-                    AlertAction::Raise(alert) => {
-                        let NewAlert {
-                            addon_id,
-                            fingerprint,
-                            alert_type,
-                            device_ip,
-                            device_name,
-                            severity,
-                            category,
-                            title,
-                            message,
-                            fields,
-                            occurred_at,
-                            received_at,
-                        } = alert;
-                        let silence = silenced.and_then(|s| s[index]);
-                        let status = match silence {
-                            Some(_) => AlertStatus::Suppressed,
-                            None => AlertStatus::Active,
-                        };
-                        let (alert_id, occurrence_count, current): (i64, i64, String) =
-                            sqlx::query_as(RAISE_SQL)
-                                .bind(addon_id)
-                                .bind(fingerprint)
-                                .bind(alert_type)
-                                .bind(device_ip)
-                                .bind(device_name)
-                                .bind(severity.as_str())
-                                .bind(category)
-                                .bind(title)
-                                .bind(message)
-                                .bind(Json(fields))
-                                .bind(ts(*occurred_at))
-                                .bind(ts(*received_at))
-                                .bind(status.as_str())
-                                .fetch_one(&mut *tx)
-                                .await
-                                .context(OP)?;
-                        if occurrence_count == 1 {
-                            events.push(BatchEvent::new(
-                                alert_id,
-                                *received_at,
-                                AlertEventKind::Created,
-                                format!("addon:{addon_id}"),
-                                created_details(status, silence),
-                            ));
-                            ActionOutcome::Created { alert_id }
-                        } else {
-                            // Only a writer that consulted the silences may move an alert in or
-                            // out of suppression.
-                            let change = match (silenced.is_some(), current.as_str(), silence) {
-                                (true, "active", Some(silence_id)) => Some((
-                                    AlertStatus::Suppressed,
-                                    AlertEventKind::Suppressed,
-                                    format!("silence:{silence_id}"),
-                                    Map::from_iter([("silence_id".into(), silence_id.into())]),
-                                )),
-                                (true, "suppressed", None) => Some((
-                                    AlertStatus::Active,
-                                    AlertEventKind::Unsuppressed,
-                                    format!("addon:{addon_id}"),
-                                    Map::new(),
-                                )),
-                                _ => None,
+            // What each raise's upsert returned, in action order: (id, count, status).
+            let mut index = 0;
+            while index < actions.len() {
+                let end = raise_run_end(actions, index);
+                // A run of raises with different fingerprints: one statement for all of them.
+                let returned: Vec<(i64, i64, String, String)> = if end > index + 1 {
+                    let rows: Vec<RaiseRow> = actions[index..end]
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(offset, action)| match action {
+                            AlertAction::Raise(alert) => {
+                                Some(raise_row(alert, silenced.and_then(|s| s[index + offset])))
+                            }
+                            AlertAction::Clear(_) => None,
+                        })
+                        .collect();
+                    let mut by_fingerprint: std::collections::HashMap<String, (i64, i64, String)> =
+                        sqlx::query_as::<_, (i64, i64, String, String)>(raise_many_sql(pool))
+                            .bind(Json(&rows))
+                            .fetch_all(&mut *tx)
+                            .await
+                            .context(OP)?
+                            .into_iter()
+                            .map(|(id, count, status, fingerprint)| {
+                                (fingerprint, (id, count, status))
+                            })
+                            .collect();
+                    rows.iter()
+                        .map(|row| {
+                            by_fingerprint
+                                .remove(row.fingerprint)
+                                .map(|(id, count, status)| (id, count, status, String::new()))
+                                .ok_or_else(|| {
+                                    StoreError::Corrupt(format!(
+                                        "while {OP}: the multi-row raise returned no row for a \
+                                         fingerprint it was given"
+                                    ))
+                                })
+                        })
+                        .collect::<Result<_, _>>()?
+                } else {
+                    Vec::new()
+                };
+                let mut returned = returned.into_iter();
+                for (offset, action) in actions[index..end.max(index + 1)].iter().enumerate() {
+                    let at = index + offset;
+                    let outcome = match action {
+                        AlertAction::Raise(alert) => {
+                            let silence = silenced.and_then(|s| s[at]);
+                            let (alert_id, occurrence_count, current, _) = match returned.next() {
+                                Some(row) => row,
+                                None => {
+                                    let row = raise_row(alert, silence);
+                                    sqlx::query_as::<_, (i64, i64, String, String)>(RAISE_SQL)
+                                        .bind(row.addon_id)
+                                        .bind(row.fingerprint)
+                                        .bind(row.alert_type)
+                                        .bind(row.device_ip)
+                                        .bind(row.device_name)
+                                        .bind(row.severity)
+                                        .bind(row.category)
+                                        .bind(row.title)
+                                        .bind(row.message)
+                                        .bind(Json(row.fields))
+                                        .bind(ts(alert.occurred_at))
+                                        .bind(ts(alert.received_at))
+                                        .bind(row.status)
+                                        .fetch_one(&mut *tx)
+                                        .await
+                                        .context(OP)?
+                                }
                             };
-                            if let Some((status, kind, actor, details)) = change {
+                            let (outcome, event, moved_to) = raised(
+                                alert,
+                                silence,
+                                silenced.is_some(),
+                                (alert_id, occurrence_count, &current),
+                            );
+                            if let Some(status) = moved_to {
                                 sqlx::query(SILENCE_STATUS_SQL)
                                     .bind(alert_id)
                                     .bind(status.as_str())
-                                    .bind(ts(*received_at))
+                                    .bind(ts(alert.received_at))
                                     .execute(&mut *tx)
                                     .await
                                     .context(OP)?;
-                                events.push(BatchEvent::new(
-                                    alert_id,
-                                    *received_at,
-                                    kind,
-                                    actor,
-                                    details,
-                                ));
                             }
-                            ActionOutcome::Updated {
-                                alert_id,
-                                occurrence_count,
+                            events.extend(event);
+                            outcome
+                        }
+                        AlertAction::Clear(clear) => {
+                            let ClearAlert {
+                                addon_id,
+                                fingerprint,
+                                cleared_by,
+                                received_at,
+                                alert_type: _,
+                            } = clear;
+                            let resolved_by = format!("clear:{cleared_by}");
+                            let resolved: Option<i64> = sqlx::query_scalar(CLEAR_SQL)
+                                .bind(fingerprint)
+                                .bind(addon_id)
+                                .bind(ts(*received_at))
+                                .bind(&resolved_by)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .context(OP)?;
+                            match resolved {
+                                Some(alert_id) => {
+                                    events.push(BatchEvent::new(
+                                        alert_id,
+                                        *received_at,
+                                        AlertEventKind::Resolved,
+                                        resolved_by,
+                                        Map::new(),
+                                    ));
+                                    ActionOutcome::Resolved { alert_id }
+                                }
+                                None => ActionOutcome::ClearUnmatched,
                             }
                         }
-                    }
-                    AlertAction::Clear(clear) => {
-                        let ClearAlert {
-                            addon_id,
-                            fingerprint,
-                            cleared_by,
-                            received_at,
-                            alert_type: _,
-                        } = clear;
-                        let resolved_by = format!("clear:{cleared_by}");
-                        let resolved: Option<i64> = sqlx::query_scalar(CLEAR_SQL)
-                            .bind(fingerprint)
-                            .bind(addon_id)
-                            .bind(ts(*received_at))
-                            .bind(&resolved_by)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .context(OP)?;
-                        match resolved {
-                            Some(alert_id) => {
-                                events.push(BatchEvent::new(
-                                    alert_id,
-                                    *received_at,
-                                    AlertEventKind::Resolved,
-                                    resolved_by,
-                                    Map::new(),
-                                ));
-                                ActionOutcome::Resolved { alert_id }
-                            }
-                            None => ActionOutcome::ClearUnmatched,
-                        }
-                    }
-                };
-                outcomes.push(outcome);
+                    };
+                    outcomes.push(outcome);
+                }
+                index = end.max(index + 1);
             }
             if !events.is_empty() {
                 sqlx::query(insert_events_sql(pool))
