@@ -336,9 +336,11 @@ impl Store {
     /// - an `acknowledged` alert stays acknowledged either way: an operator has it.
     ///
     /// This is the ingestion hot path: the batching writer calls it with many events at once, so
-    /// that many alerts share one commit (and one fsync). Each action is one prepared statement,
-    /// cached per connection by sqlx, and the history entries of the alerts created, resolved or
-    /// moved in or out of suppression are one more for the whole batch. Transient conflicts with
+    /// that many alerts share one commit (and one fsync). Each run of raises with different
+    /// fingerprints is one statement ([`RaiseMany`]); a clear, a raise whose fingerprint the run
+    /// has already, and a silence move are one prepared statement each (cached per connection
+    /// by sqlx); the history entries of the alerts created, resolved or moved in or out of
+    /// suppression are one more for the whole batch. Transient conflicts with
     /// other writers are retried here (the failed attempt was rolled back, so nothing is applied
     /// twice).
     pub async fn apply_batch_silenced(
