@@ -421,7 +421,7 @@ const PERF_HZ: u32 = 299;
 impl Perf {
     fn start(pid: u32, dir: &Path, name: &str) -> Perf {
         std::fs::create_dir_all(dir).unwrap();
-        let data = dir.join(format!("{name}.data"));
+        let data = dir.join(format!("{}.data", name.replace([' ', ',', '/'], "_")));
         let child = Command::new("perf")
             .args([
                 "record",
@@ -599,6 +599,37 @@ fn row(system: &str, workload: &str, r: &HttpResult, peer: Option<f64>) {
     );
 }
 
+/// One run of `workload` against a fresh OpsConductor on `db`; with `--perf`, recorded and its
+/// stage table printed.
+async fn opsconductor_webhooks(db: &str, workload: Workload, args: &Args) -> HttpResult {
+    let oc = start_opsconductor(db, false).await;
+    let label = format!("webhooks {}, {db}", workload.name());
+    let perf = args
+        .perf
+        .as_ref()
+        .map(|dir| Perf::start(oc.running.pid(), dir, &label));
+    let result = drive_http(
+        &format!("http://{}/webhooks/alertmanager", oc.http),
+        &wrk_script(workload, 2, false),
+        oc.running.pid(),
+        args,
+        workload,
+    );
+    // What the server says it took: every 2xx wrk counted must be an accepted request.
+    let stats = oc.get("/api/v1/stats").await;
+    eprintln!(
+        "opsconductor {label}: webhooks {} alerts {}",
+        stats["webhooks"], stats["alerts_by_status"]
+    );
+    if let Some(perf) = perf {
+        let alerts = stats["webhooks"]["accepted"].as_u64().unwrap_or(0) * workload.per_request;
+        let rate = result.alerts_per_second;
+        perf.report(alerts, &format!("{label} ({rate:.0} alerts/s under perf)"));
+    }
+    oc.stop().await;
+    result
+}
+
 async fn webhooks(args: &Args) {
     let workloads = [
         Workload {
@@ -626,30 +657,10 @@ async fn webhooks(args: &Args) {
         "| workload | system | alerts/s | ratio to Alertmanager | p50 ms | p99 ms | CPU | peak RSS | failed |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    if let Some(dir) = &args.perf {
+    if args.perf.is_some() {
         for workload in workloads {
             for db in &args.dbs {
-                let oc = start_opsconductor(db, false).await;
-                let label = format!("webhooks {}, {db}", workload.name());
-                let perf = Perf::start(oc.running.pid(), dir, &label.replace([' ', ',', '/'], "_"));
-                let result = drive_http(
-                    &format!("http://{}/webhooks/alertmanager", oc.http),
-                    &wrk_script(workload, 2, false),
-                    oc.running.pid(),
-                    args,
-                    workload,
-                );
-                let stats = oc.get("/api/v1/stats").await;
-                let alerts =
-                    stats["webhooks"]["accepted"].as_u64().unwrap_or(0) * workload.per_request;
-                perf.report(
-                    alerts,
-                    &format!(
-                        "{label} ({:.0} alerts/s under perf)",
-                        result.alerts_per_second
-                    ),
-                );
-                oc.stop().await;
+                opsconductor_webhooks(db, workload, args).await;
             }
         }
         return;
@@ -666,29 +677,13 @@ async fn webhooks(args: &Args) {
         drop(am);
         row("Alertmanager", &workload.name(), &peer, None);
         for db in &args.dbs {
-            let oc = start_opsconductor(db, false).await;
-            let result = drive_http(
-                &format!("http://{}/webhooks/alertmanager", oc.http),
-                &wrk_script(workload, 2, false),
-                oc.running.pid(),
-                args,
-                workload,
-            );
-            // What the server says it took: every 2xx wrk counted must be an accepted request.
-            let stats = oc.get("/api/v1/stats").await;
-            eprintln!(
-                "opsconductor {db}, {}: webhooks {} alerts {}",
-                workload.name(),
-                stats["webhooks"],
-                stats["alerts_by_status"]
-            );
+            let result = opsconductor_webhooks(db, workload, args).await;
             row(
                 &format!("OpsConductor, {db}"),
                 &workload.name(),
                 &result,
                 Some(peer.alerts_per_second),
             );
-            oc.stop().await;
         }
     }
 }
@@ -749,9 +744,17 @@ fn snmptrapd_run(traps: &[Vec<u8>], rate: u64, seconds: u64) -> TrapResult {
     }
 }
 
-async fn opsconductor_trap_run(db: &str, traps: &[Vec<u8>], rate: u64, seconds: u64) -> TrapResult {
+/// One trap run at `rate` for `--trap-seconds` against a fresh OpsConductor on `db`; with
+/// `--perf`, recorded and its stage table printed.
+async fn opsconductor_trap_run(db: &str, traps: &[Vec<u8>], rate: u64, args: &Args) -> TrapResult {
+    let seconds = args.trap_seconds;
     let oc = start_opsconductor(db, true).await;
     let addr = oc.traps.expect("serve printed its trap address");
+    let label = format!("traps at {rate}/s, {db}");
+    let perf = args
+        .perf
+        .as_ref()
+        .map(|dir| Perf::start(oc.running.pid(), dir, &label));
     let sampler = Sampler::start(oc.running.pid());
     let traps_owned = traps.to_vec();
     let sent = tokio::task::spawn_blocking(move || send_traps(addr, &traps_owned, rate, seconds))
@@ -762,6 +765,9 @@ async fn opsconductor_trap_run(db: &str, traps: &[Vec<u8>], rate: u64, seconds: 
     let stored = last["ingested"].as_u64().unwrap_or(0);
     let usage = sampler.finish();
     eprintln!("opsconductor {db} at {rate}/s: sent {sent}, counters {last}");
+    if let Some(perf) = perf {
+        perf.report(stored, &label);
+    }
     oc.stop().await;
     TrapResult {
         rate,
@@ -786,23 +792,10 @@ async fn settled_trap_stats(oc: &Opsconductor) -> Value {
 
 async fn trap_runs(args: &Args) {
     let traps = opsconductor_tests::traps::encoded_traps(1_000);
-    if let Some(dir) = &args.perf {
+    if args.perf.is_some() {
         // One rate (the first given), under perf: the cost per trap at a rate all take.
-        let rate = args.trap_rates[0];
         for db in &args.dbs {
-            let oc = start_opsconductor(db, true).await;
-            let addr = oc.traps.expect("serve printed its trap address");
-            let label = format!("traps at {rate}/s, {db}");
-            let perf = Perf::start(oc.running.pid(), dir, &label.replace([' ', ',', '/'], "_"));
-            let (traps_owned, seconds) = (traps.clone(), args.trap_seconds);
-            tokio::task::spawn_blocking(move || send_traps(addr, &traps_owned, rate, seconds))
-                .await
-                .unwrap();
-            let ingested = settled_trap_stats(&oc).await["ingested"]
-                .as_u64()
-                .unwrap_or(0);
-            perf.report(ingested, &label);
-            oc.stop().await;
+            opsconductor_trap_run(db, &traps, args.trap_rates[0], args).await;
         }
         return;
     }
@@ -825,7 +818,7 @@ async fn trap_runs(args: &Args) {
                 snmptrapd_run(&traps, rate, args.trap_seconds)
             } else {
                 let db = system.trim_start_matches("OpsConductor, ");
-                opsconductor_trap_run(db, &traps, rate, args.trap_seconds).await
+                opsconductor_trap_run(db, &traps, rate, args).await
             };
             let sent = rate * args.trap_seconds;
             eprintln!(
