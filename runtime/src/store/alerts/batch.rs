@@ -159,7 +159,15 @@ fn raise_run_end(actions: &[AlertAction], start: usize) -> usize {
         .map_or(actions.len(), |offset| start + offset)
 }
 
-/// A raise as its upsert writes it: opened `suppressed` when a silence covers it.
+/// The status a new alert opens in: `suppressed` when a silence covers it.
+fn opening_status(silence: Option<i64>) -> AlertStatus {
+    match silence {
+        Some(_) => AlertStatus::Suppressed,
+        None => AlertStatus::Active,
+    }
+}
+
+/// A raise as the multi-row upsert reads it.
 fn raise_row(alert: &NewAlert, silence: Option<i64>) -> RaiseRow<'_> {
     RaiseRow {
         addon_id: &alert.addon_id,
@@ -171,10 +179,7 @@ fn raise_row(alert: &NewAlert, silence: Option<i64>) -> RaiseRow<'_> {
         category: &alert.category,
         title: &alert.title,
         message: &alert.message,
-        status: match silence {
-            Some(_) => AlertStatus::Suppressed.as_str(),
-            None => AlertStatus::Active.as_str(),
-        },
+        status: opening_status(silence).as_str(),
         fields: &alert.fields,
         occurred_at: ts(alert.occurred_at).to_rfc3339_opts(SecondsFormat::AutoSi, false),
         received_at: ts(alert.received_at).to_rfc3339_opts(SecondsFormat::AutoSi, false),
@@ -192,10 +197,7 @@ fn raised(
 ) -> (ActionOutcome, Option<BatchEvent>, Option<AlertStatus>) {
     let addon_id = &alert.addon_id;
     if occurrence_count == 1 {
-        let status = match silence {
-            Some(_) => AlertStatus::Suppressed,
-            None => AlertStatus::Active,
-        };
+        let status = opening_status(silence);
         let event = BatchEvent::new(
             alert_id,
             alert.received_at,
@@ -400,7 +402,7 @@ impl Store {
             while index < actions.len() {
                 let end = raise_run_end(actions, index);
                 // A run of raises with different fingerprints: one statement for all of them.
-                let returned: Vec<(i64, i64, String, String)> = if end > index + 1 {
+                let returned: Vec<(i64, i64, String)> = if end > index + 1 {
                     let rows: Vec<RaiseRow> = actions[index..end]
                         .iter()
                         .enumerate()
@@ -424,15 +426,12 @@ impl Store {
                             .collect();
                     rows.iter()
                         .map(|row| {
-                            by_fingerprint
-                                .remove(row.fingerprint)
-                                .map(|(id, count, status)| (id, count, status, String::new()))
-                                .ok_or_else(|| {
-                                    StoreError::Corrupt(format!(
-                                        "while {OP}: the multi-row raise returned no row for a \
+                            by_fingerprint.remove(row.fingerprint).ok_or_else(|| {
+                                StoreError::Corrupt(format!(
+                                    "while {OP}: the multi-row raise returned no row for a \
                                          fingerprint it was given"
-                                    ))
-                                })
+                                ))
+                            })
                         })
                         .collect::<Result<_, _>>()?
                 } else {
@@ -444,27 +443,28 @@ impl Store {
                     let outcome = match action {
                         AlertAction::Raise(alert) => {
                             let silence = silenced.and_then(|s| s[at]);
-                            let (alert_id, occurrence_count, current, _) = match returned.next() {
+                            let (alert_id, occurrence_count, current) = match returned.next() {
                                 Some(row) => row,
                                 None => {
-                                    let row = raise_row(alert, silence);
-                                    sqlx::query_as::<_, (i64, i64, String, String)>(RAISE_SQL)
-                                        .bind(row.addon_id)
-                                        .bind(row.fingerprint)
-                                        .bind(row.alert_type)
-                                        .bind(row.device_ip)
-                                        .bind(row.device_name)
-                                        .bind(row.severity)
-                                        .bind(row.category)
-                                        .bind(row.title)
-                                        .bind(row.message)
-                                        .bind(Json(row.fields))
-                                        .bind(ts(alert.occurred_at))
-                                        .bind(ts(alert.received_at))
-                                        .bind(row.status)
-                                        .fetch_one(&mut *tx)
-                                        .await
-                                        .context(OP)?
+                                    let (id, count, status, _fingerprint) =
+                                        sqlx::query_as::<_, (i64, i64, String, String)>(RAISE_SQL)
+                                            .bind(&alert.addon_id)
+                                            .bind(&alert.fingerprint)
+                                            .bind(&alert.alert_type)
+                                            .bind(&alert.device_ip)
+                                            .bind(&alert.device_name)
+                                            .bind(alert.severity.as_str())
+                                            .bind(&alert.category)
+                                            .bind(&alert.title)
+                                            .bind(&alert.message)
+                                            .bind(Json(&alert.fields))
+                                            .bind(ts(alert.occurred_at))
+                                            .bind(ts(alert.received_at))
+                                            .bind(opening_status(silence).as_str())
+                                            .fetch_one(&mut *tx)
+                                            .await
+                                            .context(OP)?;
+                                    (id, count, status)
                                 }
                             };
                             let (outcome, event, moved_to) = raised(
