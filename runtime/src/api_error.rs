@@ -37,6 +37,23 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
     }
 }
 
+/// Where a JSON document is wrong, as the API's refusals name it: the field's path (`.` for
+/// the document itself). The path of an unknown field ends in that field, which serde's
+/// message names already, so it is reported at its parent (`matchers`: unknown field `host`).
+pub fn error_path(path: &serde_path_to_error::Path, message: &str) -> String {
+    let mut path = path.to_string();
+    if message.starts_with("unknown field") {
+        path = path
+            .rsplit_once('.')
+            .map_or("", |(parent, _)| parent)
+            .to_owned();
+    }
+    if path.is_empty() || path == "?" {
+        path = ".".to_owned();
+    }
+    path
+}
+
 /// `response` with the `WWW-Authenticate` challenge a 401 must carry.
 pub fn with_challenge(mut response: Response, challenge: &'static str) -> Response {
     response.headers_mut().insert(

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState, MAX_PAGE, page_limit};
 use crate::alert::{AlertFilter, AlertStatus, Severity, StoredAlert};
+use crate::api_error::error_path;
 use crate::filter::{Facets, Filter};
 use crate::store::{AlertEvent, AlertOp, AlertSearch, HistoryPage, StoreError, check_note};
 
@@ -50,20 +51,9 @@ pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
 pub(crate) fn parse_body<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let mut path = e.path().to_string();
+        let path = e.path().clone();
         let inner = e.into_inner();
-        // The path of an unknown field ends in that field, which the message names already:
-        // report it at its parent ("silence field `matchers`: unknown field `host`").
-        if inner.to_string().starts_with("unknown field") {
-            path = path
-                .rsplit_once('.')
-                .map_or("", |(parent, _)| parent)
-                .to_owned();
-        }
-        if path.is_empty() || path == "?" {
-            path = ".".to_owned();
-        }
-        (path, inner)
+        (error_path(&path, &inner.to_string()), inner)
     });
     let parsed = parsed.and_then(|v| de.end().map(|()| v).map_err(|e| (".".to_owned(), e)));
     parsed.map_err(|(path, e)| {

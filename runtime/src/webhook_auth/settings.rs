@@ -10,6 +10,7 @@ use super::{
     DEFAULT_TOLERANCE_SECONDS, MAX_SECRET_BYTES, MAX_TOLERANCE_SECONDS, MIN_SECRET_BYTES,
     SECRET_SET,
 };
+use crate::api_error::error_path;
 use crate::auth::Secret;
 
 /// How a webhook authenticates its sender.
@@ -152,20 +153,9 @@ impl AddonSettings {
     /// Parses and validates a stored settings object, naming the field that is wrong.
     pub fn from_stored(value: &Value) -> Result<AddonSettings, SettingsError> {
         let settings: AddonSettings = serde_path_to_error::deserialize(value).map_err(|e| {
-            let mut path = e.path().to_string();
+            let path = e.path().clone();
             let inner = e.into_inner().to_string();
-            // An unknown field's path ends in that field, which the message names already:
-            // report it at its parent, as the API's body parser does.
-            if inner.starts_with("unknown field") {
-                path = path
-                    .rsplit_once('.')
-                    .map_or("", |(parent, _)| parent)
-                    .to_owned();
-            }
-            if path.is_empty() || path == "?" {
-                path = ".".to_owned();
-            }
-            settings_error(&path, inner)
+            settings_error(&error_path(&path, &inner), inner)
         })?;
         settings.validate()?;
         Ok(settings)
