@@ -555,6 +555,9 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePools, StoreError> {
         .min_connections(1)
         .idle_timeout(None)
         .max_lifetime(None)
+        // A connection to a local file does not go stale: no ping before each use, which is
+        // a round trip to sqlx's worker thread per transaction on the hot path.
+        .test_before_acquire(false)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(writer_options)
         .await
@@ -571,6 +574,7 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePools, StoreError> {
     } else {
         SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             // query_only makes an accidental write through a reader fail loudly instead of
             // racing the writer for the lock.

@@ -695,6 +695,14 @@ async fn a_batch_in_one_statement_equals_one_action_at_a_time(db: TestDb) {
         AlertAction::Raise(alert)
     };
     let clear = |prefix: &str, name: &str, at| clear(&format!("{prefix}-{name}"), at);
+    let critical = |action: AlertAction| match action {
+        AlertAction::Raise(mut alert) => {
+            alert.severity = Severity::Critical;
+            alert.title.push_str(" (worse)");
+            AlertAction::Raise(alert)
+        }
+        clear => clear,
+    };
     // (action, silence covering it)
     let batch = |prefix: &str| {
         vec![
@@ -703,10 +711,36 @@ async fn a_batch_in_one_statement_equals_one_action_at_a_time(db: TestDb) {
             (alert(prefix, "silenced", t0), Some(7)),
             (alert(prefix, "was-active", t0), Some(8)),
             (alert(prefix, "was-suppressed", t0), None),
+            // Repeats within the run: folded into one row each.
+            (alert(prefix, "a", t0 + Duration::milliseconds(500)), None),
+            (
+                alert(prefix, "was-active", t0 + Duration::seconds(1)),
+                Some(8),
+            ),
+            (
+                alert(prefix, "silenced", t0 + Duration::seconds(1)),
+                Some(7),
+            ),
+            // A repeat under a different silence decision ends the run.
+            (alert(prefix, "was-active", t0 + Duration::seconds(2)), None),
+            // A run of clears: one statement; the repeat and the unknown match nothing.
             (clear(prefix, "a", t0), None),
+            (clear(prefix, "a", t0), None),
+            (clear(prefix, "no-ip", t0 + Duration::milliseconds(1)), None),
+            (clear(prefix, "never-raised", t0), None),
             (alert(prefix, "a", t0 + Duration::seconds(1)), None),
             (alert(prefix, "no-ip", t0 + Duration::seconds(1)), None),
             (alert(prefix, "b", t0 + Duration::seconds(1)), None),
+            // The last occurrence's text wins; the latest receipt is when it was last seen.
+            (
+                critical(alert(prefix, "b", t0 + Duration::seconds(3))),
+                None,
+            ),
+            (alert(prefix, "b", t0 + Duration::seconds(2)), None),
+            (
+                critical(alert(prefix, "no-ip", t0 + Duration::seconds(2))),
+                None,
+            ),
         ]
     };
     let setup = |prefix: &str| {
@@ -754,7 +788,7 @@ async fn a_batch_in_one_statement_equals_one_action_at_a_time(db: TestDb) {
                 occurrence_count,
             } => ("updated", *alert_id, *occurrence_count),
             ActionOutcome::Resolved { alert_id } => ("resolved", *alert_id, 0),
-            other => panic!("unexpected {other:?}"),
+            ActionOutcome::ClearUnmatched => return json!("unmatched"),
         };
         let page = store.alert_history(id, None, 100).await.unwrap().unwrap();
         let mut alert = serde_json::to_value(&page.alert).unwrap();

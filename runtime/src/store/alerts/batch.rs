@@ -31,7 +31,7 @@ const BATCH_RETRY_PAUSE: Duration = Duration::from_millis(20);
 macro_rules! raise_on_conflict {
     () => {
         "ON CONFLICT (fingerprint) WHERE status <> 'resolved' DO UPDATE SET \
-             occurrence_count = alerts.occurrence_count + 1, \
+             occurrence_count = alerts.occurrence_count + excluded.occurrence_count, \
              last_seen_at = CASE WHEN excluded.last_seen_at > alerts.last_seen_at \
                                  THEN excluded.last_seen_at ELSE alerts.last_seen_at END, \
              severity = excluded.severity, \
@@ -71,13 +71,86 @@ const CLEAR_SQL: &str = "UPDATE alerts \
      WHERE fingerprint = $1 AND addon_id = $2 AND status <> 'resolved' \
      RETURNING id";
 
+/// One row of the multi-row clear: the first clear of an alert in a run of clears (a repeat
+/// finds it resolved already, as one at a time).
+#[derive(Serialize)]
+struct ClearRow<'a> {
+    addon_id: &'a str,
+    fingerprint: &'a str,
+    resolved_at: String,
+    resolved_by: String,
+}
+
+/// Resolves many alerts in one statement from `$1`, a JSON array of [`ClearRow`] with no
+/// (addon, fingerprint) twice, as [`CLEAR_SQL`] one at a time; returns the id, addon and
+/// fingerprint of each alert resolved. Both plans look each row up in the index of open
+/// fingerprints.
+trait ClearMany: sqlx::Database {
+    const CLEAR_MANY: &'static str;
+}
+
+impl ClearMany for Sqlite {
+    const CLEAR_MANY: &'static str = "UPDATE alerts \
+         SET status = 'resolved', resolved_at = c.resolved_at, resolved_by = c.resolved_by, \
+             updated_at = c.resolved_at \
+         FROM (SELECT json_extract(e.value, '$.addon_id') AS addon_id, \
+                   json_extract(e.value, '$.fingerprint') AS fingerprint, \
+                   json_extract(e.value, '$.resolved_at') AS resolved_at, \
+                   json_extract(e.value, '$.resolved_by') AS resolved_by \
+               FROM json_each($1) AS e) AS c \
+         WHERE alerts.fingerprint = c.fingerprint AND alerts.addon_id = c.addon_id \
+             AND alerts.status <> 'resolved' \
+         RETURNING alerts.id, alerts.addon_id, alerts.fingerprint";
+}
+
+impl ClearMany for Postgres {
+    const CLEAR_MANY: &'static str = "UPDATE alerts \
+         SET status = 'resolved', resolved_at = c.resolved_at, resolved_by = c.resolved_by, \
+             updated_at = c.resolved_at \
+         FROM (SELECT e.v ->> 'addon_id' AS addon_id, e.v ->> 'fingerprint' AS fingerprint, \
+                   CAST(e.v ->> 'resolved_at' AS TIMESTAMPTZ) AS resolved_at, \
+                   e.v ->> 'resolved_by' AS resolved_by \
+               FROM jsonb_array_elements($1) AS e(v)) AS c \
+         WHERE alerts.fingerprint = c.fingerprint AND alerts.addon_id = c.addon_id \
+             AND alerts.status <> 'resolved' \
+         RETURNING alerts.id, alerts.addon_id, alerts.fingerprint";
+}
+
+fn clear_many_sql<DB: ClearMany>(_: &Pool<DB>) -> &'static str {
+    DB::CLEAR_MANY
+}
+
+/// Where the run of clears starting at `start` ends: at the first raise.
+fn clear_run_end(actions: &[AlertAction], start: usize) -> usize {
+    actions[start..]
+        .iter()
+        .position(|action| matches!(action, AlertAction::Raise(_)))
+        .map_or(actions.len(), |offset| start + offset)
+}
+
+/// The multi-row clear's rows for a run of clears: the first clear of each alert.
+fn clear_rows<'a>(clears: impl Iterator<Item = &'a ClearAlert>) -> Vec<ClearRow<'a>> {
+    let mut seen = std::collections::HashSet::new();
+    clears
+        .filter(|clear| seen.insert((&clear.addon_id, &clear.fingerprint)))
+        .map(|clear| ClearRow {
+            addon_id: &clear.addon_id,
+            fingerprint: &clear.fingerprint,
+            resolved_at: ts(clear.received_at).to_rfc3339_opts(SecondsFormat::AutoSi, false),
+            resolved_by: format!("clear:{}", clear.cleared_by),
+        })
+        .collect()
+}
+
 /// Moves an open alert between `active` and `suppressed` when a silence starts or ends covering
 /// it (`$2` the new status, `$3` the time).
 const SILENCE_STATUS_SQL: &str = "UPDATE alerts SET status = $2, updated_at = $3 WHERE id = $1";
 
-/// One raise of a run, as the multi-row raise reads it from its JSON array: what
-/// [`RAISE_SQL`] binds one by one. Timestamps are formatted as sqlx writes them to SQLite (see
-/// [`BatchEvent`]).
+/// One row of the multi-row raise, read from its JSON array: the raises of a run that share a
+/// fingerprint, folded into what applying them one by one with [`RAISE_SQL`] leaves behind.
+/// The first occurrence gives when the alert was first seen, the last one its text and
+/// `updated_at`, and `occurrences` is added to the count. Timestamps are formatted as sqlx
+/// writes them to SQLite (see [`BatchEvent`]).
 #[derive(Serialize)]
 struct RaiseRow<'a> {
     addon_id: &'a str,
@@ -91,16 +164,19 @@ struct RaiseRow<'a> {
     message: &'a str,
     status: &'static str,
     fields: &'a std::collections::BTreeMap<String, String>,
+    occurrences: i64,
     occurred_at: String,
-    received_at: String,
+    first_seen_at: String,
+    last_seen_at: String,
+    updated_at: String,
 }
 
 /// Raises many alerts in one statement from `$1`, a JSON array of [`RaiseRow`] whose
-/// fingerprints are all different: each row is then an independent upsert, exactly as
-/// [`RAISE_SQL`] one at a time, and the rows returned are told apart by fingerprint (neither
-/// database promises `RETURNING` in input order). One statement instead of one per alert is
-/// one round trip instead of many — to sqlx's SQLite worker thread or to PostgreSQL — which
-/// was most of the cost of a batch (docs/performance.md).
+/// fingerprints are all different: each row is then an independent upsert, and the rows
+/// returned are told apart by fingerprint (neither database promises `RETURNING` in input
+/// order). One statement instead of one per alert is one round trip instead of many — to
+/// sqlx's SQLite worker thread or to PostgreSQL — which was most of the cost of a batch
+/// (docs/performance.md).
 trait RaiseMany: sqlx::Database {
     const RAISE_MANY: &'static str;
 }
@@ -116,9 +192,10 @@ impl RaiseMany for Sqlite {
              json_extract(e.value, '$.device_name'), json_extract(e.value, '$.severity'), \
              json_extract(e.value, '$.category'), json_extract(e.value, '$.title'), \
              json_extract(e.value, '$.message'), json_extract(e.value, '$.status'), \
-             json_extract(e.value, '$.fields'), 1, json_extract(e.value, '$.occurred_at'), \
-             json_extract(e.value, '$.received_at'), json_extract(e.value, '$.received_at'), \
-             json_extract(e.value, '$.received_at'), json_extract(e.value, '$.received_at') \
+             json_extract(e.value, '$.fields'), json_extract(e.value, '$.occurrences'), \
+             json_extract(e.value, '$.occurred_at'), \
+             json_extract(e.value, '$.first_seen_at'), json_extract(e.value, '$.last_seen_at'), \
+             json_extract(e.value, '$.first_seen_at'), json_extract(e.value, '$.updated_at') \
          FROM json_each($1) AS e WHERE true ORDER BY e.key ",
         raise_on_conflict!()
     );
@@ -132,11 +209,12 @@ impl RaiseMany for Postgres {
          SELECT e.v ->> 'addon_id', e.v ->> 'fingerprint', e.v ->> 'alert_type', \
              e.v ->> 'device_ip', e.v ->> 'device_name', e.v ->> 'severity', \
              e.v ->> 'category', e.v ->> 'title', e.v ->> 'message', e.v ->> 'status', \
-             e.v -> 'fields', 1, CAST(e.v ->> 'occurred_at' AS TIMESTAMPTZ), \
-             CAST(e.v ->> 'received_at' AS TIMESTAMPTZ), \
-             CAST(e.v ->> 'received_at' AS TIMESTAMPTZ), \
-             CAST(e.v ->> 'received_at' AS TIMESTAMPTZ), \
-             CAST(e.v ->> 'received_at' AS TIMESTAMPTZ) \
+             e.v -> 'fields', CAST(e.v ->> 'occurrences' AS BIGINT), \
+             CAST(e.v ->> 'occurred_at' AS TIMESTAMPTZ), \
+             CAST(e.v ->> 'first_seen_at' AS TIMESTAMPTZ), \
+             CAST(e.v ->> 'last_seen_at' AS TIMESTAMPTZ), \
+             CAST(e.v ->> 'first_seen_at' AS TIMESTAMPTZ), \
+             CAST(e.v ->> 'updated_at' AS TIMESTAMPTZ) \
          FROM jsonb_array_elements($1) WITH ORDINALITY AS e(v, n) ORDER BY e.n ",
         raise_on_conflict!()
     );
@@ -146,17 +224,76 @@ fn raise_many_sql<DB: RaiseMany>(_: &Pool<DB>) -> &'static str {
     DB::RAISE_MANY
 }
 
-/// Where the run of raises starting at `start` ends: at the first action that is not a raise,
-/// or whose fingerprint the run has already (a second occurrence must see the first's row).
-fn raise_run_end(actions: &[AlertAction], start: usize) -> usize {
-    let mut seen = std::collections::HashSet::new();
-    actions[start..]
-        .iter()
-        .position(|action| match action {
-            AlertAction::Raise(alert) => !seen.insert(alert.fingerprint.as_str()),
-            AlertAction::Clear(_) => true,
-        })
-        .map_or(actions.len(), |offset| start + offset)
+/// The raises of one fingerprint in a run, by their index in the batch.
+#[derive(Debug, PartialEq)]
+struct RaiseGroup {
+    first: usize,
+    last: usize,
+    occurrences: i64,
+    /// The latest receipt time among them (`last_seen_at` only moves forward).
+    last_seen: DateTime<Utc>,
+}
+
+/// A run of raises written in one statement: consecutive raises of the batch, folded into one
+/// row per fingerprint. Repeated occurrences of a fingerprint in a burst (a flapping port, a
+/// storm of the same trap) are then one row with `count + n` rather than a statement each.
+#[derive(Debug, PartialEq)]
+struct RaiseRun {
+    /// One past the run's last action in the batch.
+    end: usize,
+    /// In order of first occurrence.
+    groups: Vec<RaiseGroup>,
+    /// For each action of the run, its group and which occurrence of the group it is (from 1).
+    members: Vec<(usize, i64)>,
+}
+
+impl RaiseRun {
+    /// The run starting at `start` (a raise). It ends at the first clear, which must see the
+    /// raises before it, or at a raise of a fingerprint the run already has under a different
+    /// silence decision, whose status the earlier occurrence decides first.
+    fn plan(actions: &[AlertAction], silence: impl Fn(usize) -> Option<i64>, start: usize) -> Self {
+        let mut by_fingerprint = std::collections::HashMap::new();
+        let mut run = RaiseRun {
+            end: actions.len(),
+            groups: Vec::new(),
+            members: Vec::new(),
+        };
+        for (at, action) in actions.iter().enumerate().skip(start) {
+            let AlertAction::Raise(alert) = action else {
+                run.end = at;
+                break;
+            };
+            match by_fingerprint.get(alert.fingerprint.as_str()) {
+                Some(&g) => {
+                    let group: &mut RaiseGroup = &mut run.groups[g];
+                    if silence(group.first) != silence(at) {
+                        run.end = at;
+                        break;
+                    }
+                    group.last = at;
+                    group.occurrences += 1;
+                    group.last_seen = group.last_seen.max(alert.received_at);
+                    run.members.push((g, group.occurrences));
+                }
+                None => {
+                    by_fingerprint.insert(alert.fingerprint.as_str(), run.groups.len());
+                    run.members.push((run.groups.len(), 1));
+                    run.groups.push(RaiseGroup {
+                        first: at,
+                        last: at,
+                        occurrences: 1,
+                        last_seen: alert.received_at,
+                    });
+                }
+            }
+        }
+        run
+    }
+
+    /// Whether the run is a single raise, written with [`RAISE_SQL`].
+    fn is_single(&self) -> bool {
+        self.members.len() == 1
+    }
 }
 
 /// The status a new alert opens in: `suppressed` when a silence covers it.
@@ -167,22 +304,35 @@ fn opening_status(silence: Option<i64>) -> AlertStatus {
     }
 }
 
-/// A raise as the multi-row upsert reads it.
-fn raise_row(alert: &NewAlert, silence: Option<i64>) -> RaiseRow<'_> {
+/// The multi-row upsert's row for `group`, whose raises share `silence`.
+fn raise_row<'a>(
+    actions: &'a [AlertAction],
+    group: &RaiseGroup,
+    silence: Option<i64>,
+) -> RaiseRow<'a> {
+    let (AlertAction::Raise(first), AlertAction::Raise(last)) =
+        (&actions[group.first], &actions[group.last])
+    else {
+        unreachable!("a raise group holds raises only")
+    };
+    let text = |t: DateTime<Utc>| ts(t).to_rfc3339_opts(SecondsFormat::AutoSi, false);
     RaiseRow {
-        addon_id: &alert.addon_id,
-        fingerprint: &alert.fingerprint,
-        alert_type: &alert.alert_type,
-        device_ip: alert.device_ip.as_deref(),
-        device_name: alert.device_name.as_deref(),
-        severity: alert.severity.as_str(),
-        category: &alert.category,
-        title: &alert.title,
-        message: &alert.message,
+        addon_id: &first.addon_id,
+        fingerprint: &first.fingerprint,
+        alert_type: &first.alert_type,
+        device_ip: first.device_ip.as_deref(),
+        device_name: first.device_name.as_deref(),
+        severity: last.severity.as_str(),
+        category: &first.category,
+        title: &last.title,
+        message: &last.message,
         status: opening_status(silence).as_str(),
-        fields: &alert.fields,
-        occurred_at: ts(alert.occurred_at).to_rfc3339_opts(SecondsFormat::AutoSi, false),
-        received_at: ts(alert.received_at).to_rfc3339_opts(SecondsFormat::AutoSi, false),
+        fields: &last.fields,
+        occurrences: group.occurrences,
+        occurred_at: text(first.occurred_at),
+        first_seen_at: text(first.received_at),
+        last_seen_at: text(group.last_seen),
+        updated_at: text(last.received_at),
     }
 }
 
@@ -339,8 +489,8 @@ impl Store {
     ///
     /// This is the ingestion hot path: the batching writer calls it with many events at once, so
     /// that many alerts share one commit (and one fsync). Each run of raises with different
-    /// fingerprints is one statement ([`RaiseMany`]); a clear, a raise whose fingerprint the run
-    /// has already, and a silence move are one prepared statement each (cached per connection
+    /// fingerprints is one statement ([`RaiseMany`]), the raises of one fingerprint in it one row
+    /// ([`RaiseRun`]); a lone raise, a clear and a silence move are one prepared statement each (cached per connection
     /// by sqlx); the history entries of the alerts created, resolved or moved in or out of
     /// suppression are one more for the whole batch. Transient conflicts with
     /// other writers are retried here (the failed attempt was rolled back, so nothing is applied
@@ -397,21 +547,91 @@ impl Store {
             let mut tx = begin_write(pool).await.context(OP)?;
             let mut outcomes = Vec::with_capacity(actions.len());
             let mut events: Vec<BatchEvent> = Vec::new();
-            // What each raise's upsert returned, in action order: (id, count, status).
+            let silence = |at: usize| silenced.and_then(|s| s[at]);
             let mut index = 0;
             while index < actions.len() {
-                let end = raise_run_end(actions, index);
-                // A run of raises with different fingerprints: one statement for all of them.
-                let returned: Vec<(i64, i64, String)> = if end > index + 1 {
-                    let rows: Vec<RaiseRow> = actions[index..end]
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(offset, action)| match action {
-                            AlertAction::Raise(alert) => {
-                                Some(raise_row(alert, silenced.and_then(|s| s[index + offset])))
+                if let AlertAction::Clear(_) = &actions[index] {
+                    let end = clear_run_end(actions, index);
+                    let clears = actions[index..end].iter().map(|action| match action {
+                        AlertAction::Clear(clear) => clear,
+                        AlertAction::Raise(_) => unreachable!("a clear run holds clears only"),
+                    });
+                    // Which clear resolved which alert: (addon, fingerprint) → alert id.
+                    let mut resolved: std::collections::HashMap<(String, String), i64> =
+                        if end == index + 1 {
+                            let clear = clears.clone().next().expect("a run has a clear");
+                            sqlx::query_scalar(CLEAR_SQL)
+                                .bind(&clear.fingerprint)
+                                .bind(&clear.addon_id)
+                                .bind(ts(clear.received_at))
+                                .bind(format!("clear:{}", clear.cleared_by))
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .context(OP)?
+                                .map(|id| ((clear.addon_id.clone(), clear.fingerprint.clone()), id))
+                                .into_iter()
+                                .collect()
+                        } else {
+                            let rows = clear_rows(clears.clone());
+                            sqlx::query_as::<_, (i64, String, String)>(clear_many_sql(pool))
+                                .bind(Json(&rows))
+                                .fetch_all(&mut *tx)
+                                .await
+                                .context(OP)?
+                                .into_iter()
+                                .map(|(id, addon_id, fingerprint)| ((addon_id, fingerprint), id))
+                                .collect()
+                        };
+                    for clear in clears {
+                        // The first clear of an alert resolves it; a repeat finds it resolved.
+                        let key = (clear.addon_id.clone(), clear.fingerprint.clone());
+                        outcomes.push(match resolved.remove(&key) {
+                            Some(alert_id) => {
+                                events.push(BatchEvent::new(
+                                    alert_id,
+                                    clear.received_at,
+                                    AlertEventKind::Resolved,
+                                    format!("clear:{}", clear.cleared_by),
+                                    Map::new(),
+                                ));
+                                ActionOutcome::Resolved { alert_id }
                             }
-                            AlertAction::Clear(_) => None,
-                        })
+                            None => ActionOutcome::ClearUnmatched,
+                        });
+                    }
+                    index = end;
+                    continue;
+                }
+                let run = RaiseRun::plan(actions, silence, index);
+                // What each group's upsert returned: (id, count, status).
+                let returned: Vec<(i64, i64, String)> = if run.is_single() {
+                    let AlertAction::Raise(alert) = &actions[index] else {
+                        unreachable!()
+                    };
+                    let (id, count, status, _fingerprint) =
+                        sqlx::query_as::<_, (i64, i64, String, String)>(RAISE_SQL)
+                            .bind(&alert.addon_id)
+                            .bind(&alert.fingerprint)
+                            .bind(&alert.alert_type)
+                            .bind(&alert.device_ip)
+                            .bind(&alert.device_name)
+                            .bind(alert.severity.as_str())
+                            .bind(&alert.category)
+                            .bind(&alert.title)
+                            .bind(&alert.message)
+                            .bind(Json(&alert.fields))
+                            .bind(ts(alert.occurred_at))
+                            .bind(ts(alert.received_at))
+                            .bind(opening_status(silence(index)).as_str())
+                            .fetch_one(&mut *tx)
+                            .await
+                            .context(OP)?;
+                    vec![(id, count, status)]
+                } else {
+                    let rows: Vec<RaiseRow> = run
+                        .groups
+                        .iter()
+                        .map(|group| raise_row(actions, group, silence(group.first)))
                         .collect();
                     let mut by_fingerprint: std::collections::HashMap<String, (i64, i64, String)> =
                         sqlx::query_as::<_, (i64, i64, String, String)>(raise_many_sql(pool))
@@ -434,92 +654,46 @@ impl Store {
                             })
                         })
                         .collect::<Result<_, _>>()?
-                } else {
-                    Vec::new()
                 };
-                let mut returned = returned.into_iter();
-                for (offset, action) in actions[index..end.max(index + 1)].iter().enumerate() {
+                for (offset, &(g, occurrence)) in run.members.iter().enumerate() {
                     let at = index + offset;
-                    let outcome = match action {
-                        AlertAction::Raise(alert) => {
-                            let silence = silenced.and_then(|s| s[at]);
-                            let (alert_id, occurrence_count, current) = match returned.next() {
-                                Some(row) => row,
-                                None => {
-                                    let (id, count, status, _fingerprint) =
-                                        sqlx::query_as::<_, (i64, i64, String, String)>(RAISE_SQL)
-                                            .bind(&alert.addon_id)
-                                            .bind(&alert.fingerprint)
-                                            .bind(&alert.alert_type)
-                                            .bind(&alert.device_ip)
-                                            .bind(&alert.device_name)
-                                            .bind(alert.severity.as_str())
-                                            .bind(&alert.category)
-                                            .bind(&alert.title)
-                                            .bind(&alert.message)
-                                            .bind(Json(&alert.fields))
-                                            .bind(ts(alert.occurred_at))
-                                            .bind(ts(alert.received_at))
-                                            .bind(opening_status(silence).as_str())
-                                            .fetch_one(&mut *tx)
-                                            .await
-                                            .context(OP)?;
-                                    (id, count, status)
-                                }
-                            };
-                            let (outcome, event, moved_to) = raised(
-                                alert,
-                                silence,
-                                silenced.is_some(),
-                                (alert_id, occurrence_count, &current),
-                            );
-                            if let Some(status) = moved_to {
-                                sqlx::query(SILENCE_STATUS_SQL)
-                                    .bind(alert_id)
-                                    .bind(status.as_str())
-                                    .bind(ts(alert.received_at))
-                                    .execute(&mut *tx)
-                                    .await
-                                    .context(OP)?;
-                            }
-                            events.extend(event);
-                            outcome
-                        }
-                        AlertAction::Clear(clear) => {
-                            let ClearAlert {
-                                addon_id,
-                                fingerprint,
-                                cleared_by,
-                                received_at,
-                                alert_type: _,
-                            } = clear;
-                            let resolved_by = format!("clear:{cleared_by}");
-                            let resolved: Option<i64> = sqlx::query_scalar(CLEAR_SQL)
-                                .bind(fingerprint)
-                                .bind(addon_id)
-                                .bind(ts(*received_at))
-                                .bind(&resolved_by)
-                                .fetch_optional(&mut *tx)
-                                .await
-                                .context(OP)?;
-                            match resolved {
-                                Some(alert_id) => {
-                                    events.push(BatchEvent::new(
-                                        alert_id,
-                                        *received_at,
-                                        AlertEventKind::Resolved,
-                                        resolved_by,
-                                        Map::new(),
-                                    ));
-                                    ActionOutcome::Resolved { alert_id }
-                                }
-                                None => ActionOutcome::ClearUnmatched,
-                            }
-                        }
+                    let AlertAction::Raise(alert) = &actions[at] else {
+                        unreachable!("a raise run holds raises only")
                     };
+                    let (alert_id, count, current) = &returned[g];
+                    // The count this occurrence reached: the group added all its occurrences at
+                    // once.
+                    let occurrence_count = count - run.groups[g].occurrences + occurrence;
+                    if occurrence > 1 {
+                        // A later occurrence of the group changes no status: the first did.
+                        outcomes.push(ActionOutcome::Updated {
+                            alert_id: *alert_id,
+                            occurrence_count,
+                        });
+                        continue;
+                    }
+                    let (outcome, event, moved_to) = raised(
+                        alert,
+                        silence(at),
+                        silenced.is_some(),
+                        (*alert_id, occurrence_count, current),
+                    );
+                    if let Some(status) = moved_to {
+                        let AlertAction::Raise(last) = &actions[run.groups[g].last] else {
+                            unreachable!("a raise group holds raises only")
+                        };
+                        sqlx::query(SILENCE_STATUS_SQL)
+                            .bind(alert_id)
+                            .bind(status.as_str())
+                            .bind(ts(last.received_at))
+                            .execute(&mut *tx)
+                            .await
+                            .context(OP)?;
+                    }
+                    events.extend(event);
                     outcomes.push(outcome);
                 }
-                index = end.max(index + 1);
+                index = run.end;
             }
             if !events.is_empty() {
                 sqlx::query(insert_events_sql(pool))
@@ -547,5 +721,81 @@ impl std::fmt::Display for ErrorChain<'_> {
             source = error.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn raise(fingerprint: &str, second: u32) -> AlertAction {
+        let at = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, second).unwrap();
+        AlertAction::Raise(NewAlert {
+            addon_id: "a".into(),
+            fingerprint: fingerprint.into(),
+            alert_type: "t".into(),
+            device_ip: None,
+            device_name: None,
+            severity: crate::alert::Severity::Minor,
+            category: "c".into(),
+            title: "t".into(),
+            message: String::new(),
+            fields: Default::default(),
+            occurred_at: at,
+            received_at: at,
+        })
+    }
+
+    fn clear(fingerprint: &str) -> AlertAction {
+        AlertAction::Clear(ClearAlert {
+            addon_id: "a".into(),
+            fingerprint: fingerprint.into(),
+            alert_type: "t".into(),
+            cleared_by: "up".into(),
+            received_at: Utc::now(),
+        })
+    }
+
+    #[test]
+    fn a_run_folds_repeats_and_ends_at_a_clear_or_a_changed_silence() {
+        let actions = [
+            raise("x", 1),
+            raise("y", 2),
+            raise("x", 5),
+            raise("x", 3),
+            raise("y", 4),
+            clear("x"),
+            raise("z", 6),
+        ];
+        let run = RaiseRun::plan(&actions, |_| None, 0);
+        assert_eq!(run.end, 5, "the clear ends the run");
+        assert_eq!(run.members, [(0, 1), (1, 1), (0, 2), (0, 3), (1, 2)]);
+        let at = |s| Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, s).unwrap();
+        assert_eq!(
+            run.groups,
+            [
+                RaiseGroup {
+                    first: 0,
+                    last: 3,
+                    occurrences: 3,
+                    last_seen: at(5),
+                },
+                RaiseGroup {
+                    first: 1,
+                    last: 4,
+                    occurrences: 2,
+                    last_seen: at(4),
+                },
+            ]
+        );
+        assert!(RaiseRun::plan(&actions, |_| None, 6).is_single());
+
+        // "x" again, but now under a silence: the earlier occurrence must decide its status
+        // first, so the run stops there.
+        let silenced = |at: usize| (at == 2).then_some(7);
+        let run = RaiseRun::plan(&actions, silenced, 0);
+        assert_eq!((run.end, run.groups.len()), (2, 2));
     }
 }
