@@ -69,6 +69,10 @@ bench-peers *ARGS: build-addons
 bench-webhooks *ARGS: build-addons
     cargo run --release -p opsconductor-tests --bin bench-webhooks -- {{ARGS}}
 
+# The write path alone (batching writer and store, no HTTP or sandbox): alerts/s, commits, CPU (args: --seconds --tasks --per-job --distinct --db)
+bench-store *ARGS:
+    cargo run --release -p opsconductor-tests --bin bench-store -- {{ARGS}}
+
 # Trap ingest: a burst over loopback UDP, fully accounted (args: --count --distinct --rate --db)
 bench-traps *ARGS: build-addons
     cargo run --release -p opsconductor-tests --bin bench-traps -- {{ARGS}}
