@@ -2,6 +2,7 @@
 //! fresh PostgreSQL database, with real addon bundles built by `just build-addons`.
 
 pub mod browser;
+pub mod procstat;
 pub mod slapd;
 pub mod snmpd;
 pub mod sshd;

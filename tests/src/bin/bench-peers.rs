@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use opsconductor::testing::TestPostgres;
+use opsconductor_tests::procstat;
 use serde_json::{Value, json};
 
 struct Args {
@@ -97,37 +98,7 @@ fn find_program(names: &[&str]) -> PathBuf {
     panic!("none of {names:?} is installed: run `just bench-peers`, which installs them")
 }
 
-// ---- sampling a process from /proc ----
-
-/// CPU time (user + system, all threads) in clock ticks, and the resident set in KiB.
-fn proc_sample(pid: u32) -> (u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let cpu = ticks(11) + ticks(12);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    (cpu, rss)
-}
-
-fn clock_ticks_per_second() -> u64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output();
-    out.ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100)
-}
+// ---- sampling a process (opsconductor_tests::procstat) ----
 
 /// Samples a process while a workload runs: CPU% of one core over the whole window, and the
 /// highest RSS seen (every 200 ms).
@@ -147,14 +118,14 @@ struct Usage {
 
 impl Sampler {
     fn start(pid: u32) -> Sampler {
-        let (cpu_start, rss) = proc_sample(pid);
+        let (cpu_start, rss) = procstat::sample(pid);
         let peak_rss = Arc::new(AtomicU64::new(rss));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (peak_rss, stop) = (peak_rss.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let (_, rss) = proc_sample(pid);
+                    let (_, rss) = procstat::sample(pid);
                     peak_rss.fetch_max(rss, Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(200));
                 }
@@ -171,7 +142,7 @@ impl Sampler {
     }
 
     fn finish(mut self) -> Usage {
-        let (cpu_end, rss) = proc_sample(self.pid);
+        let (cpu_end, rss) = procstat::sample(self.pid);
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -179,7 +150,7 @@ impl Sampler {
         let seconds = self.started.elapsed().as_secs_f64();
         let ticks = cpu_end.saturating_sub(self.cpu_start) as f64;
         Usage {
-            cpu_percent: 100.0 * ticks / clock_ticks_per_second() as f64 / seconds,
+            cpu_percent: 100.0 * ticks / procstat::clock_ticks_per_second() as f64 / seconds,
             peak_rss_mb: self.peak_rss.load(Ordering::Relaxed).max(rss) as f64 / 1024.0,
         }
     }

@@ -15,6 +15,7 @@ use opsconductor::alert::{AlertAction, NewAlert, Severity};
 use opsconductor::store::{AddonRecord, Store};
 use opsconductor::testing::{Db, TestPostgres, secret_keys, sqlite_url};
 use opsconductor::writer::{AlertWriter, WriterConfig};
+use opsconductor_tests::procstat;
 
 #[tokio::main]
 async fn main() {
@@ -69,7 +70,7 @@ async fn main() {
 
     let next = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let cpu_before = cpu_ticks();
+    let cpu_before = procstat::sample(std::process::id()).0;
     let started = Instant::now();
     let workers: Vec<_> = (0..tasks)
         .map(|_| {
@@ -98,7 +99,8 @@ async fn main() {
         latencies.extend(worker.await.expect("writer task"));
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = (cpu_ticks() - cpu_before) as f64 / 100.0 / elapsed * 100.0;
+    let cpu_ticks = procstat::sample(std::process::id()).0 - cpu_before;
+    let cpu = cpu_ticks as f64 / procstat::clock_ticks_per_second() as f64 / elapsed * 100.0;
     latencies.sort();
     let stats = writer.stats();
     let alerts = stats.actions as f64;
@@ -140,18 +142,4 @@ fn raise(n: u64) -> AlertAction {
         occurred_at: now,
         received_at: now,
     })
-}
-
-/// This process's CPU time (user + system, all threads) in clock ticks (100 per second).
-fn cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    ticks(11) + ticks(12)
 }
