@@ -488,13 +488,13 @@ impl Store {
     /// - an `acknowledged` alert stays acknowledged either way: an operator has it.
     ///
     /// This is the ingestion hot path: the batching writer calls it with many events at once, so
-    /// that many alerts share one commit (and one fsync). Each run of raises with different
-    /// fingerprints is one statement ([`RaiseMany`]), the raises of one fingerprint in it one row
-    /// ([`RaiseRun`]); a lone raise, a clear and a silence move are one prepared statement each (cached per connection
-    /// by sqlx); the history entries of the alerts created, resolved or moved in or out of
-    /// suppression are one more for the whole batch. Transient conflicts with
-    /// other writers are retried here (the failed attempt was rolled back, so nothing is applied
-    /// twice).
+    /// that many alerts share one commit (and one fsync). Each run of raises is one statement
+    /// ([`RaiseMany`]), with the raises of one fingerprint folded into one row ([`RaiseRun`]);
+    /// each run of clears is one statement ([`ClearMany`]); a lone raise or clear and a silence
+    /// move are one prepared statement each (cached per connection by sqlx); the history entries
+    /// of the alerts created, resolved or moved in or out of suppression are one more for the
+    /// whole batch. Transient conflicts with other writers are retried here (the failed attempt
+    /// was rolled back, so nothing is applied twice).
     pub async fn apply_batch_silenced(
         &self,
         actions: &[AlertAction],
