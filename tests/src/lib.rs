@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: a real runtime on a loopback port, on SQLite or on a
 //! fresh PostgreSQL database, with real addon bundles built by `just build-addons`.
 
+pub mod bench_args;
 pub mod browser;
 pub mod procstat;
 pub mod slapd;

@@ -37,9 +37,7 @@ fn parse_args() -> Args {
         rate: 1_000,
         seconds: 30,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+    for (flag, value) in opsconductor_tests::bench_args::pairs() {
         let number = || {
             value
                 .parse::<u64>()

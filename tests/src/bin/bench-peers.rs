@@ -54,9 +54,7 @@ fn parse_args() -> Args {
         only: None,
         perf: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+    for (flag, value) in opsconductor_tests::bench_args::pairs() {
         let number = || {
             value
                 .parse::<u64>()

@@ -33,9 +33,7 @@ fn parse_args() -> Args {
         concurrency: 64,
         db: Db::Sqlite,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+    for (flag, value) in opsconductor_tests::bench_args::pairs() {
         let number = || {
             value
                 .parse::<u64>()
@@ -46,13 +44,7 @@ fn parse_args() -> Args {
             "--interval" => args.interval = number().max(1) as u32,
             "--seconds" => args.seconds = number().max(1),
             "--concurrency" => args.concurrency = number().max(1) as usize,
-            "--db" => {
-                args.db = match value.as_str() {
-                    "sqlite" => Db::Sqlite,
-                    "postgres" => Db::Postgres,
-                    other => panic!("--db {other}: expected sqlite or postgres"),
-                }
-            }
+            "--db" => args.db = opsconductor_tests::bench_args::db(&value),
             other => panic!("unknown flag {other}"),
         }
     }

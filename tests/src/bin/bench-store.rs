@@ -21,21 +21,13 @@ use opsconductor_tests::procstat;
 async fn main() {
     let (mut seconds, mut tasks, mut per_job, mut distinct, mut db) =
         (10u64, 16usize, 1usize, 0u64, Db::Sqlite);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+    for (flag, value) in opsconductor_tests::bench_args::pairs() {
         match flag.as_str() {
             "--seconds" => seconds = value.parse().expect("--seconds"),
             "--tasks" => tasks = value.parse().expect("--tasks"),
             "--per-job" => per_job = value.parse().expect("--per-job"),
             "--distinct" => distinct = value.parse().expect("--distinct"),
-            "--db" => {
-                db = match value.as_str() {
-                    "sqlite" => Db::Sqlite,
-                    "postgres" => Db::Postgres,
-                    other => panic!("--db {other}: expected sqlite or postgres"),
-                }
-            }
+            "--db" => db = opsconductor_tests::bench_args::db(&value),
             other => panic!("unknown flag {other}"),
         }
     }

@@ -10,20 +10,12 @@ use opsconductor_tests::{Db, TestRuntime, bundle};
 #[tokio::main]
 async fn main() {
     let (mut count, mut distinct, mut rate, mut db) = (100_000u64, 1_000u32, 0u64, Db::Sqlite);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+    for (flag, value) in opsconductor_tests::bench_args::pairs() {
         match flag.as_str() {
             "--count" => count = value.parse().expect("--count"),
             "--distinct" => distinct = value.parse().expect("--distinct"),
             "--rate" => rate = value.parse().expect("--rate"),
-            "--db" => {
-                db = match value.as_str() {
-                    "sqlite" => Db::Sqlite,
-                    "postgres" => Db::Postgres,
-                    other => panic!("--db {other}: expected sqlite or postgres"),
-                }
-            }
+            "--db" => db = opsconductor_tests::bench_args::db(&value),
             other => panic!("unknown flag {other}"),
         }
     }

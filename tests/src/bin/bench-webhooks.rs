@@ -28,9 +28,7 @@ fn parse_args() -> Args {
         alerts_per_request: 1,
         db: Db::Sqlite,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+    for (flag, value) in opsconductor_tests::bench_args::pairs() {
         let number = || {
             value
                 .parse::<u64>()
@@ -41,13 +39,7 @@ fn parse_args() -> Args {
             "--concurrency" => args.concurrency = number().max(1),
             "--distinct" => args.distinct = number().max(1),
             "--alerts-per-request" => args.alerts_per_request = number().max(1),
-            "--db" => {
-                args.db = match value.as_str() {
-                    "sqlite" => Db::Sqlite,
-                    "postgres" => Db::Postgres,
-                    other => panic!("--db {other}: expected sqlite or postgres"),
-                }
-            }
+            "--db" => args.db = opsconductor_tests::bench_args::db(&value),
             other => panic!("unknown flag {other}"),
         }
     }
