@@ -743,6 +743,23 @@ async fn a_batch_in_one_statement_equals_one_action_at_a_time(db: TestDb) {
             ),
         ]
     };
+    // Runs longer than one SQLite statement (256 rows): 300 alerts, every seventh raised twice
+    // with the repeat in a later statement, then a run of 300 clears with the 100 unknown.
+    let bulk = |prefix: &str| {
+        let mut actions = Vec::new();
+        for i in 0..300 {
+            actions.push((alert(prefix, &format!("bulk-{i}"), t0), None));
+        }
+        for i in (0..300).step_by(7) {
+            let at = t0 + Duration::seconds(1);
+            actions.push((critical(alert(prefix, &format!("bulk-{i}"), at)), None));
+        }
+        for i in 100..400 {
+            actions.push((clear(prefix, &format!("bulk-{i}"), t0), None));
+        }
+        actions
+    };
+    let batch = |prefix: &str| [batch(prefix), bulk(prefix)].concat();
     let setup = |prefix: &str| {
         vec![
             (alert(prefix, "was-active", t0 - Duration::seconds(5)), None),
@@ -795,6 +812,17 @@ async fn a_batch_in_one_statement_equals_one_action_at_a_time(db: TestDb) {
         for key in ["id", "fingerprint"] {
             alert.as_object_mut().unwrap().remove(key);
         }
+        // Not in the API's view of an alert, but written by every raise and clear.
+        let (created_at, updated_at): (DateTime<Utc>, DateTime<Utc>) =
+            with_pool!(store, read, |pool| {
+                sqlx::query_as("SELECT created_at, updated_at FROM alerts WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap()
+            });
+        alert["created_at"] = json!(created_at);
+        alert["updated_at"] = json!(updated_at);
         let history: Vec<_> = page
             .items
             .iter()

@@ -12,7 +12,8 @@
 //! `just bench-peers` installs the peers (apt) and `wrk`, builds the release binary and runs
 //! this. Flags: `--seconds S` (per HTTP run, default 20), `--connections C` (16),
 //! `--trap-seconds S` (60), `--trap-rates R,R,...` (rates tried in order until one loses),
-//! `--db sqlite,postgres`, `--only webhooks|traps`.
+//! `--db sqlite,postgres`, `--only webhooks|traps`, `--server-config "key = value; ..."` (top-level
+//! settings for OpsConductor, `;` between lines).
 //!
 //! `--perf DIR` profiles instead of comparing: OpsConductor alone, each workload once under
 //! `perf record --call-graph dwarf`, and `scripts/stage-costs.py` turns each recording into the
@@ -40,6 +41,9 @@ struct Args {
     only: Option<String>,
     /// Profile OpsConductor instead of comparing: perf data and stage tables go here.
     perf: Option<PathBuf>,
+    /// Top-level settings added to OpsConductor's configuration (`--server-config
+    /// "writer_max_batch = 500"`), to compare settings in one run.
+    server_config: String,
 }
 
 fn parse_args() -> Args {
@@ -53,6 +57,7 @@ fn parse_args() -> Args {
         dbs: vec!["sqlite".into(), "postgres".into()],
         only: None,
         perf: None,
+        server_config: String::new(),
     };
     for (flag, value) in opsconductor_tests::bench_args::pairs() {
         let number = || {
@@ -73,6 +78,7 @@ fn parse_args() -> Args {
             "--db" => args.dbs = value.split(',').map(str::to_owned).collect(),
             "--only" => args.only = Some(value),
             "--perf" => args.perf = Some(PathBuf::from(value)),
+            "--server-config" => args.server_config = value.replace(';', "\n"),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -266,7 +272,7 @@ struct Opsconductor {
     database: Option<TestPostgres>,
 }
 
-async fn start_opsconductor(db: &str, traps: bool) -> Opsconductor {
+async fn start_opsconductor(db: &str, traps: bool, server_config: &str) -> Opsconductor {
     let dir = tempfile::tempdir().unwrap();
     let database = match db {
         "postgres" => Some(TestPostgres::create().await.expect("a PostgreSQL database")),
@@ -285,7 +291,11 @@ async fn start_opsconductor(db: &str, traps: bool) -> Opsconductor {
     // The defaults but for the per-addon webhook rate (2,000/s): Alertmanager has none, and a
     // throughput benchmark must not measure 429s.
     let config = dir.path().join("opsconductor.toml");
-    std::fs::write(&config, "[limits]\nwebhook_per_addon_per_second = 0\n").unwrap();
+    std::fs::write(
+        &config,
+        format!("{server_config}\n[limits]\nwebhook_per_addon_per_second = 0\n"),
+    )
+    .unwrap();
     let command = |args: &[&str]| {
         let mut c = Command::new(&bin);
         c.args(args)
@@ -571,7 +581,7 @@ fn row(system: &str, workload: &str, r: &HttpResult, peer: Option<f64>) {
 /// One run of `workload` against a fresh OpsConductor on `db`; with `--perf`, recorded and its
 /// stage table printed.
 async fn opsconductor_webhooks(db: &str, workload: Workload, args: &Args) -> HttpResult {
-    let oc = start_opsconductor(db, false).await;
+    let oc = start_opsconductor(db, false, &args.server_config).await;
     let label = format!("webhooks {}, {db}", workload.name());
     let perf = args
         .perf
@@ -717,7 +727,7 @@ fn snmptrapd_run(traps: &[Vec<u8>], rate: u64, seconds: u64) -> TrapResult {
 /// `--perf`, recorded and its stage table printed.
 async fn opsconductor_trap_run(db: &str, traps: &[Vec<u8>], rate: u64, args: &Args) -> TrapResult {
     let seconds = args.trap_seconds;
-    let oc = start_opsconductor(db, true).await;
+    let oc = start_opsconductor(db, true, &args.server_config).await;
     let addr = oc.traps.expect("serve printed its trap address");
     let label = format!("traps at {rate}/s, {db}");
     let perf = args

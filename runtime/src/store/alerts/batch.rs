@@ -81,43 +81,80 @@ struct ClearRow<'a> {
     resolved_by: String,
 }
 
-/// Resolves many alerts in one statement from `$1`, a JSON array of [`ClearRow`] with no
-/// (addon, fingerprint) twice, as [`CLEAR_SQL`] one at a time; returns the id, addon and
-/// fingerprint of each alert resolved. Both plans look each row up in the index of open
-/// fingerprints.
+/// What a multi-row clear returns for each alert it resolved: id, addon and fingerprint.
+type Cleared = (i64, String, String);
+
+/// Resolves many alerts at once from [`ClearRow`]s with no (addon, fingerprint) twice, as
+/// [`CLEAR_SQL`] one at a time; returns what it resolved. Both plans look each row up in the
+/// index of open fingerprints. Each database gets the rows as for [`RaiseMany`].
 trait ClearMany: sqlx::Database {
-    const CLEAR_MANY: &'static str;
+    fn clear_many(
+        pool: &Pool<Self>,
+        conn: &mut Self::Connection,
+        rows: &[ClearRow<'_>],
+    ) -> impl Future<Output = Result<Vec<Cleared>, sqlx::Error>> + Send;
 }
 
 impl ClearMany for Sqlite {
-    const CLEAR_MANY: &'static str = "UPDATE alerts \
-         SET status = 'resolved', resolved_at = c.resolved_at, resolved_by = c.resolved_by, \
-             updated_at = c.resolved_at \
-         FROM (SELECT json_extract(e.value, '$.addon_id') AS addon_id, \
-                   json_extract(e.value, '$.fingerprint') AS fingerprint, \
-                   json_extract(e.value, '$.resolved_at') AS resolved_at, \
-                   json_extract(e.value, '$.resolved_by') AS resolved_by \
-               FROM json_each($1) AS e) AS c \
-         WHERE alerts.fingerprint = c.fingerprint AND alerts.addon_id = c.addon_id \
-             AND alerts.status <> 'resolved' \
-         RETURNING alerts.id, alerts.addon_id, alerts.fingerprint";
+    async fn clear_many(
+        _: &Pool<Sqlite>,
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[ClearRow<'_>],
+    ) -> Result<Vec<Cleared>, sqlx::Error> {
+        let mut cleared = Vec::new();
+        for statement in sqlite_statements(rows) {
+            // A `VALUES` table's columns are column1, column2, … in SQLite.
+            let mut query = sqlx::QueryBuilder::<Sqlite>::new(
+                "UPDATE alerts \
+                 SET status = 'resolved', resolved_at = c.column3, resolved_by = c.column4, \
+                     updated_at = c.column3 \
+                 FROM (",
+            );
+            query.push_values(statement, |mut values, row| {
+                values
+                    .push_bind(row.addon_id)
+                    .push_bind(row.fingerprint)
+                    .push_bind(row.resolved_at.as_str())
+                    .push_bind(row.resolved_by.as_str());
+            });
+            query.push(
+                ") AS c \
+                 WHERE alerts.fingerprint = c.column2 AND alerts.addon_id = c.column1 \
+                     AND alerts.status <> 'resolved' \
+                 RETURNING alerts.id, alerts.addon_id, alerts.fingerprint",
+            );
+            cleared.extend(
+                query
+                    .build_query_as::<Cleared>()
+                    .fetch_all(&mut *conn)
+                    .await?,
+            );
+        }
+        Ok(cleared)
+    }
 }
 
 impl ClearMany for Postgres {
-    const CLEAR_MANY: &'static str = "UPDATE alerts \
-         SET status = 'resolved', resolved_at = c.resolved_at, resolved_by = c.resolved_by, \
-             updated_at = c.resolved_at \
-         FROM (SELECT e.v ->> 'addon_id' AS addon_id, e.v ->> 'fingerprint' AS fingerprint, \
-                   CAST(e.v ->> 'resolved_at' AS TIMESTAMPTZ) AS resolved_at, \
-                   e.v ->> 'resolved_by' AS resolved_by \
-               FROM jsonb_array_elements($1) AS e(v)) AS c \
-         WHERE alerts.fingerprint = c.fingerprint AND alerts.addon_id = c.addon_id \
-             AND alerts.status <> 'resolved' \
-         RETURNING alerts.id, alerts.addon_id, alerts.fingerprint";
-}
-
-fn clear_many_sql<DB: ClearMany>(_: &Pool<DB>) -> &'static str {
-    DB::CLEAR_MANY
+    async fn clear_many(
+        _: &Pool<Postgres>,
+        conn: &mut sqlx::PgConnection,
+        rows: &[ClearRow<'_>],
+    ) -> Result<Vec<Cleared>, sqlx::Error> {
+        const CLEAR_MANY: &str = "UPDATE alerts \
+             SET status = 'resolved', resolved_at = c.resolved_at, resolved_by = c.resolved_by, \
+                 updated_at = c.resolved_at \
+             FROM (SELECT e.v ->> 'addon_id' AS addon_id, e.v ->> 'fingerprint' AS fingerprint, \
+                       CAST(e.v ->> 'resolved_at' AS TIMESTAMPTZ) AS resolved_at, \
+                       e.v ->> 'resolved_by' AS resolved_by \
+                   FROM jsonb_array_elements($1) AS e(v)) AS c \
+             WHERE alerts.fingerprint = c.fingerprint AND alerts.addon_id = c.addon_id \
+                 AND alerts.status <> 'resolved' \
+             RETURNING alerts.id, alerts.addon_id, alerts.fingerprint";
+        sqlx::query_as::<_, Cleared>(CLEAR_MANY)
+            .bind(Json(rows))
+            .fetch_all(conn)
+            .await
+    }
 }
 
 /// Where the run of clears starting at `start` ends: at the first raise.
@@ -146,7 +183,7 @@ fn clear_rows<'a>(clears: impl Iterator<Item = &'a ClearAlert>) -> Vec<ClearRow<
 /// it (`$2` the new status, `$3` the time).
 const SILENCE_STATUS_SQL: &str = "UPDATE alerts SET status = $2, updated_at = $3 WHERE id = $1";
 
-/// One row of the multi-row raise, read from its JSON array: the raises of a run that share a
+/// One row of the multi-row raise ([`RaiseMany`]): the raises of a run that share a
 /// fingerprint, folded into what applying them one by one with [`RAISE_SQL`] leaves behind.
 /// The first occurrence gives when the alert was first seen, the last one its text and
 /// `updated_at`, and `occurrences` is added to the count. Timestamps are formatted as sqlx
@@ -171,57 +208,134 @@ struct RaiseRow<'a> {
     updated_at: String,
 }
 
-/// Raises many alerts in one statement from `$1`, a JSON array of [`RaiseRow`] whose
-/// fingerprints are all different: each row is then an independent upsert, and the rows
-/// returned are told apart by fingerprint (neither database promises `RETURNING` in input
-/// order). One statement instead of one per alert is one round trip instead of many — to
-/// sqlx's SQLite worker thread or to PostgreSQL — which was most of the cost of a batch
-/// (docs/performance.md).
+/// What a multi-row raise returns for each row: id, count, status and fingerprint.
+type Raised = (i64, i64, String, String);
+
+/// Raises many alerts at once from [`RaiseRow`]s whose fingerprints are all different: each row
+/// is then an independent upsert, and the rows returned are told apart by fingerprint (neither
+/// database promises `RETURNING` in input order). A few statements instead of one per alert are
+/// a few round trips instead of many — to sqlx's SQLite worker thread or to PostgreSQL — which
+/// was most of the cost of a batch (docs/performance.md). Each database gets the rows the way
+/// it unpacks them cheapest.
 trait RaiseMany: sqlx::Database {
-    const RAISE_MANY: &'static str;
+    fn raise_many(
+        pool: &Pool<Self>,
+        conn: &mut Self::Connection,
+        rows: &[RaiseRow<'_>],
+    ) -> impl Future<Output = Result<Vec<Raised>, sqlx::Error>> + Send;
+}
+
+/// The head of the multi-row raise on SQLite; the rows follow as bound `VALUES`.
+const SQLITE_RAISE_HEAD: &str = "INSERT INTO alerts (addon_id, fingerprint, alert_type, \
+     device_ip, device_name, severity, category, title, message, status, fields, \
+     occurrence_count, occurred_at, first_seen_at, last_seen_at, created_at, updated_at) ";
+
+/// Rows per statement on SQLite, at most: 256 rows of 17 values stay well under SQLite's limit
+/// of 32,766 bound values, and a batch of 2,000 is eight statements.
+const SQLITE_ROWS_PER_STATEMENT: usize = 256;
+
+/// How a run of `n` rows is cut into statements on SQLite: full statements of
+/// [`SQLITE_ROWS_PER_STATEMENT`], then the rest as powers of two. Each size is one statement
+/// text, prepared once per connection and then reused from sqlx's statement cache, so that
+/// nine texts serve every batch.
+fn sqlite_statement_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = if n >= SQLITE_ROWS_PER_STATEMENT {
+            SQLITE_ROWS_PER_STATEMENT
+        } else {
+            1 << n.ilog2()
+        };
+        n -= size;
+        Some(size)
+    })
+}
+
+/// `rows` cut by [`sqlite_statement_sizes`].
+fn sqlite_statements<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    sqlite_statement_sizes(rows.len()).map(move |size| {
+        let (head, tail) = rest.split_at(size);
+        rest = tail;
+        head
+    })
 }
 
 impl RaiseMany for Sqlite {
-    // `WHERE true`: SQLite's grammar needs it between an INSERT's SELECT and ON CONFLICT.
-    const RAISE_MANY: &'static str = concat!(
-        "INSERT INTO alerts (addon_id, fingerprint, alert_type, device_ip, device_name, \
-             severity, category, title, message, status, fields, occurrence_count, \
-             occurred_at, first_seen_at, last_seen_at, created_at, updated_at) \
-         SELECT json_extract(e.value, '$.addon_id'), json_extract(e.value, '$.fingerprint'), \
-             json_extract(e.value, '$.alert_type'), json_extract(e.value, '$.device_ip'), \
-             json_extract(e.value, '$.device_name'), json_extract(e.value, '$.severity'), \
-             json_extract(e.value, '$.category'), json_extract(e.value, '$.title'), \
-             json_extract(e.value, '$.message'), json_extract(e.value, '$.status'), \
-             json_extract(e.value, '$.fields'), json_extract(e.value, '$.occurrences'), \
-             json_extract(e.value, '$.occurred_at'), \
-             json_extract(e.value, '$.first_seen_at'), json_extract(e.value, '$.last_seen_at'), \
-             json_extract(e.value, '$.first_seen_at'), json_extract(e.value, '$.updated_at') \
-         FROM json_each($1) AS e WHERE true ORDER BY e.key ",
-        raise_on_conflict!()
-    );
+    /// Bound `VALUES`, not a JSON array: SQLite's `json_each` hands each element back as text
+    /// that every `json_extract` parses again, which cost more than the upserts themselves
+    /// (docs/performance.md, step 3).
+    async fn raise_many(
+        _: &Pool<Sqlite>,
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[RaiseRow<'_>],
+    ) -> Result<Vec<Raised>, sqlx::Error> {
+        let mut returned = Vec::with_capacity(rows.len());
+        for statement in sqlite_statements(rows) {
+            let mut query = sqlx::QueryBuilder::<Sqlite>::new(SQLITE_RAISE_HEAD);
+            query.push_values(statement, |mut values, row| {
+                values
+                    .push_bind(row.addon_id)
+                    .push_bind(row.fingerprint)
+                    .push_bind(row.alert_type)
+                    .push_bind(row.device_ip)
+                    .push_bind(row.device_name)
+                    .push_bind(row.severity)
+                    .push_bind(row.category)
+                    .push_bind(row.title)
+                    .push_bind(row.message)
+                    .push_bind(row.status)
+                    .push_bind(Json(row.fields))
+                    .push_bind(row.occurrences)
+                    .push_bind(row.occurred_at.as_str())
+                    .push_bind(row.first_seen_at.as_str())
+                    .push_bind(row.last_seen_at.as_str())
+                    .push_bind(row.first_seen_at.as_str())
+                    .push_bind(row.updated_at.as_str());
+            });
+            query.push(concat!(" ", raise_on_conflict!()));
+            returned.extend(
+                query
+                    .build_query_as::<Raised>()
+                    .fetch_all(&mut *conn)
+                    .await?,
+            );
+        }
+        Ok(returned)
+    }
 }
 
 impl RaiseMany for Postgres {
-    const RAISE_MANY: &'static str = concat!(
-        "INSERT INTO alerts (addon_id, fingerprint, alert_type, device_ip, device_name, \
-             severity, category, title, message, status, fields, occurrence_count, \
-             occurred_at, first_seen_at, last_seen_at, created_at, updated_at) \
-         SELECT e.v ->> 'addon_id', e.v ->> 'fingerprint', e.v ->> 'alert_type', \
-             e.v ->> 'device_ip', e.v ->> 'device_name', e.v ->> 'severity', \
-             e.v ->> 'category', e.v ->> 'title', e.v ->> 'message', e.v ->> 'status', \
-             e.v -> 'fields', CAST(e.v ->> 'occurrences' AS BIGINT), \
-             CAST(e.v ->> 'occurred_at' AS TIMESTAMPTZ), \
-             CAST(e.v ->> 'first_seen_at' AS TIMESTAMPTZ), \
-             CAST(e.v ->> 'last_seen_at' AS TIMESTAMPTZ), \
-             CAST(e.v ->> 'first_seen_at' AS TIMESTAMPTZ), \
-             CAST(e.v ->> 'updated_at' AS TIMESTAMPTZ) \
-         FROM jsonb_array_elements($1) WITH ORDINALITY AS e(v, n) ORDER BY e.n ",
-        raise_on_conflict!()
-    );
-}
-
-fn raise_many_sql<DB: RaiseMany>(_: &Pool<DB>) -> &'static str {
-    DB::RAISE_MANY
+    /// One statement from a JSON array: PostgreSQL unpacks `jsonb` without parsing it again
+    /// per field, and one statement text serves every batch size.
+    async fn raise_many(
+        _: &Pool<Postgres>,
+        conn: &mut sqlx::PgConnection,
+        rows: &[RaiseRow<'_>],
+    ) -> Result<Vec<Raised>, sqlx::Error> {
+        const RAISE_MANY: &str = concat!(
+            "INSERT INTO alerts (addon_id, fingerprint, alert_type, device_ip, device_name, \
+                 severity, category, title, message, status, fields, occurrence_count, \
+                 occurred_at, first_seen_at, last_seen_at, created_at, updated_at) \
+             SELECT e.v ->> 'addon_id', e.v ->> 'fingerprint', e.v ->> 'alert_type', \
+                 e.v ->> 'device_ip', e.v ->> 'device_name', e.v ->> 'severity', \
+                 e.v ->> 'category', e.v ->> 'title', e.v ->> 'message', e.v ->> 'status', \
+                 e.v -> 'fields', CAST(e.v ->> 'occurrences' AS BIGINT), \
+                 CAST(e.v ->> 'occurred_at' AS TIMESTAMPTZ), \
+                 CAST(e.v ->> 'first_seen_at' AS TIMESTAMPTZ), \
+                 CAST(e.v ->> 'last_seen_at' AS TIMESTAMPTZ), \
+                 CAST(e.v ->> 'first_seen_at' AS TIMESTAMPTZ), \
+                 CAST(e.v ->> 'updated_at' AS TIMESTAMPTZ) \
+             FROM jsonb_array_elements($1) WITH ORDINALITY AS e(v, n) ORDER BY e.n ",
+            raise_on_conflict!()
+        );
+        sqlx::query_as::<_, Raised>(RAISE_MANY)
+            .bind(Json(rows))
+            .fetch_all(conn)
+            .await
+    }
 }
 
 /// The raises of one fingerprint in a run, by their index in the batch.
@@ -393,8 +507,8 @@ fn raised(
 }
 
 /// History entries of a batch: the alerts it created and resolved, and the ones a silence
-/// moved in or out of suppression. They are inserted together in one statement at the end of
-/// the batch's transaction rather than one statement each, because each statement is a round
+/// moved in or out of suppression. They are inserted together at the end of the batch's
+/// transaction ([`BatchEvents`]) rather than one statement each, because each statement is a round
 /// trip (to PostgreSQL, or to sqlx's SQLite worker thread) and the batch path is the hot path.
 #[derive(Serialize)]
 struct BatchEvent {
@@ -425,31 +539,58 @@ impl BatchEvent {
     }
 }
 
-/// Inserts a batch's history entries from `$1`, a JSON array of [`BatchEvent`], in array order
-/// (so that ids follow the order of the changes). Each database unpacks JSON its own way.
+/// Inserts a batch's history entries in order (so that ids follow the order of the changes).
+/// Each database gets them the way it unpacks them cheapest, as for [`RaiseMany`].
 trait BatchEvents: sqlx::Database {
-    const INSERT_EVENTS: &'static str;
+    fn insert_events(
+        pool: &Pool<Self>,
+        conn: &mut Self::Connection,
+        events: &[BatchEvent],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
 impl BatchEvents for Sqlite {
-    const INSERT_EVENTS: &'static str = "INSERT INTO alert_events \
-             (alert_id, at, kind, actor, note, details) \
-         SELECT json_extract(e.value, '$.alert_id'), json_extract(e.value, '$.at'), \
-             json_extract(e.value, '$.kind'), json_extract(e.value, '$.actor'), NULL, \
-             json_extract(e.value, '$.details') \
-         FROM json_each($1) AS e ORDER BY e.key";
+    async fn insert_events(
+        _: &Pool<Sqlite>,
+        conn: &mut sqlx::SqliteConnection,
+        events: &[BatchEvent],
+    ) -> Result<(), sqlx::Error> {
+        for statement in sqlite_statements(events) {
+            let mut query = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO alert_events (alert_id, at, kind, actor, note, details) ",
+            );
+            query.push_values(statement, |mut values, event| {
+                values
+                    .push_bind(event.alert_id)
+                    .push_bind(event.at.as_str())
+                    .push_bind(event.kind)
+                    .push_bind(event.actor.as_str())
+                    .push("NULL")
+                    .push_bind(Json(&event.details));
+            });
+            query.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
 }
 
 impl BatchEvents for Postgres {
-    const INSERT_EVENTS: &'static str = "INSERT INTO alert_events \
-             (alert_id, at, kind, actor, note, details) \
-         SELECT CAST(e.v ->> 'alert_id' AS BIGINT), CAST(e.v ->> 'at' AS TIMESTAMPTZ), \
-             e.v ->> 'kind', e.v ->> 'actor', NULL, e.v -> 'details' \
-         FROM jsonb_array_elements($1) WITH ORDINALITY AS e(v, n) ORDER BY e.n";
-}
-
-fn insert_events_sql<DB: BatchEvents>(_: &Pool<DB>) -> &'static str {
-    DB::INSERT_EVENTS
+    async fn insert_events(
+        _: &Pool<Postgres>,
+        conn: &mut sqlx::PgConnection,
+        events: &[BatchEvent],
+    ) -> Result<(), sqlx::Error> {
+        const INSERT_EVENTS: &str = "INSERT INTO alert_events \
+                 (alert_id, at, kind, actor, note, details) \
+             SELECT CAST(e.v ->> 'alert_id' AS BIGINT), CAST(e.v ->> 'at' AS TIMESTAMPTZ), \
+                 e.v ->> 'kind', e.v ->> 'actor', NULL, e.v -> 'details' \
+             FROM jsonb_array_elements($1) WITH ORDINALITY AS e(v, n) ORDER BY e.n";
+        sqlx::query(INSERT_EVENTS)
+            .bind(Json(events))
+            .execute(conn)
+            .await
+            .map(drop)
+    }
 }
 
 /// `{"status": ..., "silence_id": ...}` for a `created` entry.
@@ -573,9 +714,7 @@ impl Store {
                                 .collect()
                         } else {
                             let rows = clear_rows(clears.clone());
-                            sqlx::query_as::<_, (i64, String, String)>(clear_many_sql(pool))
-                                .bind(Json(&rows))
-                                .fetch_all(&mut *tx)
+                            ClearMany::clear_many(pool, &mut *tx, &rows)
                                 .await
                                 .context(OP)?
                                 .into_iter()
@@ -634,9 +773,7 @@ impl Store {
                         .map(|group| raise_row(actions, group, silence(group.first)))
                         .collect();
                     let mut by_fingerprint: std::collections::HashMap<String, (i64, i64, String)> =
-                        sqlx::query_as::<_, (i64, i64, String, String)>(raise_many_sql(pool))
-                            .bind(Json(&rows))
-                            .fetch_all(&mut *tx)
+                        RaiseMany::raise_many(pool, &mut *tx, &rows)
                             .await
                             .context(OP)?
                             .into_iter()
@@ -696,9 +833,7 @@ impl Store {
                 index = run.end;
             }
             if !events.is_empty() {
-                sqlx::query(insert_events_sql(pool))
-                    .bind(Json(&events))
-                    .execute(&mut *tx)
+                BatchEvents::insert_events(pool, &mut *tx, &events)
                     .await
                     .context(OP)?;
             }
@@ -756,6 +891,23 @@ mod tests {
             cleared_by: "up".into(),
             received_at: Utc::now(),
         })
+    }
+
+    #[test]
+    fn sqlite_statements_are_full_ones_then_powers_of_two() {
+        let sizes = |n| sqlite_statement_sizes(n).collect::<Vec<_>>();
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(7), [4, 2, 1]);
+        assert_eq!(sizes(256), [256]);
+        assert_eq!(sizes(600), [256, 256, 64, 16, 8]);
+        for n in 0..2_100 {
+            assert_eq!(sizes(n).iter().sum::<usize>(), n, "{n}");
+            assert!(sizes(n).iter().all(|s| s.is_power_of_two() && *s <= 256));
+        }
+        let rows: Vec<usize> = (0..600).collect();
+        let cut: Vec<&[usize]> = sqlite_statements(&rows).collect();
+        assert_eq!(cut.concat(), rows, "in order, each row once");
     }
 
     #[test]
