@@ -12,8 +12,9 @@
 //! `just bench-peers` installs the peers (apt) and `wrk`, builds the release binary and runs
 //! this. Flags: `--seconds S` (per HTTP run, default 20), `--connections C` (16),
 //! `--trap-seconds S` (60), `--trap-rates R,R,...` (rates tried in order until one loses),
-//! `--db sqlite,postgres`, `--only webhooks|traps`, `--server-config "key = value; ..."` (top-level
-//! settings for OpsConductor, `;` between lines).
+//! `--db sqlite,postgres`, `--only webhooks|memory|traps`, `--server-config "key = value; ..."`
+//! (top-level settings for OpsConductor, `;` between lines). `memory` fills OpsConductor with
+//! 1,000,000 open alerts and reports its RSS at rest, under load and while the API pages.
 //!
 //! `--perf DIR` profiles instead of comparing: OpsConductor alone, each workload once under
 //! `perf record --call-graph dwarf`, and `scripts/stage-costs.py` turns each recording into the
@@ -32,6 +33,7 @@ use opsconductor::testing::TestPostgres;
 use opsconductor_tests::procstat;
 use serde_json::{Value, json};
 
+#[derive(Clone)]
 struct Args {
     seconds: u64,
     connections: u64,
@@ -450,6 +452,9 @@ impl Perf {
 struct Workload {
     per_request: u64,
     distinct: u64,
+    /// Where `bench_id` starts counting, so that a later run of all-unique alerts opens new
+    /// alerts rather than repeating an earlier run's.
+    first: u64,
 }
 
 impl Workload {
@@ -490,6 +495,7 @@ end
 local counter = 0
 local per = {per}
 local distinct = {distinct}
+local first = {first}
 local nthreads = {threads}
 local prefix = [==[{prefix}]==]
 local suffix = [==[{suffix}]==]
@@ -499,6 +505,7 @@ request = function()
   for i = 1, per do
     local n = (counter * per + i - 1) * nthreads + tid
     if distinct > 0 then n = n % distinct end
+    n = n + first
     parts[i] = string.format(alert, math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256, n, n)
   end
   counter = counter + 1
@@ -513,6 +520,7 @@ end
 "#,
         per = workload.per_request,
         distinct = workload.distinct,
+        first = workload.first,
     )
 }
 
@@ -614,18 +622,22 @@ async fn webhooks(args: &Args) {
         Workload {
             per_request: 1,
             distinct: 0,
+            first: 0,
         },
         Workload {
             per_request: 1,
             distinct: 3_000,
+            first: 0,
         },
         Workload {
             per_request: 50,
             distinct: 0,
+            first: 0,
         },
         Workload {
             per_request: 50,
             distinct: 8_600,
+            first: 0,
         },
     ];
     println!(
@@ -668,6 +680,77 @@ async fn webhooks(args: &Args) {
 }
 
 // ---- traps ----
+
+// ---- memory with many open alerts ----
+
+/// Open alerts the memory run fills the store with before it measures.
+const MEMORY_OPEN_ALERTS: u64 = 1_000_000;
+
+/// RSS with [`MEMORY_OPEN_ALERTS`] open alerts: OpsConductor is filled with unique alerts (50
+/// per request) until that many are open, measured at rest, then under `--seconds` of
+/// sustained single-alert webhooks (3,000 distinct) and while the API pages through the open
+/// alerts. Alertmanager is not compared here: it holds alerts in memory by design.
+async fn memory(args: &Args) {
+    println!(
+        "\n## Memory with {MEMORY_OPEN_ALERTS} open alerts\n\n\
+         | database | filled at | RSS at rest | peak RSS under load | load alerts/s, p99 ms | \
+         peak RSS while paging the API |\n|---|---|---|---|---|---|"
+    );
+    for db in &args.dbs {
+        let oc = start_opsconductor(db, false, &args.server_config).await;
+        let url = format!("http://{}/webhooks/alertmanager", oc.http);
+        let pid = oc.running.pid();
+        let open = async || {
+            oc.get("/api/v1/stats").await["alerts_by_status"]["active"]
+                .as_u64()
+                .unwrap_or(0)
+        };
+        let started = Instant::now();
+        let mut filled = 0;
+        while filled < MEMORY_OPEN_ALERTS {
+            let fill = Workload {
+                per_request: 50,
+                distinct: 0,
+                first: filled,
+            };
+            let chunk = Args {
+                seconds: 15,
+                ..args.clone()
+            };
+            drive_http(&url, &wrk_script(fill, 2, false), pid, &chunk, fill);
+            filled = open().await;
+            eprintln!("memory, {db}: {filled} open alerts");
+        }
+        let fill_rate = filled as f64 / started.elapsed().as_secs_f64();
+        let (_, at_rest) = procstat::sample(pid);
+        let load = Workload {
+            per_request: 1,
+            distinct: 3_000,
+            first: 0,
+        };
+        let loaded = drive_http(&url, &wrk_script(load, 2, false), pid, args, load);
+        let paging = Sampler::start(pid);
+        let mut before = String::new();
+        for _ in 0..50 {
+            let page = oc
+                .get(&format!("/api/v1/alerts?status=active&limit=1000{before}"))
+                .await;
+            before = page["next_before"]
+                .as_i64()
+                .map_or(String::new(), |id| format!("&before={id}"));
+        }
+        let paged = paging.finish();
+        println!(
+            "| {db} | {fill_rate:.0} alerts/s | {:.0} MB | {:.0} MB | {:.0}, {:.1} | {:.0} MB |",
+            at_rest as f64 / 1024.0,
+            loaded.usage.peak_rss_mb,
+            loaded.alerts_per_second,
+            loaded.p99_ms,
+            paged.peak_rss_mb,
+        );
+        oc.stop().await;
+    }
+}
 
 /// Sends `traps` round-robin at `rate` per second for `seconds`; returns how many were sent.
 fn send_traps(to: SocketAddr, traps: &[Vec<u8>], rate: u64, seconds: u64) -> u64 {
@@ -838,10 +921,14 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
     );
-    if args.only.as_deref() != Some("traps") {
+    let run = |section: &str| args.only.as_deref().is_none_or(|only| only == section);
+    if run("webhooks") {
         webhooks(&args).await;
     }
-    if args.only.as_deref() != Some("webhooks") {
+    if run("memory") {
+        memory(&args).await;
+    }
+    if run("traps") {
         trap_runs(&args).await;
     }
 }
