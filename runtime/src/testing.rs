@@ -27,6 +27,27 @@ pub fn secret_keys() -> std::sync::Arc<crate::secrets::SecretKeys> {
     KEYS.clone()
 }
 
+/// Records an addon called `id` with no component, enough for alerts to reference it: for
+/// tests and benchmarks of the write path, which never call the addon.
+pub async fn record_bare_addon(store: &crate::store::Store, id: &str) {
+    store
+        .upsert_addon(
+            &crate::store::AddonRecord {
+                id: id.into(),
+                name: id.into(),
+                version: "0.1.0".into(),
+                methods: vec!["webhook".into()],
+                manifest: serde_json::json!({}),
+                wasm: Vec::new(),
+                wasm_sha256: String::new(),
+                enabled: true,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("the addon is recorded");
+}
+
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {

@@ -376,7 +376,6 @@ mod tests {
 
     use super::*;
     use crate::alert::{NewAlert, Severity};
-    use crate::store::AddonRecord;
 
     fn raise(addon: &str, fingerprint: &str) -> AlertAction {
         let now = Utc::now();
@@ -404,22 +403,7 @@ mod tests {
         )
         .await
         .unwrap();
-        store
-            .upsert_addon(
-                &AddonRecord {
-                    id: "a".into(),
-                    name: "a".into(),
-                    version: "0.1.0".into(),
-                    methods: vec!["webhook".into()],
-                    manifest: serde_json::json!({}),
-                    wasm: Vec::new(),
-                    wasm_sha256: String::new(),
-                    enabled: true,
-                },
-                chrono::Utc::now(),
-            )
-            .await
-            .unwrap();
+        crate::testing::record_bare_addon(&store, "a").await;
         (dir, store)
     }
 

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use opsconductor::alert::{AlertAction, NewAlert, Severity};
-use opsconductor::store::{AddonRecord, Store};
-use opsconductor::testing::{Db, TestPostgres, secret_keys, sqlite_url};
+use opsconductor::store::Store;
+use opsconductor::testing::{Db, TestPostgres, record_bare_addon, secret_keys, sqlite_url};
 use opsconductor::writer::{AlertWriter, WriterConfig};
 use opsconductor_tests::procstat;
 
@@ -42,22 +42,7 @@ async fn main() {
         None => sqlite_url(dir.path()).await,
     };
     let store = Store::connect(&url, secret_keys()).await.expect("store");
-    store
-        .upsert_addon(
-            &AddonRecord {
-                id: "bench".into(),
-                name: "bench".into(),
-                version: "0.1.0".into(),
-                methods: vec!["webhook".into()],
-                manifest: serde_json::json!({}),
-                wasm: Vec::new(),
-                wasm_sha256: String::new(),
-                enabled: true,
-            },
-            chrono::Utc::now(),
-        )
-        .await
-        .expect("addon");
+    record_bare_addon(&store, "bench").await;
     let (writer, writer_task) = AlertWriter::spawn(store.clone(), WriterConfig::default());
 
     let next = Arc::new(AtomicU64::new(0));
