@@ -216,7 +216,8 @@ type Raised = (i64, i64, String, String);
 /// database promises `RETURNING` in input order). A few statements instead of one per alert are
 /// a few round trips instead of many — to sqlx's SQLite worker thread or to PostgreSQL — which
 /// was most of the cost of a batch (docs/performance.md). Each database gets the rows the way
-/// it unpacks them cheapest.
+/// it unpacks them cheapest. `pool` only picks the implementation inside a `with_pool!` body,
+/// as with this module's other per-database traits.
 trait RaiseMany: sqlx::Database {
     fn raise_many(
         pool: &Pool<Self>,
@@ -231,7 +232,7 @@ const SQLITE_RAISE_HEAD: &str = "INSERT INTO alerts (addon_id, fingerprint, aler
      occurrence_count, occurred_at, first_seen_at, last_seen_at, created_at, updated_at) ";
 
 /// Rows per statement on SQLite, at most: 256 rows of 17 values stay well under SQLite's limit
-/// of 32,766 bound values, and a batch of 2,000 is eight statements.
+/// of 32,766 bound values, and a run of 2,000 rows is ten statements (7 × 256, 128, 64, 16).
 const SQLITE_ROWS_PER_STATEMENT: usize = 256;
 
 /// How a run of `n` rows is cut into statements on SQLite: full statements of
