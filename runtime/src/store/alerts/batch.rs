@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::Pool;
 use sqlx::postgres::Postgres;
-use sqlx::sqlite::Sqlite;
+use sqlx::query_builder::Separated;
+use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::types::Json;
 
 use super::AlertEventKind;
@@ -101,36 +102,23 @@ impl ClearMany for Sqlite {
         conn: &mut sqlx::SqliteConnection,
         rows: &[ClearRow<'_>],
     ) -> Result<Vec<Cleared>, sqlx::Error> {
-        let mut cleared = Vec::new();
-        for statement in sqlite_statements(rows) {
-            // A `VALUES` table's columns are column1, column2, … in SQLite.
-            let mut query = sqlx::QueryBuilder::<Sqlite>::new(
-                "UPDATE alerts \
-                 SET status = 'resolved', resolved_at = c.column3, resolved_by = c.column4, \
-                     updated_at = c.column3 \
-                 FROM (",
-            );
-            query.push_values(statement, |mut values, row| {
-                values
-                    .push_bind(row.addon_id)
-                    .push_bind(row.fingerprint)
-                    .push_bind(row.resolved_at.as_str())
-                    .push_bind(row.resolved_by.as_str());
-            });
-            query.push(
-                ") AS c \
-                 WHERE alerts.fingerprint = c.column2 AND alerts.addon_id = c.column1 \
-                     AND alerts.status <> 'resolved' \
-                 RETURNING alerts.id, alerts.addon_id, alerts.fingerprint",
-            );
-            cleared.extend(
-                query
-                    .build_query_as::<Cleared>()
-                    .fetch_all(&mut *conn)
-                    .await?,
-            );
-        }
-        Ok(cleared)
+        // A `VALUES` table's columns are column1, column2, … in SQLite.
+        let head = "UPDATE alerts \
+             SET status = 'resolved', resolved_at = c.column3, resolved_by = c.column4, \
+                 updated_at = c.column3 \
+             FROM (";
+        let tail = ") AS c \
+             WHERE alerts.fingerprint = c.column2 AND alerts.addon_id = c.column1 \
+                 AND alerts.status <> 'resolved' \
+             RETURNING alerts.id, alerts.addon_id, alerts.fingerprint";
+        sqlite_multi_row(conn, rows, head, tail, |mut values, row| {
+            values
+                .push_bind(row.addon_id)
+                .push_bind(row.fingerprint)
+                .push_bind(row.resolved_at.as_str())
+                .push_bind(row.resolved_by.as_str());
+        })
+        .await
     }
 }
 
@@ -264,47 +252,59 @@ fn sqlite_statements<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// Writes `rows` on SQLite as `head VALUES (…), (…) tail`, one statement per cut of
+/// [`sqlite_statements`], `bind` giving each row's values; returns what the statements'
+/// `RETURNING` clauses give (nothing without one). Bound values, not a JSON array: SQLite's
+/// `json_each` hands each element back as text that every `json_extract` parses again, which
+/// cost more than the writes themselves (docs/performance.md, step 3).
+async fn sqlite_multi_row<'a, T: Sync, R>(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &'a [T],
+    head: &str,
+    tail: &str,
+    mut bind: impl FnMut(Separated<'_, 'a, Sqlite, &'static str>, &'a T) + Send,
+) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin,
+{
+    let mut returned = Vec::new();
+    for statement in sqlite_statements(rows) {
+        let mut query = sqlx::QueryBuilder::<Sqlite>::new(head);
+        query.push_values(statement, &mut bind);
+        query.push(tail);
+        returned.extend(query.build_query_as::<R>().fetch_all(&mut *conn).await?);
+    }
+    Ok(returned)
+}
+
 impl RaiseMany for Sqlite {
-    /// Bound `VALUES`, not a JSON array: SQLite's `json_each` hands each element back as text
-    /// that every `json_extract` parses again, which cost more than the upserts themselves
-    /// (docs/performance.md, step 3).
     async fn raise_many(
         _: &Pool<Sqlite>,
         conn: &mut sqlx::SqliteConnection,
         rows: &[RaiseRow<'_>],
     ) -> Result<Vec<Raised>, sqlx::Error> {
-        let mut returned = Vec::with_capacity(rows.len());
-        for statement in sqlite_statements(rows) {
-            let mut query = sqlx::QueryBuilder::<Sqlite>::new(SQLITE_RAISE_HEAD);
-            query.push_values(statement, |mut values, row| {
-                values
-                    .push_bind(row.addon_id)
-                    .push_bind(row.fingerprint)
-                    .push_bind(row.alert_type)
-                    .push_bind(row.device_ip)
-                    .push_bind(row.device_name)
-                    .push_bind(row.severity)
-                    .push_bind(row.category)
-                    .push_bind(row.title)
-                    .push_bind(row.message)
-                    .push_bind(row.status)
-                    .push_bind(Json(row.fields))
-                    .push_bind(row.occurrences)
-                    .push_bind(row.occurred_at.as_str())
-                    .push_bind(row.first_seen_at.as_str())
-                    .push_bind(row.last_seen_at.as_str())
-                    .push_bind(row.first_seen_at.as_str())
-                    .push_bind(row.updated_at.as_str());
-            });
-            query.push(concat!(" ", raise_on_conflict!()));
-            returned.extend(
-                query
-                    .build_query_as::<Raised>()
-                    .fetch_all(&mut *conn)
-                    .await?,
-            );
-        }
-        Ok(returned)
+        let tail = concat!(" ", raise_on_conflict!());
+        sqlite_multi_row(conn, rows, SQLITE_RAISE_HEAD, tail, |mut values, row| {
+            values
+                .push_bind(row.addon_id)
+                .push_bind(row.fingerprint)
+                .push_bind(row.alert_type)
+                .push_bind(row.device_ip)
+                .push_bind(row.device_name)
+                .push_bind(row.severity)
+                .push_bind(row.category)
+                .push_bind(row.title)
+                .push_bind(row.message)
+                .push_bind(row.status)
+                .push_bind(Json(row.fields))
+                .push_bind(row.occurrences)
+                .push_bind(row.occurred_at.as_str())
+                .push_bind(row.first_seen_at.as_str())
+                .push_bind(row.last_seen_at.as_str())
+                .push_bind(row.first_seen_at.as_str())
+                .push_bind(row.updated_at.as_str());
+        })
+        .await
     }
 }
 
@@ -556,22 +556,19 @@ impl BatchEvents for Sqlite {
         conn: &mut sqlx::SqliteConnection,
         events: &[BatchEvent],
     ) -> Result<(), sqlx::Error> {
-        for statement in sqlite_statements(events) {
-            let mut query = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO alert_events (alert_id, at, kind, actor, note, details) ",
-            );
-            query.push_values(statement, |mut values, event| {
-                values
-                    .push_bind(event.alert_id)
-                    .push_bind(event.at.as_str())
-                    .push_bind(event.kind)
-                    .push_bind(event.actor.as_str())
-                    .push("NULL")
-                    .push_bind(Json(&event.details));
-            });
-            query.build().execute(&mut *conn).await?;
-        }
-        Ok(())
+        let head = "INSERT INTO alert_events (alert_id, at, kind, actor, note, details) ";
+        // No `RETURNING`: no rows come back, whatever type they are read as.
+        sqlite_multi_row::<_, (i64,)>(conn, events, head, "", |mut values, event| {
+            values
+                .push_bind(event.alert_id)
+                .push_bind(event.at.as_str())
+                .push_bind(event.kind)
+                .push_bind(event.actor.as_str())
+                .push("NULL")
+                .push_bind(Json(&event.details));
+        })
+        .await
+        .map(drop)
     }
 }
 
