@@ -5,7 +5,8 @@
 //! — while this program samples the system's CPU time and RSS from `/proc`.
 //!
 //! Reported per workload: alerts (or traps) per second, p50/p99 latency, CPU% (of one core)
-//! and peak RSS, and OpsConductor's ratio to the peer. Traps: the highest rate each system
+//! and peak RSS, and OpsConductor's ratio to the peer; then single-alert webhooks paced (wrk's
+//! `delay`) at half the rate each database reached, for the latency of a busy node. Traps: the highest rate each system
 //! takes for `--trap-seconds` with nothing lost (every datagram logged by snmptrapd, or
 //! counted by OpsConductor as stored or deduplicated, and no kernel drop).
 //!
@@ -455,6 +456,9 @@ struct Workload {
     /// Where `bench_id` starts counting, so that a later run of all-unique alerts opens new
     /// alerts rather than repeating an earlier run's.
     first: u64,
+    /// Each connection waits this long before its next request (0: none): paces the load to
+    /// about `connections × 1000 / delay_ms` requests per second, for latency at a given rate.
+    delay_ms: u64,
 }
 
 impl Workload {
@@ -511,6 +515,7 @@ request = function()
   counter = counter + 1
   return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, prefix .. table.concat(parts, ",") .. suffix)
 end
+{pacing}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("BENCH {{\"requests\":%d,\"duration_us\":%d,\"non2xx\":%d,\"socket_errors\":%d,\"p50_us\":%d,\"p99_us\":%d}}\n",
@@ -521,6 +526,10 @@ end
         per = workload.per_request,
         distinct = workload.distinct,
         first = workload.first,
+        pacing = match workload.delay_ms {
+            0 => String::new(),
+            ms => format!("delay = function() return {ms} end"),
+        },
     )
 }
 
@@ -623,21 +632,25 @@ async fn webhooks(args: &Args) {
             per_request: 1,
             distinct: 0,
             first: 0,
+            delay_ms: 0,
         },
         Workload {
             per_request: 1,
             distinct: 3_000,
             first: 0,
+            delay_ms: 0,
         },
         Workload {
             per_request: 50,
             distinct: 0,
             first: 0,
+            delay_ms: 0,
         },
         Workload {
             per_request: 50,
             distinct: 8_600,
             first: 0,
+            delay_ms: 0,
         },
     ];
     println!(
@@ -656,6 +669,8 @@ async fn webhooks(args: &Args) {
         }
         return;
     }
+    // The rate each database reached on single alerts, 3,000 distinct, for the latency run.
+    let mut single_alert_rates = Vec::new();
     for workload in workloads {
         let (am, am_addr) = start_alertmanager();
         let peer = drive_http(
@@ -675,7 +690,46 @@ async fn webhooks(args: &Args) {
                 &result,
                 Some(peer.alerts_per_second),
             );
+            if workload.per_request == 1 && workload.distinct > 0 {
+                single_alert_rates.push((db.clone(), result.alerts_per_second, result.p50_ms));
+            }
         }
+    }
+    latency_at_half_rate(args, &single_alert_rates).await;
+}
+
+/// p50 and p99 of single-alert webhooks (3,000 distinct) paced at about half the rate each
+/// database reached unpaced: the latency a sender sees when the node is busy but not saturated.
+///
+/// wrk paces a connection by waiting between its requests, in whole milliseconds, so the wait
+/// is its share of the half rate less the unpaced p50 (the time a request itself takes), and
+/// the run uses [`PACED_CONNECTIONS`] connections so that a millisecond is a small step of the
+/// rate. The rate reached is printed, not assumed.
+async fn latency_at_half_rate(args: &Args, max_rates: &[(String, f64, f64)]) {
+    const PACED_CONNECTIONS: u64 = 64;
+    println!(
+        "\n## Latency at half the maximum rate: 1/request, 3,000 distinct, {PACED_CONNECTIONS} connections paced\n"
+    );
+    println!("| system | maximum alerts/s | paced at alerts/s | p50 ms | p99 ms | CPU | failed |");
+    println!("|---|---|---|---|---|---|---|");
+    let paced_args = Args {
+        connections: PACED_CONNECTIONS,
+        ..args.clone()
+    };
+    for (db, max_rate, p50_ms) in max_rates {
+        let half = (max_rate / 2.0).max(1.0);
+        let interval_ms = PACED_CONNECTIONS as f64 * 1000.0 / half;
+        let workload = Workload {
+            per_request: 1,
+            distinct: 3_000,
+            first: 0,
+            delay_ms: ((interval_ms - p50_ms).round() as u64).max(1),
+        };
+        let r = opsconductor_webhooks(db, workload, &paced_args).await;
+        println!(
+            "| OpsConductor, {db} | {max_rate:.0} | {:.0} | {:.1} | {:.1} | {:.0}% | {} |",
+            r.alerts_per_second, r.p50_ms, r.p99_ms, r.usage.cpu_percent, r.failed
+        );
     }
 }
 
@@ -712,6 +766,7 @@ async fn memory(args: &Args) {
                 per_request: 50,
                 distinct: 0,
                 first: filled,
+                delay_ms: 0,
             };
             let chunk = Args {
                 seconds: 15,
@@ -727,6 +782,7 @@ async fn memory(args: &Args) {
             per_request: 1,
             distinct: 3_000,
             first: 0,
+            delay_ms: 0,
         };
         let loaded = drive_http(&url, &wrk_script(load, 2, false), pid, args, load);
         let paging = Sampler::start(pid);
