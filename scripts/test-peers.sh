@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real peers `just test` talks to, installed or started when missing (Debian packages; root
 # installs them, anyone else is told the command): net-snmp's tools and agent, OpenSSH's server,
-# OpenLDAP, PostgreSQL, and Debian's chromium with chromedriver for the dashboard's browser
+# OpenLDAP, PostgreSQL, Prometheus, and Debian's chromium with chromedriver for the dashboard's browser
 # tests. Quick when everything is there already.
 set -euo pipefail
 
@@ -11,6 +11,8 @@ command -v snmptrap >/dev/null && command -v snmpinform >/dev/null || missing+=(
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 [[ -x /usr/sbin/slapd ]] || missing+=(slapd ldap-utils)
 command -v pg_isready >/dev/null || missing+=(postgresql postgresql-client)
+# Prometheus itself scrapes /metrics in the metrics test (tests/src/prometheus.rs).
+[[ -x /usr/bin/prometheus ]] || missing+=(prometheus)
 # Playwright's and puppeteer's own browser downloads cannot be reached from here; Debian's
 # chromium and its chromedriver can.
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)

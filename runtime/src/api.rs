@@ -31,6 +31,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod guard;
 pub mod limits;
+mod metrics;
 pub mod openapi;
 mod route;
 mod routes;

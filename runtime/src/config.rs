@@ -39,6 +39,8 @@ pub struct Config {
     pub writer_queue: usize,
     /// A `tracing` filter, e.g. `info` or `opsconductor=debug,tower_http=info`.
     pub log: String,
+    /// `text` for people, `json` (one object per line) for log shippers.
+    pub log_format: LogFormat,
     /// Runs polls and maintenance jobs. Every node of a cluster may: they share the work
     /// through leases in the database.
     pub scheduler: bool,
@@ -88,6 +90,18 @@ pub struct Config {
     pub secrets_key: Option<crate::auth::Secret>,
 }
 
+/// How log lines are written to standard error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's
+    /// fields at the top level.
+    Json,
+}
+
 impl Default for Config {
     fn default() -> Self {
         let writer = WriterConfig::default();
@@ -105,6 +119,7 @@ impl Default for Config {
             writer_max_batch: writer.max_batch_actions,
             writer_queue: writer.queue_capacity,
             log: "info".into(),
+            log_format: LogFormat::Text,
             scheduler: true,
             node_id: None,
             poll_concurrency: 64,
@@ -192,6 +207,18 @@ impl Config {
         }
         if let Some(v) = var("OPSCONDUCTOR_LOG") {
             self.log = v;
+        }
+        if let Some(v) = var("OPSCONDUCTOR_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "OPSCONDUCTOR_LOG_FORMAT",
+                        message: format!("`{v}` is not `text` or `json`"),
+                    });
+                }
+            };
         }
         if let Some(v) = var(crate::secrets::KEY_ENV) {
             self.secrets_key = Some(crate::auth::Secret::new(v));

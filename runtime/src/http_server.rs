@@ -78,7 +78,7 @@ pub struct HttpCounters {
 }
 
 /// The counters as `/api/v1/stats` shows them.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct HttpStats {
     pub connections_accepted: u64,
     pub connections_open: u64,

@@ -2,6 +2,7 @@
 //! alert engine, then the batching writer. Webhooks, traps and polls all come through here.
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use chrono::Utc;
 use serde::Serialize;
@@ -52,6 +53,8 @@ pub async fn ingest(
 ) -> Result<IngestReport, IngestError> {
     let counters = &addon.counters;
     counters.event();
+    let started = Instant::now();
+    let latency = counters.ingest_time.of(&event);
     let reported = match addon.component.parse(event).await {
         Ok(reported) => reported,
         Err(e) => {
@@ -59,7 +62,9 @@ pub async fn ingest(
             return Err(e.into());
         }
     };
-    store_reported(addon, reported, writer).await
+    let report = store_reported(addon, reported, writer).await?;
+    latency.observe(started.elapsed());
+    Ok(report)
 }
 
 /// Runs alerts an addon (or the host on its behalf, e.g. "target unreachable") reported through

@@ -24,6 +24,7 @@ pub mod http_server;
 pub mod identity;
 pub mod inbound;
 pub mod ingest;
+pub mod metrics;
 pub mod poll;
 pub mod poller;
 pub mod registry;

@@ -506,6 +506,14 @@ pub struct PollJob<'a> {
 /// Polls one target and stores what came of it. Never panics on bad input: every failure
 /// becomes the outcome (and, for unreachable targets, an alert).
 pub async fn run(job: PollJob<'_>) -> PollOutcome {
+    let addon = job.addon.clone();
+    let started = Instant::now();
+    let outcome = poll_and_store(job).await;
+    addon.counters.poll_time.observe(started.elapsed());
+    outcome
+}
+
+async fn poll_and_store(job: PollJob<'_>) -> PollOutcome {
     let PollJob {
         addon,
         target,

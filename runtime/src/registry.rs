@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
 
 use crate::engine::AlertRules;
+use crate::event::RawEvent;
 use crate::manifest::{Manifest, ManifestError, Method, parse_oid};
+use crate::metrics::Seconds;
 use crate::sandbox::{AddonComponent, CallStats, Sandbox, SandboxError};
 use crate::store::{AddonRecord, Store, StoreError};
 use crate::webhook_auth::WebhookAuth;
@@ -73,6 +75,28 @@ pub struct IngestCounters {
     pub io_denied: AtomicU64,
     /// When the last event arrived, in milliseconds since the Unix epoch (0: none yet).
     last_event_ms: std::sync::atomic::AtomicI64,
+    /// From an event's arrival at the addon to its alerts committed, by source.
+    pub ingest_time: IngestTimes,
+    /// Each poll of a target, its I/O, parse and store included.
+    pub poll_time: Seconds,
+}
+
+/// Ingest latency of one addon, one distribution per kind of event ([`RawEvent::kind`]).
+#[derive(Debug, Default)]
+pub struct IngestTimes {
+    pub snmp_trap: Seconds,
+    pub webhook: Seconds,
+    pub poll: Seconds,
+}
+
+impl IngestTimes {
+    pub fn of(&self, event: &RawEvent) -> &Seconds {
+        match event {
+            RawEvent::SnmpTrap(_) => &self.snmp_trap,
+            RawEvent::Webhook(_) => &self.webhook,
+            RawEvent::Poll(_) => &self.poll,
+        }
+    }
 }
 
 impl IngestCounters {

@@ -105,6 +105,8 @@ pub struct CallCounters {
     instantiations: AtomicU64,
     instantiate_failures: AtomicU64,
     guest_micros: AtomicU64,
+    /// Each call's wall time, from taking an instance to its answer (host imports included).
+    call_time: crate::metrics::Seconds,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -533,6 +535,11 @@ impl AddonComponent {
         self.counters.snapshot()
     }
 
+    /// Each call's wall time, from taking an instance to its answer.
+    pub fn call_times(&self) -> &crate::metrics::Seconds {
+        &self.counters.call_time
+    }
+
     /// Whether the component exports `poller` (WIT 0.2.0 and later).
     pub fn can_poll(&self) -> bool {
         matches!(self.pre, Pre::V02(_))
@@ -590,6 +597,7 @@ impl AddonComponent {
             .await
             .expect("semaphore is never closed");
         bump(&self.counters.calls);
+        let started = std::time::Instant::now();
         let idle = match isolated {
             true => None,
             false => self.idle.lock().expect("idle pool lock").pop(),
@@ -671,6 +679,7 @@ impl AddonComponent {
                 Err(error)
             }
         };
+        self.counters.call_time.observe(started.elapsed());
         (result, measure)
     }
 

@@ -381,6 +381,19 @@ impl Store {
         }
     }
 
+    /// The connections of each pool now: `(pool, open, idle)`, pools named `writer` and
+    /// `reader` on SQLite, `main` on PostgreSQL.
+    pub fn pool_use(&self) -> Vec<(&'static str, u32, u32)> {
+        let of = |name, size: u32, idle: usize| (name, size, idle as u32);
+        match &self.backend {
+            Backend::Sqlite(pools) => vec![
+                of("writer", pools.writer.size(), pools.writer.num_idle()),
+                of("reader", pools.reader.size(), pools.reader.num_idle()),
+            ],
+            Backend::Postgres(pool) => vec![of("main", pool.size(), pool.num_idle())],
+        }
+    }
+
     /// Checks that the database answers (for health checks).
     pub async fn ping(&self) -> Result<(), StoreError> {
         with_pool!(self, read, |pool| {

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::alert::{ActionOutcome, AlertAction};
 use crate::bus::EventBus;
+use crate::metrics::{Seconds, Sizes};
 use crate::silence::{self, Silence};
 use crate::store::{Store, StoreError};
 
@@ -55,6 +56,9 @@ struct WriterCounters {
     actions: AtomicU64,
     transactions: AtomicU64,
     failed_jobs: AtomicU64,
+    /// Alert actions per committed batch, and how long its transaction took.
+    batch_actions: Sizes,
+    commit_time: Seconds,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -158,6 +162,16 @@ impl AlertWriter {
         }
     }
 
+    /// Alert actions per committed batch (the batching factor, as a distribution).
+    pub fn batch_sizes(&self) -> &Sizes {
+        &self.counters.batch_actions
+    }
+
+    /// How long each committed batch's transaction took.
+    pub fn commit_times(&self) -> &Seconds {
+        &self.counters.commit_time
+    }
+
     /// Applies `actions` atomically (all or none) and returns their outcomes in order, once
     /// committed.
     pub async fn write(&self, actions: Vec<AlertAction>) -> Result<Vec<ActionOutcome>, WriteError> {
@@ -221,7 +235,15 @@ async fn write_batch(
     // what reaches here is a real failure of this batch.
     match store.apply_batch_silenced(&all, &silenced).await {
         Ok(outcomes) => {
-            debug!(jobs = batch.len(), actions = all.len(), elapsed = ?started.elapsed(), "batch committed");
+            let elapsed = started.elapsed();
+            counters.commit_time.observe(elapsed);
+            counters.batch_actions.observe(all.len());
+            debug!(
+                jobs = batch.len(),
+                actions = all.len(),
+                ?elapsed,
+                "batch committed"
+            );
             if let Some(events) = events {
                 events.alerts_changed(&outcomes);
             }

@@ -105,6 +105,48 @@ fn install_list_toggle_and_serve() {
     assert!(body.contains("\"role\":\"admin\""), "{body}");
 }
 
+/// `log_format = "json"` (here through its variable): every log line is one JSON object with
+/// the level, the message and the event's fields at the top level, for log shippers.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = common::command(data.path());
+    server
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("OPSCONDUCTOR_LOG", "info")
+        .env("OPSCONDUCTOR_LOG_FORMAT", "json")
+        .env("OPSCONDUCTOR_TRAP_LISTEN", "off");
+    let server = Serving::start(server, &data.path().join("serve.stderr"));
+    let log = server.log();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let serving = events
+        .iter()
+        .find(|e| e["message"] == "opsconductor serving")
+        .unwrap_or_else(|| panic!("no `opsconductor serving` event in:\n{log}"));
+    assert_eq!(serving["level"], "INFO", "{serving}");
+    assert_eq!(
+        serving["addr"],
+        server.addr.to_string(),
+        "the event's fields are top-level: {serving}"
+    );
+    assert!(serving["timestamp"].is_string(), "{serving}");
+    // What is not JSON is the first start's notice to the person at the terminal, not a log
+    // line in the other format.
+    for line in log
+        .lines()
+        .filter(|l| !l.starts_with('{') && !l.trim().is_empty())
+    {
+        assert!(
+            !line.contains(" INFO ") && !line.contains(" WARN "),
+            "a text log line among JSON ones: {line}"
+        );
+    }
+}
+
 #[test]
 fn snmp_credentials_and_engine_id() {
     let data = tempfile::tempdir().unwrap();

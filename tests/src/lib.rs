@@ -4,6 +4,7 @@
 pub mod bench_args;
 pub mod browser;
 pub mod procstat;
+pub mod prometheus;
 pub mod slapd;
 pub mod snmpd;
 pub mod sshd;

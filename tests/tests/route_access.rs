@@ -77,6 +77,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("PUT", "/api/v1/credentials/{name}", "manage_credentials"),
     ("DELETE", "/api/v1/credentials/{name}", "manage_credentials"),
     ("GET", "/api/v1/stats", "read"),
+    ("GET", "/metrics", "read_metrics"),
     ("GET", "/api/v1/traps/unhandled", "read"),
     ("GET", "/api/v1/system/version", "read"),
     ("GET", "/api/v1/system/settings", "read"),

@@ -325,6 +325,9 @@ fn operation(route: &Route, generators: &mut Generators) -> Value {
             json!({"description": "A file of the console", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}})
         }
         ResponseBody::Upgrade => json!({"description": "Switching to the WebSocket protocol"}),
+        ResponseBody::Metrics => {
+            json!({"description": "Metrics in the OpenMetrics text format", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}})
+        }
         ResponseBody::Unspecified => json!({"description": "Success (undescribed)"}),
     };
     for status in std::iter::once(route.status).chain(route.also.iter().copied()) {

@@ -75,6 +75,8 @@ pub enum ResponseBody {
     Asset,
     /// The WebSocket upgrade (101).
     Upgrade,
+    /// Prometheus metrics in the OpenMetrics text format.
+    Metrics,
 }
 
 /// One route: method, path, who may call it and how it is audited, and what it takes and

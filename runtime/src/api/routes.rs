@@ -497,6 +497,13 @@ pub fn routes() -> Vec<Route> {
         )
         .returns::<Stats>(),
         get(
+            "/metrics",
+            Requires(ReadMetrics),
+            "Prometheus metrics of this node: counters, queue depths, latency histograms",
+            metrics::scrape,
+        )
+        .answers(200, ResponseBody::Metrics),
+        get(
             "/api/v1/traps/unhandled",
             Requires(Read),
             "Recent traps no addon claims",

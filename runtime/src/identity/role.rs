@@ -43,10 +43,10 @@ impl Role {
             Role::Admin => true,
             Role::Operator => matches!(
                 permission,
-                Read | ActOnAlerts | ManageSilences | ConfigureAddons | ManageTargets
+                Read | ActOnAlerts | ManageSilences | ConfigureAddons | ManageTargets | ReadMetrics
             ),
-            Role::Viewer => matches!(permission, Read),
-            Role::Service => matches!(permission, Read | ActOnAlerts | IngestEvents),
+            Role::Viewer => matches!(permission, Read | ReadMetrics),
+            Role::Service => matches!(permission, Read | ActOnAlerts | IngestEvents | ReadMetrics),
         }
     }
 }
@@ -103,6 +103,9 @@ pub enum Permission {
     ReadAudit,
     /// Rotate the token signing key and change runtime-wide settings.
     ManageSystem,
+    /// Scrape `/metrics`: counters and gauges of the node, no alert content. Every role has
+    /// it, so that a Prometheus server's API key can be the least one (`viewer`).
+    ReadMetrics,
 }
 
 impl Permission {
@@ -121,10 +124,11 @@ impl Permission {
             Permission::ManageSessions => "manage_sessions",
             Permission::ReadAudit => "read_audit",
             Permission::ManageSystem => "manage_system",
+            Permission::ReadMetrics => "read_metrics",
         }
     }
 
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::Read,
         Permission::ActOnAlerts,
         Permission::ManageSilences,
@@ -137,6 +141,7 @@ impl Permission {
         Permission::ManageSessions,
         Permission::ReadAudit,
         Permission::ManageSystem,
+        Permission::ReadMetrics,
     ];
 }
 
@@ -149,7 +154,7 @@ mod tests {
     fn permission_table() {
         use Permission::*;
         #[rustfmt::skip]
-        let table: [(Permission, [bool; 4]); 12] = [
+        let table: [(Permission, [bool; 4]); 13] = [
             //                      admin  operator viewer service
             (Read,              [true,  true,   true,  true ]),
             (ActOnAlerts,       [true,  true,   false, true ]),
@@ -163,6 +168,7 @@ mod tests {
             (ManageSessions,    [true,  false,  false, false]),
             (ReadAudit,         [true,  false,  false, false]),
             (ManageSystem,      [true,  false,  false, false]),
+            (ReadMetrics,       [true,  true,   true,  true ]),
         ];
         assert_eq!(
             table.map(|(p, _)| p),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Map;
 
 use super::{ALERT_COLUMNS, AlertEvent, AlertEventKind, AlertRow, EventRow};
-use crate::alert::{AlertFilter, AlertStatus, StoredAlert};
+use crate::alert::{AlertFilter, AlertStatus, Severity, StoredAlert};
 use crate::store::filter_query::{Bind, bind_all, build_query, clamp_limit};
 use crate::store::{Context, Store, StoreError, ts};
 
@@ -218,16 +218,20 @@ impl Store {
                 .await
                 .context("counting alerts")?
         });
-        let mut counts = AlertStatus::ALL.map(|status| (status, 0));
-        for (status, count) in rows {
-            let status: AlertStatus = status
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("alert status count: {e}")))?;
-            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
-                slot.1 = count;
-            }
-        }
-        Ok(counts.to_vec())
+        every_counted(AlertStatus::ALL, rows, "alert status count")
+    }
+
+    /// Open alerts (not resolved) per severity, every severity listed, most severe first.
+    pub async fn count_open_alerts_by_severity(&self) -> Result<Vec<(Severity, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = with_pool!(self, read, |pool| {
+            sqlx::query_as(
+                "SELECT severity, COUNT(*) FROM alerts WHERE status <> 'resolved' GROUP BY severity",
+            )
+            .fetch_all(pool)
+            .await
+            .context("counting open alerts")?
+        });
+        every_counted(Severity::ALL, rows, "open alert count")
     }
 
     /// One page of alert `id`'s history, oldest first: recorded entries after `after` (an
@@ -303,4 +307,26 @@ impl Store {
             next_after,
         }))
     }
+}
+
+/// `(value, count)` for each of `all`, in its order, with the counts a `GROUP BY` query read
+/// (0 for a value it did not find); a value the enum does not know is corruption.
+fn every_counted<T, const N: usize>(
+    all: [T; N],
+    rows: Vec<(String, i64)>,
+    what: &str,
+) -> Result<Vec<(T, i64)>, StoreError>
+where
+    T: Copy + PartialEq + std::str::FromStr<Err: std::fmt::Display>,
+{
+    let mut counts = all.map(|value| (value, 0));
+    for (value, count) in rows {
+        let value: T = value
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
+        if let Some(slot) = counts.iter_mut().find(|(v, _)| *v == value) {
+            slot.1 = count;
+        }
+    }
+    Ok(counts.to_vec())
 }
