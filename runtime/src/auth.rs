@@ -54,6 +54,38 @@ impl Default for AuthConfig {
     }
 }
 
+impl AuthConfig {
+    /// The lifetimes within their ranges and the configured signing key usable: what can be
+    /// checked without a database (at start, and by `opsconductor config check`).
+    pub fn check(&self) -> Result<(), AuthError> {
+        let access = self.access_token_ttl;
+        if access < Duration::minutes(1) || access > Duration::days(1) {
+            return Err(AuthError::Config(format!(
+                "access_token_minutes is {}; it must be between 1 and 1440",
+                access.num_minutes()
+            )));
+        }
+        let refresh = self.refresh_token_ttl;
+        if refresh < Duration::days(1) || refresh > Duration::days(365) {
+            return Err(AuthError::Config(format!(
+                "refresh_token_days is {}; it must be between 1 and 365",
+                refresh.num_days()
+            )));
+        }
+        let session = self.session_lifetime;
+        if session < Duration::days(1) || session > Duration::days(365) {
+            return Err(AuthError::Config(format!(
+                "session_lifetime_days is {}; it must be between 1 and 365",
+                session.num_days()
+            )));
+        }
+        if let Some(encoded) = &self.signing_key {
+            SigningKey::from_base64(encoded, chrono::Utc::now()).map_err(AuthError::Config)?;
+        }
+        Ok(())
+    }
+}
+
 /// Why an authentication operation failed. Messages are safe to show to the caller: a failed
 /// login never says whether the user exists.
 #[derive(Debug, thiserror::Error)]

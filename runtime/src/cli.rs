@@ -13,6 +13,7 @@ use crate::config::Config;
 
 mod addon;
 mod auth;
+mod config;
 mod credential;
 mod output;
 mod secrets;
@@ -77,9 +78,34 @@ pub enum Command {
     /// Manages the key that seals the database's secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Checks a configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Reads a configuration file as `serve` would (then the environment's overrides) and says
+    /// what is wrong and where, without opening the database or binding a port.
+    Check {
+        /// The file; default: `--config`, or ./opsconductor.toml.
+        file: Option<std::path::PathBuf>,
+    },
 }
 
 impl Cli {
+    /// Runs the commands that read the configuration file themselves (`config check`, which
+    /// reports a broken file rather than failing on it); `None` for every other command.
+    pub fn run_without_config(&self) -> Option<anyhow::Result<()>> {
+        match &self.command {
+            Command::Config(ConfigCommand::Check { file }) => Some(config::check(&file_to_check(
+                file.clone(),
+                self.config.clone(),
+            ))),
+            _ => None,
+        }
+    }
+
     pub fn load_config(&self) -> anyhow::Result<Config> {
         let mut config = Config::load(self.config.as_deref())?;
         if let Some(url) = &self.database_url {
@@ -87,6 +113,12 @@ impl Cli {
         }
         Ok(config)
     }
+}
+
+/// The file `config check` reads: the one named, else `--config`, else ./opsconductor.toml.
+fn file_to_check(file: Option<PathBuf>, global: Option<PathBuf>) -> PathBuf {
+    file.or(global)
+        .unwrap_or_else(|| crate::config::DEFAULT_CONFIG_FILE.into())
 }
 
 /// Runs the parsed command with `config` (loaded by [`Cli::load_config`]).
@@ -107,5 +139,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::User(cmd) => user::account_command(cmd, &config).await,
         Command::Auth(cmd) => auth::auth_command(cmd, &config).await,
         Command::Secrets(SecretsCommand::RotateKey) => secrets::rotate_secrets_key(&config).await,
+        Command::Config(ConfigCommand::Check { file }) => {
+            config::check(&file_to_check(file, cli.config))
+        }
     }
 }

@@ -8,6 +8,9 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(done) = cli.run_without_config() {
+        return done;
+    }
     let config = cli.load_config()?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(

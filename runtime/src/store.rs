@@ -374,6 +374,23 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether `url` is a database URL [`Store::connect`] understands, without connecting:
+    /// for `opsconductor config check`.
+    pub fn check_url(url: &str) -> Result<(), StoreError> {
+        if url.starts_with("sqlite:") {
+            let kind = DatabaseKind::Sqlite;
+            SqliteConnectOptions::from_str(url)
+                .map_err(|source| StoreError::InvalidUrl { kind, source })?;
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let kind = DatabaseKind::Postgres;
+            sqlx::postgres::PgConnectOptions::from_str(url)
+                .map_err(|source| StoreError::InvalidUrl { kind, source })?;
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        }
+        Ok(())
+    }
+
     pub fn kind(&self) -> DatabaseKind {
         match self.backend {
             Backend::Sqlite(_) => DatabaseKind::Sqlite,

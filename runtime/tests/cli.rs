@@ -147,6 +147,62 @@ fn json_logs_are_one_object_per_line() {
     }
 }
 
+/// `config check` reads a file as `serve` would and says what is wrong and where: a misspelt
+/// key by line and column with the keys it could be, and every setting `serve` would refuse,
+/// all at once; a good file is `ok`. It touches no database.
+#[test]
+fn config_check_says_what_is_wrong_and_where() {
+    let data = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = data.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let typo = write("typo.toml", "log = \"info\"\nlisen = \"127.0.0.1:8080\"\n");
+    let out = opsconductor(data.path(), &["config", "check", &typo]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2, column 1"), "{stderr}");
+    assert!(stderr.contains("unknown field `lisen`"), "{stderr}");
+    assert!(
+        stderr.contains("`listen`"),
+        "the keys it could be: {stderr}"
+    );
+
+    let wrong = write(
+        "wrong.toml",
+        "access_token_minutes = 0\n\n[bundles]\ntrusted_keys = [\"not-a-key\"]\n\n\
+         [ldap]\nurl = \"http://directory\"\nuser_base = \"ou=people,dc=example,dc=org\"\ngroup_roles = {}\n",
+    );
+    let out = opsconductor_with_env(
+        data.path(),
+        &["config", "check", &wrong],
+        &[("DATABASE_URL", "mysql://db/alerts")],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for problem in [
+        "database_url: unsupported database url",
+        "access_token_minutes is 0; it must be between 1 and 1440",
+        "bundles.trusted_keys[0]",
+        "[ldap] directory configuration: url `http://directory` must start with ldap://",
+        "4 problem(s)",
+    ] {
+        assert!(stderr.contains(problem), "no `{problem}` in: {stderr}");
+    }
+
+    let good = write(
+        "good.toml",
+        "listen = \"127.0.0.1:8080\"\ntrap_listen = \"127.0.0.1:1162\"\nlog_format = \"json\"\n",
+    );
+    let out = ok(opsconductor(data.path(), &["config", "check", &good]));
+    assert_eq!(out.trim(), format!("{good}: ok"), "{out}");
+    assert!(
+        !data.path().join("oc.db").exists(),
+        "checking opened the database"
+    );
+}
+
 #[test]
 fn snmp_credentials_and_engine_id() {
     let data = tempfile::tempdir().unwrap();

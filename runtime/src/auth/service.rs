@@ -138,27 +138,10 @@ impl Auth {
         config: AuthConfig,
         clock: Option<Clock>,
     ) -> Result<Auth, AuthError> {
+        config.check()?;
         let access_ttl = config.access_token_ttl;
         let refresh_ttl = config.refresh_token_ttl;
-        if access_ttl < Duration::minutes(1) || access_ttl > Duration::days(1) {
-            return Err(AuthError::Config(format!(
-                "access_token_minutes is {}; it must be between 1 and 1440",
-                access_ttl.num_minutes()
-            )));
-        }
-        if refresh_ttl < Duration::days(1) || refresh_ttl > Duration::days(365) {
-            return Err(AuthError::Config(format!(
-                "refresh_token_days is {}; it must be between 1 and 365",
-                refresh_ttl.num_days()
-            )));
-        }
         let session_lifetime = config.session_lifetime;
-        if session_lifetime < Duration::days(1) || session_lifetime > Duration::days(365) {
-            return Err(AuthError::Config(format!(
-                "session_lifetime_days is {}; it must be between 1 and 365",
-                session_lifetime.num_days()
-            )));
-        }
         let grace = access_ttl + CLOCK_LEEWAY;
         let now = clock
             .as_ref()
