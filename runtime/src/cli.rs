@@ -81,6 +81,12 @@ pub enum Command {
     /// Checks a configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Writes a consistent copy of the SQLite database to FILE while the runtime keeps running
+    /// (PostgreSQL: use pg_dump).
+    Backup {
+        /// The new file; it must not exist yet.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +145,13 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::User(cmd) => user::account_command(cmd, &config).await,
         Command::Auth(cmd) => auth::auth_command(cmd, &config).await,
         Command::Secrets(SecretsCommand::RotateKey) => secrets::rotate_secrets_key(&config).await,
+        Command::Backup { file } => {
+            let store = crate::server::connect_store(&config).await?;
+            store.backup_to(&file).await?;
+            let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            println!("backed up to {} ({bytes} bytes)", file.display());
+            Ok(())
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             config::check(&file_to_check(file, cli.config))
         }

@@ -191,6 +191,10 @@ pub enum StoreError {
     Quota(String),
     /// A stored value that the schema allows but the code cannot interpret (e.g. a setting that
     /// should be a number). Only hand-edited databases produce this.
+    /// A backup could not be made; the message says why (an existing file, a PostgreSQL
+    /// database, which `pg_dump` copies).
+    #[error("backup: {0}")]
+    Backup(String),
     #[error("invalid stored data: {0}")]
     Corrupt(String),
     /// The request would break a uniqueness or reference rule (a target name taken, a
@@ -372,6 +376,63 @@ impl Store {
         let store = Store { backend, secrets };
         store.seal_secrets().await?;
         Ok(store)
+    }
+
+    /// Writes a consistent copy of the SQLite database to `path` while it is in use: `VACUUM
+    /// INTO` reads one snapshot in one read transaction (writers go on beside it, WAL mode) and
+    /// writes a compact, self-contained database file, mode 0600 (it holds sealed secrets and
+    /// password hashes). `path` must not exist or be empty. PostgreSQL is copied with `pg_dump`.
+    pub async fn backup_to(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        let Backend::Sqlite(pools) = &self.backend else {
+            return Err(StoreError::Backup(
+                "a PostgreSQL database is backed up with pg_dump (docs/operations.md)".into(),
+            ));
+        };
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            return Err(StoreError::Backup(format!(
+                "{} exists; choose a new file",
+                path.display()
+            )));
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| StoreError::Backup(format!("{} is not a UTF-8 path", path.display())))?;
+        private_file(path).map_err(|source| StoreError::CreateDir {
+            path: path.to_owned(),
+            source,
+        })?;
+        // A reader connection, so that the writer goes on writing; readers are `query_only`,
+        // which would refuse to write the copy, so it is lifted for the copy and put back.
+        let mut conn = pools
+            .reader
+            .acquire()
+            .await
+            .context("opening a connection for the backup")?;
+        let (query_only,): (i64,) = sqlx::query_as("PRAGMA query_only")
+            .fetch_one(&mut *conn)
+            .await
+            .context("reading the connection's mode")?;
+        sqlx::query("PRAGMA query_only = OFF")
+            .execute(&mut *conn)
+            .await
+            .context("preparing the backup")?;
+        let copied = sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&mut *conn)
+            .await;
+        let restored = sqlx::query(if query_only == 1 {
+            "PRAGMA query_only = ON"
+        } else {
+            "PRAGMA query_only = OFF"
+        })
+        .execute(&mut *conn)
+        .await;
+        if restored.is_err() {
+            // Never hand a reader that may write back to the pool.
+            drop(conn.detach());
+        }
+        copied.context("copying the database")?;
+        Ok(())
     }
 
     /// Whether `url` is a database URL [`Store::connect`] understands, without connecting:

@@ -203,6 +203,116 @@ fn config_check_says_what_is_wrong_and_where() {
     );
 }
 
+/// `backup` copies a SQLite database that a running server keeps writing to: the copy is a
+/// whole database at one instant (the addon, every alert answered before the copy began and
+/// none past its end, secrets sealed under the same key), private to its owner, and an
+/// existing file is never overwritten.
+#[test]
+fn backup_copies_a_database_in_use() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let data = tempfile::tempdir().unwrap();
+    let alertmanager = bundle("alertmanager").display().to_string();
+    ok(opsconductor(
+        data.path(),
+        &["addon", "install", &alertmanager],
+    ));
+    let mut server = common::command(data.path());
+    server
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("OPSCONDUCTOR_LOG", "warn")
+        .env("OPSCONDUCTOR_TRAP_LISTEN", "off");
+    let server = Serving::start(server, &data.path().join("serve.stderr"));
+    let addr = server.addr;
+
+    // A sender posting new alerts, one per request, for as long as the backup runs.
+    let template: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(bundle("alertmanager").join("fixtures/firing.input.json")).unwrap(),
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let sender = {
+        let (stop, answered) = (Arc::clone(&stop), Arc::clone(&answered));
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut body = template.clone();
+                body["alerts"][0]["labels"]["instance"] =
+                    format!("10.9.{}.{}:9100", n / 256 % 256, n % 256).into();
+                let (status, answer) = http(
+                    addr,
+                    None,
+                    "POST",
+                    "/webhooks/alertmanager",
+                    &serde_json::to_vec(&body).unwrap(),
+                );
+                assert_eq!(status, 200, "{answer}");
+                answered.fetch_add(1, Ordering::SeqCst);
+                n += 1;
+            }
+        })
+    };
+    while answered.load(Ordering::SeqCst) < 50 {
+        std::thread::yield_now();
+    }
+    let before = answered.load(Ordering::SeqCst);
+    let copy = data.path().join("backup.db");
+    let out = ok(opsconductor(
+        data.path(),
+        &["backup", &copy.display().to_string()],
+    ));
+    let after = answered.load(Ordering::SeqCst);
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    assert!(out.contains("backed up to"), "{out}");
+
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "the copy holds sealed secrets and password hashes"
+    );
+
+    let keys = opsconductor::secrets::KeySource::File(data.path().join("secrets.key"))
+        .load()
+        .unwrap();
+    let url = format!("sqlite://{}", copy.display());
+    let (addons, alerts) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = opsconductor::store::Store::connect(&url, Arc::new(keys))
+            .await
+            .unwrap();
+        let addons = store.list_addons().await.unwrap();
+        let alerts: i64 = store
+            .count_alerts_by_status()
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        (addons, alerts)
+    });
+    assert_eq!(addons.len(), 1, "the installed addon is in the copy");
+    let alerts = alerts as u64;
+    // One request is in flight at a time: its alert may be committed (and copied) before its
+    // answer arrives, so the copy may hold one more than were answered by the end.
+    assert!(
+        (before..=after + 1).contains(&alerts),
+        "the copy holds {alerts} alerts; {before} were answered before it began and {after} by its end"
+    );
+
+    let again = opsconductor(data.path(), &["backup", &copy.display().to_string()]);
+    assert!(
+        !again.status.success(),
+        "an existing file is not overwritten"
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("exists; choose a new file"),
+        "{again:?}"
+    );
+}
+
 #[test]
 fn snmp_credentials_and_engine_id() {
     let data = tempfile::tempdir().unwrap();
