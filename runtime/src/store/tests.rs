@@ -1164,6 +1164,42 @@ async fn count_by_status_lists_every_status(db: TestDb) {
 
 // SQLite-only behaviour: how the file is opened and where it lives.
 
+/// A backup leaves the reader it used as it found it (refusing writes), and is SQLite's alone:
+/// a PostgreSQL store says to use `pg_dump` and writes no file.
+#[tokio::test]
+async fn backup_keeps_readers_read_only_and_is_sqlite_only() {
+    on_sqlite(|db: TestDb| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy.db");
+        db.store.backup_to(&copy).await.unwrap();
+        assert!(std::fs::metadata(&copy).unwrap().len() > 0);
+        let Backend::Sqlite(pools) = &db.store.backend else {
+            unreachable!()
+        };
+        // Every reader, the one the backup used among them, still refuses to write.
+        let mut readers = Vec::new();
+        for _ in 0..super::SQLITE_READERS {
+            readers.push(pools.reader.acquire().await.unwrap());
+        }
+        for reader in &mut readers {
+            let err = sqlx::query("INSERT INTO system_settings VALUES ('k', 'v', 'now')")
+                .execute(&mut **reader)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("readonly"), "{err}");
+        }
+    })
+    .await;
+    on_postgres(|db: TestDb| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy.db");
+        let err = db.store.backup_to(&copy).await.unwrap_err().to_string();
+        assert!(err.contains("pg_dump"), "{err}");
+        assert!(!copy.exists());
+    })
+    .await;
+}
+
 /// The durability the ingestion contract relies on ("accepted means stored"): WAL with a full
 /// sync on every commit, and foreign keys enforced, on the connection that writes.
 #[tokio::test]
