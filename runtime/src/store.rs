@@ -366,12 +366,9 @@ impl Store {
         url: &str,
         secrets: std::sync::Arc<crate::secrets::SecretKeys>,
     ) -> Result<Store, StoreError> {
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite(connect_sqlite(url).await?)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres(connect_postgres(url).await?)
-        } else {
-            return Err(StoreError::UnsupportedUrl);
+        let backend = match kind_of_url(url)? {
+            DatabaseKind::Sqlite => Backend::Sqlite(connect_sqlite(url).await?),
+            DatabaseKind::Postgres => Backend::Postgres(connect_postgres(url).await?),
         };
         let store = Store { backend, secrets };
         store.seal_secrets().await?;
@@ -438,18 +435,12 @@ impl Store {
     /// Whether `url` is a database URL [`Store::connect`] understands, without connecting:
     /// for `opsconductor config check`.
     pub fn check_url(url: &str) -> Result<(), StoreError> {
-        if url.starts_with("sqlite:") {
-            let kind = DatabaseKind::Sqlite;
-            SqliteConnectOptions::from_str(url)
-                .map_err(|source| StoreError::InvalidUrl { kind, source })?;
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let kind = DatabaseKind::Postgres;
-            sqlx::postgres::PgConnectOptions::from_str(url)
-                .map_err(|source| StoreError::InvalidUrl { kind, source })?;
-        } else {
-            return Err(StoreError::UnsupportedUrl);
-        }
-        Ok(())
+        let kind = kind_of_url(url)?;
+        let parsed = match kind {
+            DatabaseKind::Sqlite => SqliteConnectOptions::from_str(url).map(drop),
+            DatabaseKind::Postgres => sqlx::postgres::PgConnectOptions::from_str(url).map(drop),
+        };
+        parsed.map_err(|source| StoreError::InvalidUrl { kind, source })
     }
 
     pub fn kind(&self) -> DatabaseKind {
@@ -674,6 +665,18 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePools, StoreError> {
             .map_err(|source| StoreError::Connect { kind, source })?
     };
     Ok(SqlitePools { writer, reader })
+}
+
+/// Which database a URL names, by its scheme: what [`Store::connect`] and
+/// [`Store::check_url`] both go by.
+fn kind_of_url(url: &str) -> Result<DatabaseKind, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(DatabaseKind::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(DatabaseKind::Postgres)
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
 }
 
 async fn connect_postgres(url: &str) -> Result<PgPool, StoreError> {
