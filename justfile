@@ -40,6 +40,12 @@ test: test-peers build-addons build-dashboard
     cargo test --manifest-path addons/Cargo.toml
     cargo test --manifest-path tests/guests/Cargo.toml
     cargo test --workspace
+    just test-package
+
+# Build the Debian package of the debug build, install it with dpkg -i (needs root), run the installed service as its unit does, purge it
+test-package:
+    scripts/package.sh --debug
+    scripts/package-test.sh
 
 # Install or start the real peers the tests use when missing (net-snmp, sshd, slapd, PostgreSQL, chromium)
 test-peers:
@@ -59,6 +65,12 @@ lint: setup
 # What CI runs
 ci: lint test
 
+# --- package ---
+
+# The Debian package of a release build, with the bundled addons and the hardened systemd unit, into target/debian/
+package: build-addons build-dashboard
+    scripts/package.sh
+
 # --- bench ---
 
 # Side by side with Alertmanager (webhooks) and snmptrapd (traps) on this box, same generators, one run; installs them (args: --seconds --connections --trap-seconds --trap-rates --db sqlite,postgres --only webhooks|traps)
@@ -68,6 +80,10 @@ bench-peers *ARGS: build-addons
 # Webhook ingest throughput over loopback HTTP (args: --requests --concurrency --distinct --alerts-per-request --db)
 bench-webhooks *ARGS: build-addons
     cargo run --release -p opsconductor-tests --bin bench-webhooks -- {{ARGS}}
+
+# What a rules addon costs per event next to the compiled addon it replaces, on the same fixtures in the sandbox (args: --calls N)
+bench-rules *ARGS: build-addons
+    cargo run --release -p opsconductor-tests --bin bench-rules -- {{ARGS}}
 
 # The write path alone (batching writer and store, no HTTP or sandbox): alerts/s, commits, CPU (args: --seconds --tasks --per-job --distinct --db)
 bench-store *ARGS:
@@ -84,6 +100,15 @@ bench-polls *ARGS: build-addons
 # The console with 100,000 open alerts in a real browser: first render, filter time, a 1,000 events/s burst (args: --alerts --rate --seconds)
 bench-console *ARGS: setup build-addons build-dashboard
     cargo run --release -p opsconductor-tests --bin bench-console -- {{ARGS}}
+
+# Soak: the release server under steady mixed load (webhooks, traps, polls, WebSocket clients, API reads) for MINUTES, sampled every 10 s into target/soak/{soak.csv,soak.png,summary.md} (args: --out --webhook-rate --trap-rate --targets --ws-clients --db)
+soak MINUTES="30" *ARGS: build-addons build-dashboard
+    # One build for both binaries: built apart, each would unify features differently and the
+    # runtime would be compiled twice.
+    cargo build --release -p opsconductor --bin opsconductor -p opsconductor-tests --bin soak
+    # The plot (scripts/soak-plot.py) needs matplotlib.
+    python3 -c 'import matplotlib' 2>/dev/null || pip install --quiet matplotlib
+    target/release/soak --minutes {{MINUTES}} {{ARGS}}
 
 # Screenshots of every console screen, light and dark, into docs/dashboard/
 screenshots: setup build-addons build-dashboard

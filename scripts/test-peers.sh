@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real peers `just test` talks to, installed or started when missing (Debian packages; root
 # installs them, anyone else is told the command): net-snmp's tools and agent, OpenSSH's server,
-# OpenLDAP, PostgreSQL, Prometheus, and Debian's chromium with chromedriver for the dashboard's browser
+# OpenLDAP, PostgreSQL, Prometheus, an OpenID Connect provider (npm), and Debian's chromium with chromedriver for the dashboard's browser
 # tests. Quick when everything is there already.
 set -euo pipefail
 
@@ -34,6 +34,15 @@ if [[ "$(id -u)" == 0 ]]; then
         echo 'opsconductor-test:opsconductor-test-password' | chpasswd
     fi
     mkdir -p /run/sshd
+fi
+
+# The OpenID Connect provider of the single sign-on tests (tests/src/oidc_provider.rs): npm's
+# `oidc-provider`, as pinned by its package-lock.json; reinstalled only when the lock changed.
+provider="$(dirname "${BASH_SOURCE[0]}")/../tests/oidc-provider"
+if [[ ! -f "$provider/node_modules/.package-lock.json" ||
+    "$provider/package-lock.json" -nt "$provider/node_modules/.package-lock.json" ]]; then
+    echo "test-peers: installing the test OpenID Connect provider (npm ci)" >&2
+    (cd "$provider" && npm ci --no-audit --no-fund)
 fi
 
 # PostgreSQL with trust auth on loopback (each test creates and drops its own database).

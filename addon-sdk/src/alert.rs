@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+pub use opsconductor_text::host_part;
+
 use crate::{Alert, Severity};
 
 impl Alert {
@@ -137,56 +139,9 @@ impl Severity {
     }
 }
 
-/// The host in a string that may carry more: `10.0.0.1:9100` → `10.0.0.1`,
-/// `https://user@web-1.example.com:8443/health` → `web-1.example.com`,
-/// `[2001:db8::1]:9100` → `2001:db8::1`, `2001:db8::1` → itself. `None` when nothing is left.
-///
-/// Monitoring tools put whatever identifies a scrape target in fields like Prometheus'
-/// `instance`, so device names are normalised here once rather than in every addon.
-pub fn host_part(s: &str) -> Option<&str> {
-    let mut h = s.trim();
-    if let Some((_, rest)) = h.split_once("://") {
-        h = rest;
-    }
-    h = h.split(['/', '?', '#']).next().unwrap_or("");
-    if let Some((_, rest)) = h.rsplit_once('@') {
-        h = rest;
-    }
-    if let Some(rest) = h.strip_prefix('[') {
-        h = rest.split(']').next().unwrap_or("");
-    } else if h.parse::<IpAddr>().is_err() {
-        // Not a bare IPv6 address, so a colon can only start a port.
-        h = h.split(':').next().unwrap_or("");
-    }
-    let h = h.trim();
-    (!h.is_empty()).then_some(h)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_part_strips_what_is_not_the_host() {
-        let cases = [
-            ("10.0.0.1:9100", Some("10.0.0.1")),
-            ("10.0.0.1", Some("10.0.0.1")),
-            (" node-1:9100 ", Some("node-1")),
-            (
-                "https://user:pw@web-1.example.com:8443/health?x=1",
-                Some("web-1.example.com"),
-            ),
-            ("http://play.example.net:8804", Some("play.example.net")),
-            ("[2001:db8::1]:9100", Some("2001:db8::1")),
-            ("2001:db8::1", Some("2001:db8::1")),
-            ("", None),
-            (":9100", None),
-            ("   ", None),
-        ];
-        for (input, want) in cases {
-            assert_eq!(host_part(input), want, "host_part({input:?})");
-        }
-    }
 
     #[test]
     fn device_sets_ip_or_name() {

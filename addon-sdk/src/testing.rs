@@ -12,7 +12,7 @@
 //! assert_eq!(trap.int("1.3.6.1.2.1.2.2.1.1"), Some(3));
 //! ```
 
-use crate::{PollResult, SnmpTrap, SnmpValue, SnmpVersion, Varbind, WebhookRequest};
+use crate::{SnmpTrap, SnmpValue, SnmpVersion, Varbind, WebhookRequest};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod fixtures;
@@ -110,7 +110,7 @@ pub fn trap_json(json: &str) -> SnmpTrap {
 /// Panics with the field at fault when the JSON does not fit: it is meant for tests. The host's
 /// fixture runner reads it with the same code (`opsconductor-model`), natively only.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn poll_json(json: &str) -> PollResult {
+pub fn poll_json(json: &str) -> crate::PollResult {
     let poll = opsconductor_model::fixture::poll_from_json(json.as_bytes())
         .unwrap_or_else(|e| panic!("poll fixture: {e}"));
     model::poll(poll)

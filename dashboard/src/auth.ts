@@ -9,7 +9,7 @@
 // client.ts imports this module too; the cycle is safe because neither uses the other while
 // loading, only when called.
 import { api } from "./api/client";
-import type { Me, TokenAnswer } from "./api/types";
+import type { AuthMethods, Me, TokenAnswer } from "./api/types";
 import { cell } from "./state";
 
 const KEY = "oc.session";
@@ -94,6 +94,30 @@ export async function signIn(username: string, password: string): Promise<void> 
   if (!response.ok) throw new Error(await messageOf(response));
   store(fromAnswer(username, await response.json()));
   await loadMe();
+}
+
+/**
+ * Finishes a single sign-on: the server's callback put the new session's refresh token in this
+ * page's address (its fragment, which browsers never send anywhere); it is traded at once for a
+ * fresh pair, so the one left in the browser's history is already spent.
+ */
+export async function finishSingleSignOn(refreshToken: string): Promise<void> {
+  const response = await post("/api/v1/auth/refresh", { refresh_token: refreshToken });
+  if (!response.ok) throw new Error(await messageOf(response));
+  const answer: TokenAnswer = await response.json();
+  store(fromAnswer(answer.principal.actor.replace(/^user:/, ""), answer));
+  await loadMe();
+}
+
+/** How one may sign in here (`GET /api/v1/auth/methods`); password alone when unknown. */
+export async function signInMethods(): Promise<AuthMethods> {
+  try {
+    const response = await fetch("/api/v1/auth/methods");
+    if (response.ok) return await response.json();
+  } catch {
+    // The form still works: fall through.
+  }
+  return { password: true, oidc: null };
 }
 
 export async function signOut(): Promise<void> {

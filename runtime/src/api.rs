@@ -36,6 +36,7 @@ pub mod openapi;
 mod route;
 mod routes;
 pub mod silences;
+pub mod sso;
 pub mod system;
 pub mod targets;
 pub mod views;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// Optional directory login, tried when a password login finds no local user.
     pub ldap: Option<Arc<crate::directory::LdapConfig>>,
+    /// Optional OpenID Connect sign-in.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
     /// The signatures an uploaded addon bundle needs (`[bundles]`).
     pub bundles: Arc<crate::bundle::TrustPolicy>,
     /// What the HTTP listener refused or cut short.
@@ -188,6 +191,8 @@ pub struct AddonView {
     pub updated_at: chrono::DateTime<chrono::Utc>,
     pub ingest: Option<IngestStats>,
     pub calls: Option<CallStats>,
+    /// Whether this node calls the addon or has quarantined it after repeated faults.
+    pub quarantine: Option<crate::quarantine::QuarantineStatus>,
 }
 
 async fn list_addons(State(state): State<AppState>) -> Result<Json<Vec<AddonView>>, ApiError> {

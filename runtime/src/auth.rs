@@ -25,7 +25,7 @@ use crate::store::StoreError;
 
 mod service;
 
-pub use service::{Auth, TokenPair};
+pub use service::{Auth, ProviderAnswer, TokenPair};
 
 /// The username [`Auth::bootstrap_admin`] creates.
 pub const BOOTSTRAP_ADMIN: &str = "admin";

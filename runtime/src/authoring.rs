@@ -1,4 +1,4 @@
-//! Writing addons: `opsconductor addon new | build | test | record`.
+//! Writing addons: `opsconductor addon new | build | test | record | convert-legacy`.
 //!
 //! - [`scaffold()`] lays out a new addon's source directory from the templates in
 //!   `runtime/templates/` (a Cargo project against the SDK, a manifest for the current WIT
@@ -12,7 +12,9 @@
 //! - [`record()`] polls one configured target through the real poll path and writes what its
 //!   fetches returned as a poll fixture, so a bug seen on a device reproduces offline.
 //!
-//! One file each: `authoring/scaffold.rs`, `build.rs`, `test.rs`, `record.rs`; this file
+//! - [`convert_legacy()`] turns a legacy system's addon manifest into a rules addon's folder.
+//!
+//! One file each: `authoring/scaffold.rs`, `build.rs`, `test.rs`, `record.rs`, `convert.rs`; this file
 //! re-exports their entry points and holds what several share.
 //!
 //! These are command-line tools for authors, so errors are `anyhow` with the file or command
@@ -23,11 +25,13 @@ use std::path::Path;
 use anyhow::Context;
 
 mod build;
+mod convert;
 mod record;
 mod scaffold;
 mod test;
 
 pub use build::{WASM_TARGET, build};
+pub use convert::{Converted, convert_legacy};
 pub use record::record;
 pub use scaffold::{DEFAULT_SDK_PATH, Kind, scaffold};
 pub use test::test;

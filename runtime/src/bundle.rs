@@ -1,5 +1,6 @@
 //! Addon bundle files, `<id>-<version>.ocbundle`: one gzip'd tar holding `manifest.json`,
-//! `addon.wasm`, `fixtures/*`, `SHA256SUMS` (the sha256 of every other file, in `sha256sum`
+//! `addon.wasm` (none for a rules addon: the runtime's rules engine runs its manifest's rules),
+//! `fixtures/*`, `SHA256SUMS` (the sha256 of every other file, in `sha256sum`
 //! format) and, when signed, `SIGNATURE`: `ed25519 <key id> <base64 signature>` over the exact
 //! bytes of `SHA256SUMS`. A key id is the hex of the first 8 bytes of the sha256 of the public
 //! key.
@@ -20,7 +21,7 @@ use ed25519_dalek::{Signature, Signer as _, Verifier as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, WORLD_RULES};
 
 pub mod install;
 
@@ -271,20 +272,42 @@ fn header(manifest: &[u8]) -> Result<Header, BundleError> {
     Ok(header)
 }
 
+/// Whether a bundle of this manifest carries `addon.wasm`: every addon but a rules addon, which
+/// must not (the component that runs it is the runtime's, so a wasm in it would be signed,
+/// shipped and never run).
+fn check_wasm_presence(header: &Header, has_wasm: bool) -> Result<(), BundleError> {
+    match (header.world == WORLD_RULES, has_wasm) {
+        (false, false) => Err(BundleError::MissingFile(WASM_FILE.to_owned())),
+        (true, true) => Err(format_err(format!(
+            "a rules addon (world {WORLD_RULES}) has no {WASM_FILE}: the runtime's rules engine runs its `parse` section"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The files of the bundle directory `dir` that go into a bundle, by bundle path.
 fn read_bundle_dir(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
     let mut files = BTreeMap::new();
-    for name in [MANIFEST_FILE, WASM_FILE] {
-        let path = dir.join(name);
-        if !path.is_file() {
-            return Err(BundleError::MissingFile(format!(
-                "{name} (in {})",
-                dir.display()
-            )));
+    let manifest_path = dir.join(MANIFEST_FILE);
+    if !manifest_path.is_file() {
+        return Err(BundleError::MissingFile(format!(
+            "{MANIFEST_FILE} (in {})",
+            dir.display()
+        )));
+    }
+    let manifest = std::fs::read(&manifest_path).map_err(io_err(&manifest_path))?;
+    let wasm_path = dir.join(WASM_FILE);
+    check_wasm_presence(&header(&manifest)?, wasm_path.is_file()).map_err(|e| match e {
+        BundleError::MissingFile(name) => {
+            BundleError::MissingFile(format!("{name} (in {})", dir.display()))
         }
+        other => other,
+    })?;
+    files.insert(MANIFEST_FILE.to_owned(), manifest);
+    if wasm_path.is_file() {
         files.insert(
-            name.to_owned(),
-            std::fs::read(&path).map_err(io_err(&path))?,
+            WASM_FILE.to_owned(),
+            std::fs::read(&wasm_path).map_err(io_err(&wasm_path))?,
         );
     }
     let fixtures = dir.join("fixtures");
@@ -441,12 +464,11 @@ pub fn open_bytes(bytes: &[u8], policy: &TrustPolicy) -> Result<Bundle, BundleEr
     if let Some(name) = listed.keys().find(|name| !files.contains_key(*name)) {
         return Err(BundleError::MissingListed(name.clone()));
     }
-    for name in [MANIFEST_FILE, WASM_FILE] {
-        if !files.contains_key(name) {
-            return Err(BundleError::MissingFile(name.to_owned()));
-        }
-    }
-    let header = header(&files[MANIFEST_FILE])?;
+    let manifest = files
+        .get(MANIFEST_FILE)
+        .ok_or_else(|| BundleError::MissingFile(MANIFEST_FILE.to_owned()))?;
+    let header = header(manifest)?;
+    check_wasm_presence(&header, files.contains_key(WASM_FILE))?;
 
     let dir = tempfile::Builder::new()
         .prefix("opsconductor-bundle-")

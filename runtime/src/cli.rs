@@ -15,6 +15,7 @@ mod addon;
 mod auth;
 mod config;
 mod credential;
+mod import;
 mod output;
 mod secrets;
 mod serve;
@@ -25,6 +26,7 @@ mod user;
 pub use addon::AddonCommand;
 pub use auth::{ApiKeyCommand, AuthCommand};
 pub use credential::{CredentialCommand, CredentialFlags};
+pub use import::ImportCommand;
 pub use secrets::SecretsCommand;
 pub use snmp::{CommunityCommand, SnmpCommand, UsmUserCommand};
 pub use target::{ScheduleArgs, TargetCommand};
@@ -81,6 +83,10 @@ pub enum Command {
     /// Checks a configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Brings alerts, targets and settings over from the legacy system's database, or alerts
+    /// from a JSON file.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Writes a consistent copy of the SQLite database to FILE while the runtime keeps running
     /// (PostgreSQL: use pg_dump).
     Backup {
@@ -145,6 +151,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::User(cmd) => user::account_command(cmd, &config).await,
         Command::Auth(cmd) => auth::auth_command(cmd, &config).await,
         Command::Secrets(SecretsCommand::RotateKey) => secrets::rotate_secrets_key(&config).await,
+        Command::Import(cmd) => import::import_command(cmd, &config).await,
         Command::Backup { file } => {
             let store = crate::server::connect_store(&config).await?;
             store.backup_to(&file).await?;

@@ -51,6 +51,10 @@ pub struct Config {
     /// How long a claimed poll stays leased to this node without renewal; renewed every third
     /// of it while the poll runs. A crashed node's polls are taken over after at most this long.
     pub poll_lease_seconds: u64,
+    /// On SIGTERM, how long polls still running may take to finish and record their outcome;
+    /// the rest are cut short and their leases given back, so that another node polls those
+    /// targets at once rather than after the lease.
+    pub poll_stop_grace_seconds: u64,
     /// How often the scheduler looks for due polls.
     pub scheduler_tick_ms: u64,
     /// Resolved alerts older than this are deleted by the retention job (0 keeps them forever).
@@ -72,6 +76,8 @@ pub struct Config {
     pub limits: crate::api::limits::LimitsConfig,
     /// Optional directory login (`[ldap]`).
     pub ldap: Option<crate::directory::LdapConfig>,
+    /// Optional OpenID Connect sign-in (`[oidc]`).
+    pub oidc: Option<crate::oidc::OidcConfig>,
     /// Which signatures addon bundle files need (`[bundles]`).
     pub bundles: crate::bundle::BundleConfig,
     /// Where polls may connect beyond the default egress policy (`[poll] allow`): loopback,
@@ -80,6 +86,8 @@ pub struct Config {
     pub poll: crate::egress::EgressPolicy,
     /// The HTTP server's timeouts and connection caps (`[http]`).
     pub http: crate::http_server::HttpConfig,
+    /// When an addon that keeps faulting is quarantined, and for how long (`[quarantine]`).
+    pub quarantine: crate::quarantine::QuarantineConfig,
     /// The file holding the key that seals the database's secrets; generated (mode 0600) when
     /// absent. Default: beside the data directory, `data.key` for `data/`. Keep it out of the
     /// database's backups, and give every node of a cluster the same one.
@@ -124,6 +132,7 @@ impl Default for Config {
             node_id: None,
             poll_concurrency: 64,
             poll_lease_seconds: 30,
+            poll_stop_grace_seconds: 10,
             scheduler_tick_ms: 1_000,
             retention_days: 30,
             websocket: crate::api::ws::WebSocketConfig::default(),
@@ -133,9 +142,11 @@ impl Default for Config {
             session_lifetime_days: 90,
             limits: crate::api::limits::LimitsConfig::default(),
             ldap: None,
+            oidc: None,
             bundles: crate::bundle::BundleConfig::default(),
             poll: crate::egress::EgressPolicy::default(),
             http: crate::http_server::HttpConfig::default(),
+            quarantine: crate::quarantine::QuarantineConfig::default(),
             secrets_key_file: None,
             secrets_key: None,
         }
@@ -266,6 +277,9 @@ impl Config {
         if let Some(v) = var("OPSCONDUCTOR_POLL_LEASE_SECONDS") {
             self.poll_lease_seconds = number("OPSCONDUCTOR_POLL_LEASE_SECONDS", v)?;
         }
+        if let Some(v) = var("OPSCONDUCTOR_POLL_STOP_GRACE_SECONDS") {
+            self.poll_stop_grace_seconds = number("OPSCONDUCTOR_POLL_STOP_GRACE_SECONDS", v)?;
+        }
         if let Some(v) = var("OPSCONDUCTOR_SCHEDULER_TICK_MS") {
             self.scheduler_tick_ms = number("OPSCONDUCTOR_SCHEDULER_TICK_MS", v)?;
         }
@@ -305,6 +319,7 @@ impl Config {
             tick: std::time::Duration::from_millis(self.scheduler_tick_ms.clamp(50, 60_000)),
             retention_days: self.retention_days,
             egress: self.poll.clone(),
+            stop_grace: std::time::Duration::from_secs(self.poll_stop_grace_seconds),
         }
     }
 
@@ -403,5 +418,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("OPSCONDUCTOR_LISTEN"), "{err}");
+    }
+
+    /// The TOML blocks of docs/operations.md's configuration reference, in order.
+    fn documented_reference() -> Vec<&'static str> {
+        include_str!("../../docs/operations.md")
+            .split("<!-- configuration reference:")
+            .skip(1)
+            .map(|part| {
+                let start =
+                    part.find("```toml\n").expect("a toml block follows") + "```toml\n".len();
+                let end = part[start..].find("```").expect("the block ends");
+                &part[start..start + end]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_configuration_reference_is_true() {
+        let [defaults, optional] = documented_reference()[..] else {
+            panic!("docs/operations.md has two reference blocks");
+        };
+        let parsed: Config = toml::from_str(defaults).unwrap();
+        assert_eq!(
+            format!("{parsed:#?}"),
+            format!("{:#?}", Config::default()),
+            "the reference's values are not the defaults"
+        );
+        // Every field the Debug form names (at any depth) is documented, set or commented out:
+        // the optional sections' fields in their own block. `secrets_key` is read only from the
+        // environment.
+        let debug = format!("{:#?}", Config::default());
+        let keys = debug.lines().filter_map(|line| {
+            let (name, _) = line.trim_start().split_once(": ")?;
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_')
+                .then_some(name)
+        });
+        let documented = format!("\n{defaults}{optional}");
+        for key in keys.filter(|&key| key != "secrets_key") {
+            assert!(
+                documented.contains(&format!("\n{key} ="))
+                    || documented.contains(&format!("\n# {key} ="))
+                    || documented.contains(&format!("\n[{key}]")),
+                "`{key}` is missing from the configuration reference"
+            );
+        }
+        let optional: Config = toml::from_str(optional).unwrap();
+        assert!(optional.ldap.is_some() && optional.oidc.is_some());
     }
 }

@@ -88,6 +88,12 @@ fn default_timeout_ms() -> u64 {
 /// Roles a directory group may grant, least to most privileged.
 pub const ROLE_RANKS: &[&str] = &["viewer", "service", "operator", "admin"];
 
+/// The most privileged of `roles` by [`ROLE_RANKS`]; the directory and the OpenID Connect
+/// provider both grant this one when several groups map.
+pub fn most_privileged<'a>(roles: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+    roles.max_by_key(|role| ROLE_RANKS.iter().position(|r| r == role))
+}
+
 /// A user the directory vouched for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryUser {
@@ -162,17 +168,14 @@ impl LdapConfig {
                 .filter(|(attr, _)| attr.trim().eq_ignore_ascii_case("cn"))
                 .map(|(_, v)| v.trim().to_owned())
         };
-        groups
-            .iter()
-            .filter_map(|g| {
-                self.group_roles.iter().find_map(|(key, role)| {
-                    let matches = key.eq_ignore_ascii_case(g)
-                        || cn(g).is_some_and(|c| c.eq_ignore_ascii_case(key));
-                    matches.then_some(role)
-                })
+        most_privileged(groups.iter().filter_map(|g| {
+            self.group_roles.iter().find_map(|(key, role)| {
+                let matches = key.eq_ignore_ascii_case(g)
+                    || cn(g).is_some_and(|c| c.eq_ignore_ascii_case(key));
+                matches.then_some(role)
             })
-            .max_by_key(|role| ROLE_RANKS.iter().position(|r| r == role))
-            .cloned()
+        }))
+        .cloned()
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::engine::AlertRules;
 use crate::manifest::Manifest;
-use crate::sandbox::{CallError, CallMeasure, Sandbox};
+use crate::sandbox::{CallError, CallMeasure, Sandbox, code_sha256};
 use opsconductor_model::fixture::{self, InputKind};
 
 pub use opsconductor_model::fixture::poll_to_json;
@@ -96,17 +96,15 @@ pub async fn run_fixtures(
         .map_err(|e| bundle_err(dir, format!("{}: {e}", relative(&sources.manifest))))?;
     let manifest =
         Manifest::from_json(&manifest_bytes).map_err(|e| bundle_err(dir, e.to_string()))?;
-    let wasm = std::fs::read(&sources.wasm)
-        .map_err(|e| bundle_err(dir, format!("{}: {e}", relative(&sources.wasm))))?;
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
+    // A rules addon has no component of its own: the rules engine runs its `parse` section.
+    let wasm = if manifest.is_rules() {
+        Vec::new()
+    } else {
+        std::fs::read(&sources.wasm)
+            .map_err(|e| bundle_err(dir, format!("{}: {e}", relative(&sources.wasm))))?
+    };
     let component = sandbox
-        .load(
-            &manifest.id,
-            &manifest.world,
-            &wasm,
-            &sha,
-            &manifest.capabilities,
-        )
+        .load_addon(&manifest, &wasm, &code_sha256(&manifest, &wasm))
         .map_err(|e| bundle_err(dir, e.to_string()))?;
     let rules = AlertRules::new(&manifest.id, &manifest.alerts);
 

@@ -55,10 +55,10 @@ pub async fn ingest(
     counters.event();
     let started = Instant::now();
     let latency = counters.ingest_time.of(&event);
-    let reported = match addon.component.parse(event).await {
+    let reported = match addon.quarantine.guard(addon.component.parse(event)).await {
         Ok(reported) => reported,
         Err(e) => {
-            counters.failed.fetch_add(1, Ordering::Relaxed);
+            counters.call_failed(&e);
             return Err(e.into());
         }
     };

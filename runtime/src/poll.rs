@@ -527,6 +527,11 @@ async fn poll_and_store(job: PollJob<'_>) -> PollOutcome {
     let Some(spec) = addon.manifest.poll.clone() else {
         return PollOutcome::failed(format!("addon `{}` does not poll", addon.id()));
     };
+    // A quarantined addon's targets are not even fetched: nothing could parse the answer.
+    if let Err(refused) = addon.quarantine.check() {
+        addon.counters.quarantined.fetch_add(1, Ordering::Relaxed);
+        return PollOutcome::failed(refused.to_string());
+    }
     let budget = Duration::from_millis(u64::from(spec.timeout_ms));
     let io = match TargetIo::new(
         addon.clone(),
@@ -567,15 +572,19 @@ async fn poll_and_store(job: PollJob<'_>) -> PollOutcome {
         PollMode::Scripted => {
             addon.counters.event();
             match addon
-                .component
-                .poll(wit_target, io.clone(), spec.timeout_ms)
+                .quarantine
+                .guard(
+                    addon
+                        .component
+                        .poll(wit_target, io.clone(), spec.timeout_ms),
+                )
                 .await
             {
                 Ok(reported) => ingest::store_reported(&addon, reported, writer)
                     .await
                     .map(drop),
                 Err(e) => {
-                    addon.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    addon.counters.call_failed(&e);
                     Err(e.into())
                 }
             }

@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
 
 use crate::engine::AlertRules;
 use crate::event::RawEvent;
 use crate::manifest::{Manifest, ManifestError, Method, parse_oid};
 use crate::metrics::Seconds;
-use crate::sandbox::{AddonComponent, CallStats, Sandbox, SandboxError};
+use crate::quarantine::{Quarantine, QuarantineConfig};
+use crate::sandbox::{AddonComponent, CallStats, Sandbox, SandboxError, code_sha256};
 use crate::store::{AddonRecord, Store, StoreError};
 use crate::webhook_auth::WebhookAuth;
 
@@ -68,6 +68,8 @@ pub struct IngestCounters {
     pub rejected: AtomicU64,
     /// Events the addon failed on (error, crash, deadline).
     pub failed: AtomicU64,
+    /// Events refused without calling the addon, because it is quarantined.
+    pub quarantined: AtomicU64,
     /// Polls of the addon's targets run on this node, and how many found the target unreachable.
     pub polls: AtomicU64,
     pub polls_unreachable: AtomicU64,
@@ -100,6 +102,15 @@ impl IngestTimes {
 }
 
 impl IngestCounters {
+    /// Counts an event whose addon call gave no answer: refused by the quarantine, or failed.
+    pub fn call_failed(&self, error: &crate::sandbox::CallError) {
+        let counter = match error {
+            crate::sandbox::CallError::Quarantined { .. } => &self.quarantined,
+            _ => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts an event arriving now.
     pub fn event(&self) {
         self.events.fetch_add(1, Ordering::Relaxed);
@@ -117,6 +128,8 @@ pub struct IngestStats {
     pub clears_unmatched: u64,
     pub rejected: u64,
     pub failed: u64,
+    /// Events refused without calling the addon, because it is quarantined.
+    pub quarantined: u64,
     pub polls: u64,
     pub polls_unreachable: u64,
     pub io_denied: u64,
@@ -135,6 +148,7 @@ impl IngestCounters {
             clears_unmatched: g(&self.clears_unmatched),
             rejected: g(&self.rejected),
             failed: g(&self.failed),
+            quarantined: g(&self.quarantined),
             polls: g(&self.polls),
             polls_unreachable: g(&self.polls_unreachable),
             io_denied: g(&self.io_denied),
@@ -153,6 +167,9 @@ pub struct LoadedAddon {
     pub rules: AlertRules,
     pub component: AddonComponent,
     pub counters: IngestCounters,
+    /// Whether the addon may be called on this node: kept, like the counters, across reloads
+    /// that do not change it, and fresh for a new version.
+    pub quarantine: Quarantine,
     /// The webhook authentication and allow list of the addon's settings, parsed at load so
     /// that a request costs no database read. Swapped in place when only the settings change,
     /// so the addon keeps its warm instances and counters.
@@ -209,11 +226,16 @@ pub struct Registry {
     index: ArcSwap<Index>,
     /// Serialises reloads so two of them never compile the same addon twice.
     reload_lock: tokio::sync::Mutex<()>,
+    quarantine: QuarantineConfig,
+    /// Woken when an addon's quarantine changes (see [`Registry::quarantine_changes`]).
+    quarantine_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Registry {
-    pub fn new(store: Store, sandbox: Arc<Sandbox>) -> Registry {
+    pub fn new(store: Store, sandbox: Arc<Sandbox>, quarantine: QuarantineConfig) -> Registry {
         Registry {
+            quarantine,
+            quarantine_changed: Arc::default(),
             store,
             sandbox,
             index: ArcSwap::from_pointee(Index {
@@ -222,6 +244,12 @@ impl Registry {
             }),
             reload_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Notified when a fault quarantines an addon or an operator releases one; a quarantine
+    /// that ends with time is seen by whoever looks next.
+    pub fn quarantine_changes(&self) -> &Arc<tokio::sync::Notify> {
+        &self.quarantine_changed
     }
 
     /// The sandbox addons are loaded into (installs compile and run fixtures in it).
@@ -328,13 +356,11 @@ impl Registry {
             .await?
             .ok_or_else(|| RegistryError::UnknownAddon(manifest.id.clone()))?;
         let sandbox = self.sandbox.clone();
-        let id = manifest.id.clone();
         let sha = wasm_sha256.to_owned();
-        let caps = manifest.capabilities.clone();
-        let world = manifest.world.clone();
+        let loading = manifest.clone();
         // Compilation is CPU-bound (seconds on a cache miss): keep it off the async workers.
         let component =
-            tokio::task::spawn_blocking(move || sandbox.load(&id, &world, &wasm, &sha, &caps))
+            tokio::task::spawn_blocking(move || sandbox.load_addon(&loading, &wasm, &sha))
                 .await
                 .map_err(|e| RegistryError::Join(e.to_string()))??;
         Ok(LoadedAddon {
@@ -348,6 +374,7 @@ impl Registry {
             manifest,
             component,
             counters: IngestCounters::default(),
+            quarantine: Quarantine::new(self.quarantine, self.quarantine_changed.clone()),
         })
     }
 
@@ -419,13 +446,18 @@ pub async fn install_bundle(
         })
     };
     let manifest_bytes = read("manifest.json")?;
-    let wasm = read("addon.wasm")?;
     let manifest =
         Manifest::from_json(&manifest_bytes).map_err(|source| RegistryError::Manifest {
             path: dir.to_owned(),
             source,
         })?;
-    let wasm_sha256 = hex::encode(Sha256::digest(&wasm));
+    // A rules addon has no component: it is stored with none, and runs on the rules engine.
+    let wasm = if manifest.is_rules() {
+        Vec::new()
+    } else {
+        read("addon.wasm")?
+    };
+    let wasm_sha256 = code_sha256(&manifest, &wasm);
 
     let existing = store.list_addons().await?;
     if let Some(path) = manifest.webhook.as_ref().map(|w| &w.path)
@@ -447,18 +479,10 @@ pub async fn install_bundle(
 
     {
         let sandbox = sandbox.clone();
-        let (id, world, sha, caps) = (
-            manifest.id.clone(),
-            manifest.world.clone(),
-            wasm_sha256.clone(),
-            manifest.capabilities.clone(),
-        );
-        let wasm = wasm.clone();
-        tokio::task::spawn_blocking(move || {
-            sandbox.load(&id, &world, &wasm, &sha, &caps).map(drop)
-        })
-        .await
-        .map_err(|e| RegistryError::Join(e.to_string()))??;
+        let (loading, wasm, sha) = (manifest.clone(), wasm.clone(), wasm_sha256.clone());
+        tokio::task::spawn_blocking(move || sandbox.load_addon(&loading, &wasm, &sha).map(drop))
+            .await
+            .map_err(|e| RegistryError::Join(e.to_string()))??;
     }
 
     let manifest_json = serde_json::to_value(&manifest).expect("manifest serialises");

@@ -25,8 +25,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::alert::ReportedAlert;
 use crate::event::{AddonTarget, RawEvent};
-use crate::manifest::{Capabilities, WORLD_V0_1, WORLD_V0_2};
-use bindings::{v0_1, v0_2};
+use crate::manifest::{Capabilities, Manifest, WORLD_V0_1, WORLD_V0_2};
+use bindings::{rules_engine, v0_1, v0_2};
 use host::HostContext;
 pub use host::{GuestIo, HostServices, IoFuture};
 
@@ -35,8 +35,29 @@ pub use host::{GuestIo, HostServices, IoFuture};
 /// its budget.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// The rules engine (`addons/rules-engine`), which runs rules addons: built by
+/// `scripts/build-addons.sh` into `target/rules-engine/`, embedded by release builds and read
+/// from there at run time by debug builds (rust-embed's default, as for the console).
+#[derive(rust_embed::Embed)]
+#[folder = "../target/rules-engine/"]
+#[allow_missing = true]
+struct RulesEngineWasm;
+
+const RULES_ENGINE_FILE: &str = "rules_engine.wasm";
+
 /// Instantiation runs guest initialisers; they get the same budget as one call.
 const INSTANTIATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What identifies the code an addon runs, stored and reported as its `wasm_sha256`: the
+/// sha256 of its component, or for a rules addon (which has none) of its `parse` section, so
+/// that a change of rules shows as a change of code.
+pub fn code_sha256(manifest: &Manifest, wasm: &[u8]) -> String {
+    use sha2::Digest as _;
+    match &manifest.parse {
+        Some(parse) if manifest.is_rules() => hex::encode(sha2::Sha256::digest(parse.to_string())),
+        _ => hex::encode(sha2::Sha256::digest(wasm)),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -52,6 +73,10 @@ pub enum SandboxError {
         world: String,
         supported: String,
     },
+    #[error(
+        "addon `{0}` is written as rules, but this build has no rules engine: build it with `just build-addons`"
+    )]
+    NoRulesEngine(String),
     #[error("compiled-component cache at {path}: {source}")]
     Cache {
         path: PathBuf,
@@ -76,6 +101,9 @@ pub enum CallError {
     Timeout(u32),
     #[error("addon could not be instantiated: {0}")]
     Instantiate(String),
+    /// Not called: the addon faulted too often and is quarantined (`quarantine.rs`).
+    #[error("addon is quarantined after repeated faults; retry in {retry_after_seconds} s")]
+    Quarantined { retry_after_seconds: u64 },
 }
 
 impl CallError {
@@ -88,6 +116,20 @@ impl CallError {
             CallError::MemoryLimit(_) => "addon_memory_limit",
             CallError::Timeout(_) => "addon_timeout",
             CallError::Instantiate(_) => "addon_instantiate",
+            CallError::Quarantined { .. } => "addon_quarantined",
+        }
+    }
+
+    /// Whether this counts toward quarantine: the addon misbehaved, as opposed to answering
+    /// with an error (a refusal of bad input is its job) or not being called at all.
+    pub fn is_fault(&self) -> bool {
+        match self {
+            CallError::Trap(_)
+            | CallError::CpuDeadline(_)
+            | CallError::MemoryLimit(_)
+            | CallError::Timeout(_)
+            | CallError::Instantiate(_) => true,
+            CallError::Addon { .. } | CallError::Quarantined { .. } => false,
         }
     }
 }
@@ -301,6 +343,12 @@ impl Sandbox {
             &mut s.host
         })
         .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        // The rules engine imports 0.2.0's `host` (linked above) and its own `rules`.
+        rules_engine::opsconductor::rules::rules::add_to_linker::<GuestState, HasSelf<HostContext>>(
+            &mut linker,
+            |s| &mut s.host,
+        )
+        .map_err(|e| SandboxError::Engine(e.to_string()))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
@@ -371,16 +419,71 @@ impl Sandbox {
         } else {
             Pre::V02(v0_2::AddonPre::new(instance_pre).map_err(link_err)?)
         };
-        Ok(AddonComponent {
+        Ok(self.component(addon_id, pre, capabilities, None))
+    }
+
+    /// Loads the component that runs `manifest`'s addon: its own `wasm` (whose sha256 keys the
+    /// compiled-component cache), or for a rules addon the rules engine, given the manifest's
+    /// `parse` section (`wasm` is then empty). CPU-heavy on a cache miss, as [`Sandbox::load`].
+    pub fn load_addon(
+        &self,
+        manifest: &Manifest,
+        wasm: &[u8],
+        wasm_sha256: &str,
+    ) -> Result<AddonComponent, SandboxError> {
+        match &manifest.parse {
+            Some(parse) if manifest.is_rules() => {
+                self.load_rules(&manifest.id, parse, &manifest.capabilities)
+            }
+            _ => self.load(
+                &manifest.id,
+                &manifest.world,
+                wasm,
+                wasm_sha256,
+                &manifest.capabilities,
+            ),
+        }
+    }
+
+    /// Loads a rules addon: the rules engine, given `parse` (the manifest's `parse` section,
+    /// which the manifest's validation has already compiled once) as its rules.
+    fn load_rules(
+        &self,
+        addon_id: &str,
+        parse: &serde_json::Value,
+        capabilities: &Capabilities,
+    ) -> Result<AddonComponent, SandboxError> {
+        let engine = RulesEngineWasm::get(RULES_ENGINE_FILE)
+            .ok_or_else(|| SandboxError::NoRulesEngine(addon_id.to_owned()))?;
+        let sha256 = hex::encode(engine.metadata.sha256_hash());
+        let component = self.compile(addon_id, &engine.data, &sha256)?;
+        let link_err = |e: wasmtime::Error| SandboxError::Link {
+            addon: addon_id.to_owned(),
+            message: format!("the rules engine: {e:#}"),
+        };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(link_err)?;
+        let pre = Pre::Rules(rules_engine::EnginePre::new(instance_pre).map_err(link_err)?);
+        Ok(self.component(addon_id, pre, capabilities, Some(parse.to_string().into())))
+    }
+
+    fn component(
+        &self,
+        addon_id: &str,
+        pre: Pre,
+        capabilities: &Capabilities,
+        rules: Option<Arc<str>>,
+    ) -> AddonComponent {
+        AddonComponent {
             addon_id: addon_id.into(),
             pre,
+            rules,
             limits: CallLimits::from(capabilities),
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(capabilities.instances as usize),
             counters: Arc::new(CallCounters::default()),
             services: self.services.clone(),
             engine: self.engine.clone(),
-        })
+        }
     }
 
     fn compile(
@@ -486,11 +589,13 @@ impl From<&Capabilities> for CallLimits {
 enum Pre {
     V01(v0_1::AddonPre<GuestState>),
     V02(v0_2::AddonPre<GuestState>),
+    Rules(rules_engine::EnginePre<GuestState>),
 }
 
 enum Bound {
     V01(v0_1::Addon),
     V02(v0_2::Addon),
+    Rules(rules_engine::Engine),
 }
 
 struct WarmInstance {
@@ -522,6 +627,8 @@ enum Call {
 pub struct AddonComponent {
     addon_id: Arc<str>,
     pre: Pre,
+    /// A rules addon's `parse` section, handed to the rules engine; `None` for compiled addons.
+    rules: Option<Arc<str>>,
     limits: CallLimits,
     idle: Mutex<Vec<WarmInstance>>,
     permits: Semaphore,
@@ -627,12 +734,17 @@ impl AddonComponent {
                         .call_parse(&mut *store, &event)
                         .await
                 }
+                (Bound::Rules(a), Call::Parse(event)) => {
+                    a.opsconductor_addon_handler()
+                        .call_parse(&mut *store, &event)
+                        .await
+                }
                 (Bound::V02(a), Call::Poll(target)) => {
                     a.opsconductor_addon_poller()
                         .call_poll(&mut *store, &target)
                         .await
                 }
-                (Bound::V01(_), Call::Poll(_)) => {
+                (Bound::V01(_) | Bound::Rules(_), Call::Poll(_)) => {
                     unreachable!("poll() refuses components without the poller export")
                 }
             }
@@ -705,7 +817,7 @@ impl AddonComponent {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let state = GuestState {
+        let mut state = GuestState {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
@@ -716,6 +828,7 @@ impl AddonComponent {
             },
             host: HostContext::new(self.addon_id.clone(), self.services.clone()),
         };
+        state.host.rules = self.rules.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         // Every epoch tick the guest runs, it yields to tokio, so a guest at its CPU limit holds
@@ -739,6 +852,7 @@ impl AddonComponent {
             match &self.pre {
                 Pre::V01(pre) => pre.instantiate_async(&mut store).await.map(Bound::V01),
                 Pre::V02(pre) => pre.instantiate_async(&mut store).await.map(Bound::V02),
+                Pre::Rules(pre) => pre.instantiate_async(&mut store).await.map(Bound::Rules),
             }
         };
         let result = tokio::time::timeout(INSTANTIATE_TIMEOUT, instantiate).await;

@@ -40,6 +40,9 @@ pub struct SchedulerConfig {
     pub retention_days: u32,
     /// Where polls may connect.
     pub egress: crate::egress::EgressPolicy,
+    /// When stopping, how long running polls may take to finish before they are cut short and
+    /// their leases given back.
+    pub stop_grace: Duration,
 }
 
 /// A maintenance job: its name (the lease key) and cron schedule.
@@ -88,8 +91,8 @@ impl Scheduler {
         }
     }
 
-    /// Runs until `shutdown` turns true, then waits for running polls to finish (each is
-    /// bounded by its addon's poll timeout) so their outcomes are recorded.
+    /// Runs until `shutdown` turns true, then gives running polls `stop_grace` to finish and
+    /// record their outcomes; those still running are cut short and their leases given back.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         info!(node = %self.config.node_id, concurrency = self.config.concurrency, "scheduler started");
         // Separate loops, so that a long maintenance job never delays lease renewal.
@@ -166,7 +169,39 @@ impl Scheduler {
                 }
             }
         }
+        self.stop_polls(polls).await;
+    }
+
+    /// Claims nothing more; what is running gets the grace period, then is cut short, and
+    /// every lease this node still holds is given back: the targets stay due, so another node
+    /// (or this one, restarted) polls them at its next tick instead of after the lease. A poll
+    /// cut while storing is safe: the writer commits or drops its batch whole either way.
+    async fn stop_polls(&self, mut polls: JoinSet<()>) {
+        let running = polls.len();
+        let finished = tokio::time::timeout(self.config.stop_grace, async {
+            while polls.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        if finished {
+            return;
+        }
+        let cut = polls.len();
+        polls.abort_all();
         while polls.join_next().await.is_some() {}
+        match self.store.release_poll_leases(&self.config.node_id).await {
+            Ok(released) => info!(
+                running,
+                cut,
+                released,
+                "stopping: polls still running after the grace period were cut short and their leases given back"
+            ),
+            Err(error) => warn!(
+                cut,
+                %error,
+                "stopping: could not give back poll leases; other nodes take them when they expire"
+            ),
+        }
     }
 
     async fn poll_one(&self, target_id: i64, due_at: DateTime<Utc>) {

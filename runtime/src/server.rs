@@ -44,6 +44,8 @@ pub enum StartError {
     Bundles(#[from] crate::bundle::BundleError),
     #[error(transparent)]
     Secrets(#[from] crate::secrets::SecretsError),
+    #[error("{0}")]
+    Config(String),
     #[error("{path}: {source}")]
     File {
         path: std::path::PathBuf,
@@ -112,14 +114,27 @@ impl Server {
         listener: TcpListener,
         traps: Option<UdpSocket>,
     ) -> Result<Server, StartError> {
+        config.quarantine.check().map_err(StartError::Config)?;
         let core = Core::open(config).await?;
-        let registry = Arc::new(Registry::new(core.store.clone(), core.sandbox.clone()));
+        let registry = Arc::new(Registry::new(
+            core.store.clone(),
+            core.sandbox.clone(),
+            config.quarantine,
+        ));
         registry.reload().await?;
         let auth = crate::auth::Auth::new(core.store.clone(), config.auth()).await?;
         if let Some(ldap) = &config.ldap {
             ldap.validate()
                 .map_err(|e| crate::auth::AuthError::Config(format!("[ldap]: {e}")))?;
         }
+        let oidc = match config.oidc.clone() {
+            Some(oidc) => {
+                Some(Arc::new(crate::oidc::Oidc::new(oidc).map_err(|e| {
+                    crate::auth::AuthError::Config(format!("[oidc]: {e}"))
+                })?))
+            }
+            None => None,
+        };
         let bundles = Arc::new(config.bundles.policy()?);
         bootstrap_admin(
             &auth,
@@ -225,9 +240,12 @@ impl Server {
             shutdown_rx.clone(),
         ));
         watchers.push(sources::spawn_addon_watch(
-            events.clone(),
-            registry.clone(),
-            core.store.clone(),
+            sources::AddonWatch {
+                bus: events.clone(),
+                registry: registry.clone(),
+                store: core.store.clone(),
+                writer: writer.clone(),
+            },
             poll,
             shutdown_rx.clone(),
         ));
@@ -242,6 +260,7 @@ impl Server {
             auth,
             limits: limits.clone(),
             ldap: config.ldap.clone().map(Arc::new),
+            oidc,
             bundles,
             http: Arc::new(crate::http_server::HttpCounters::default()),
             webhooks_need_settings: !listener.local_addr()?.ip().is_loopback(),

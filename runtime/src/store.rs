@@ -65,6 +65,8 @@ mod api_keys;
 mod audit;
 mod events;
 mod filter_query;
+mod import;
+mod oidc_logins;
 mod schedule;
 mod secrets;
 mod sessions;
@@ -88,12 +90,14 @@ pub use alerts::{
 pub use api_keys::{ApiKeyInfo, NewApiKey};
 pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditRecord};
 pub use events::{EVENTS_CHANNEL, EventListener};
+pub use import::{BatchWritten, ImportKind, LegacySource};
+pub use oidc_logins::PendingOidcLogin;
 pub use schedule::{ClaimedPoll, PinnedHostKey, PollRecord};
 pub use sessions::{NewSession, RefreshOutcome, SessionAuth, SessionFilter, SessionInfo};
 pub use silences::SilenceFilter;
 pub use snmp::{ReplayRead, SnmpCommunity, SnmpUserRecord};
 pub use targets::TargetFilter;
-pub use users::{DIRECTORY_SOURCE, User, UserChange, UserCredentials};
+pub use users::{DIRECTORY_SOURCE, OIDC_SOURCE, User, UserChange, UserCredentials};
 pub use views::{MAX_VIEW_NAME_LEN, MAX_VIEW_QUERY_LEN, NewView, SavedView};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");

@@ -249,6 +249,28 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// One SNMPv2c linkDown trap (community `public`) per interface index `1..=distinct`, encoded
+/// once up front, for tests and benchmarks that send many.
+pub fn link_down_traps(distinct: u32) -> Vec<Vec<u8>> {
+    use crate::event::{SnmpValue, Varbind};
+    const LINK_DOWN: &str = "1.3.6.1.6.3.1.1.5.3";
+    (1..=distinct)
+        .map(|index| {
+            let varbinds = [
+                (format!("1.3.6.1.2.1.2.2.1.1.{index}"), index as i32),
+                (format!("1.3.6.1.2.1.2.2.1.7.{index}"), 1),
+                (format!("1.3.6.1.2.1.2.2.1.8.{index}"), 2),
+            ]
+            .map(|(oid, v)| Varbind {
+                oid,
+                value: SnmpValue::Integer(v),
+            });
+            crate::snmp::encode_v2c_trap("public", index as i32, 4242, LINK_DOWN, &varbinds)
+                .expect("trap encodes")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,6 +135,137 @@ fn every_kind_from_new_to_alerts_in_a_running_runtime() {
     serve_signed_bundles(&webhook.0, &trap.0, &poll.0);
 }
 
+/// A rules addon from `addon new --kind rules`: nothing to build; `addon test` runs its fixture
+/// on the rules engine in the sandbox, fails with a diff on a wrong expectation, `--update`
+/// repairs it; a rule mistake is named by its place; the folder installs and packs without an
+/// `addon.wasm`.
+#[test]
+fn a_rules_addon_from_new_to_install() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let run = |args: &[&str]| opsconductor(work.path(), &data, args);
+
+    let out = ok(run(&["addon", "new", "demo-rules", "--kind", "rules"]));
+    assert!(out.contains("created rules addon `demo-rules`"), "{out}");
+    let addon = work.path().join("demo-rules");
+    for file in ["README.md", "manifest.json", "fixtures/example.input.json"] {
+        assert!(addon.join(file).is_file(), "{file} scaffolded");
+    }
+    assert!(!addon.join("Cargo.toml").exists(), "no code to build");
+
+    let out = ok(run(&["addon", "test", "demo-rules"]));
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+
+    let expected_path = addon.join("fixtures/example.expected.json");
+    let expected = std::fs::read_to_string(&expected_path).unwrap();
+    std::fs::write(&expected_path, expected.replace("\"critical\"", "\"info\"")).unwrap();
+    let failed = run(&["addon", "test", "demo-rules"]);
+    let (stdout, _) = text(&failed);
+    assert!(
+        !failed.status.success() && stdout.contains("FAIL"),
+        "{stdout}"
+    );
+    let out = ok(run(&["addon", "test", "demo-rules", "--update"]));
+    assert!(out.contains("1 updated"), "{out}");
+    assert_eq!(std::fs::read_to_string(&expected_path).unwrap(), expected);
+
+    // A mistake in a rule is refused by its place before any fixture runs.
+    let manifest_path = addon.join("manifest.json");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    std::fs::write(
+        &manifest_path,
+        manifest.replace("map:severity", "map:nosuchmap"),
+    )
+    .unwrap();
+    let refused = run(&["addon", "test", "demo-rules"]);
+    let (stdout, stderr) = text(&refused);
+    assert!(!refused.status.success(), "{stdout}");
+    assert!(
+        format!("{stdout}{stderr}").contains("parse.rules[0].alert.severity"),
+        "{stdout}\n{stderr}"
+    );
+    std::fs::write(&manifest_path, manifest).unwrap();
+
+    let out = ok(run(&["addon", "install", "demo-rules"]));
+    assert!(out.contains("installed demo-rules 0.1.0"), "{out}");
+    let out = ok(run(&["addon", "pack", "demo-rules"]));
+    assert!(out.contains("demo-rules-0.1.0.ocbundle"), "{out}");
+}
+
+/// `addon convert-legacy`: a legacy manifest (json parser, severity and category mappings) and
+/// a fixture from the legacy system's traffic become a rules addon that passes the fixture as the
+/// legacy system would have handled it; what has no place is listed by its key.
+#[test]
+fn a_legacy_manifest_converts_to_a_rules_addon_that_passes_its_fixture() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let run = |args: &[&str]| opsconductor(work.path(), &data, args);
+    let legacy = serde_json::json!({
+        "id": "acme", "name": "Acme checks", "version": "1.0", "method": "webhook",
+        "webhook": {"path": "/webhooks/acme"},
+        "parser": {
+            "type": "json", "alerts_path": "alerts", "alert_type_field": "check",
+            "device_ip_field": "host", "title": "{check} on {host}", "message_field": "detail",
+            "clear_field": "state", "clear_values": ["ok"], "flatten": true
+        },
+        "severity_mappings": {"disk": "crit"},
+        "category_mappings": {"disk": "Storage"}
+    });
+    std::fs::write(work.path().join("legacy.json"), legacy.to_string()).unwrap();
+    let samples = work.path().join("samples");
+    std::fs::create_dir_all(&samples).unwrap();
+    std::fs::write(
+        samples.join("checks.input.json"),
+        r#"{"alerts": [{"host": "10.0.0.5", "check": "disk", "state": "down", "detail": "/var 98%"},
+                       {"host": "10.0.0.6", "check": "cpu", "state": "OK"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        samples.join("checks.expected.json"),
+        serde_json::json!([
+            {"action": "raise", "alert_type": "disk", "category": "storage",
+             "device_ip": "10.0.0.5", "device_name": null, "fields": {}, "message": "/var 98%",
+             "occurred_at": null, "severity": "critical", "title": "disk on 10.0.0.5"},
+            {"action": "clear", "alert_type": "cpu", "cleared_by": "cpu"}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+
+    let out = ok(run(&[
+        "addon",
+        "convert-legacy",
+        "legacy.json",
+        "--fixtures",
+        "samples",
+    ]));
+    assert!(out.contains("converted `acme`"), "{out}");
+    assert!(
+        out.contains("parser.flatten"),
+        "what was left out is listed: {out}"
+    );
+    assert!(out.contains("version: `1.0` is written `1.0.0`"), "{out}");
+    let readme = std::fs::read_to_string(work.path().join("acme/README.md")).unwrap();
+    assert!(readme.contains("parser.flatten"), "{readme}");
+
+    let out = ok(run(&["addon", "test", "acme"]));
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+
+    // A legacy manifest that cannot be converted says why, and writes nothing.
+    std::fs::write(
+        work.path().join("bad.json"),
+        r#"{"id": "bad", "method": "carrier-pigeon"}"#,
+    )
+    .unwrap();
+    let refused = run(&["addon", "convert-legacy", "bad.json"]);
+    let (stdout, stderr) = text(&refused);
+    assert!(!refused.status.success(), "{stdout}");
+    assert!(stderr.contains("carrier-pigeon"), "{stderr}");
+    assert!(!work.path().join("bad").exists());
+}
+
 /// A JSON API on a local port that answers every request 503 with `{"status": "down", "echo":
 /// <the request's Authorization header>}` and a session cookie.
 fn status_503_server() -> u16 {

@@ -933,3 +933,122 @@ fn users_api_keys_and_signing_keys() {
         assert!(!printed.contains(secret), "`{secret}` printed: {printed}");
     }
 }
+
+/// SIGTERM during a trap burst: the process stops reading, drains its queue into the database
+/// and exits cleanly, and every trap it decoded before the signal is stored — its final log line
+/// accounts for each one, and the alerts' occurrence counts, read after a restart, agree.
+#[test]
+fn sigterm_during_a_trap_burst_stores_every_decoded_trap() {
+    let data = tempfile::tempdir().unwrap();
+    let if_mib = bundle("if-mib").display().to_string();
+    ok(opsconductor(data.path(), &["addon", "install", &if_mib]));
+    ok(opsconductor_with_env(
+        data.path(),
+        &["snmp", "community", "add", "test"],
+        &[("OPSCONDUCTOR_SNMP_COMMUNITY", "public")],
+    ));
+    let key = ok(opsconductor(
+        data.path(),
+        &["auth", "api-key", "create", "reader", "--role", "viewer"],
+    ));
+    let key = key.trim().to_owned();
+
+    let serve = |log: &str| {
+        let mut server = common::command(data.path());
+        server
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("OPSCONDUCTOR_LOG", "info")
+            .env("OPSCONDUCTOR_LOG_FORMAT", "json")
+            .env("OPSCONDUCTOR_TRAP_LISTEN", "127.0.0.1:0");
+        Serving::start(server, &data.path().join(log))
+    };
+    let mut server = serve("first.stderr");
+    let traps_at = server.trap_addr();
+
+    // A sender keeps going until told to stop, so the signal lands mid-burst.
+    let datagrams = opsconductor::testing::link_down_traps(20);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let datagram = &datagrams[sent as usize % datagrams.len()];
+                if socket.send_to(datagram, traps_at).is_ok() {
+                    sent += 1;
+                }
+            }
+            sent
+        })
+    };
+    // The signal comes once the server is well into the burst.
+    let started = std::time::Instant::now();
+    loop {
+        let (status, body) = http(server.addr, Some(&key), "GET", "/api/v1/stats", b"");
+        assert_eq!(status, 200, "{body}");
+        let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if stats["traps"]["decoded"].as_u64().unwrap() >= 2_000 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the burst never reached 2,000 decoded traps: {stats}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = server.terminate();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    assert!(status.success(), "exit {status:?}:\n{}", server.log());
+
+    let log = server.log();
+    let last: serde_json::Value = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["message"] == "stopped; traps accounted")
+        .unwrap_or_else(|| panic!("no final accounting in the log:\n{log}"));
+    let n = |field: &str| {
+        last[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{field}: {last}"))
+    };
+    assert!(
+        n("decoded") > 0 && n("decoded") <= sent,
+        "{last}, {sent} sent"
+    );
+    assert_eq!(
+        n("decoded"),
+        n("queued") + n("dropped_queue_full"),
+        "{last}"
+    );
+    assert_eq!(
+        n("queued"),
+        n("ingested") + n("unhandled") + n("addon_failed") + n("quarantined") + n("store_failed"),
+        "every queued trap finished before the exit: {last}"
+    );
+    assert_eq!(
+        (n("store_failed"), n("addon_failed"), n("unhandled")),
+        (0, 0, 0),
+        "{last}"
+    );
+
+    // What the database holds says the same.
+    let server = serve("second.stderr");
+    let (status, body) = http(
+        server.addr,
+        Some(&key),
+        "GET",
+        "/api/v1/alerts?addon=if-mib&limit=1000",
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let stored: u64 = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|alert| alert["occurrence_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stored, n("ingested"), "{last}");
+}

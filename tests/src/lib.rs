@@ -3,8 +3,10 @@
 
 pub mod bench_args;
 pub mod browser;
+pub mod oidc_provider;
 pub mod procstat;
 pub mod prometheus;
+pub mod served;
 pub mod slapd;
 pub mod snmpd;
 pub mod sshd;
@@ -50,8 +52,9 @@ pub fn test_bundle(id: &str) -> PathBuf {
 
 fn find_bundle(dir: &Path, id: &str) -> PathBuf {
     let path = dir.join(id);
+    // A rules addon's bundle has no addon.wasm; every bundle has its manifest.
     assert!(
-        path.join("addon.wasm").exists(),
+        path.join("manifest.json").exists(),
         "addon bundle {} is missing: run `just build-addons` (or `just test`, which builds it)",
         path.display()
     );
@@ -111,6 +114,7 @@ impl TestRuntime {
                 Some(pg) => pg.url.clone(),
                 None => format!("sqlite://{}", dir.path().join("opsconductor.db").display()),
             },
+            listen: ([127, 0, 0, 1], 0).into(),
             data_dir: dir.path().to_owned(),
             secrets_key_file: Some(dir.path().join("secrets.key")),
             registry_poll_ms: 100,
@@ -157,10 +161,9 @@ impl TestRuntime {
         dir: tempfile::TempDir,
         postgres: Option<TestPostgres>,
     ) -> TestRuntime {
-        // The configured address (loopback unless a test says otherwise) on a free port.
-        let listener = tokio::net::TcpListener::bind((config.listen.ip(), 0))
-            .await
-            .unwrap();
+        // The configured address: loopback on a free port unless a test says otherwise (one
+        // whose redirect URL must name the port beforehand).
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let traps = opsconductor::inbound::trap::bind_socket("127.0.0.1:0".parse().unwrap())
             .expect("trap socket binds");
         let server = Server::start(&config, listener, Some(traps))

@@ -1,4 +1,5 @@
-//! A process's CPU time and resident memory, read from `/proc`, for the benchmarks.
+//! A process's CPU time, resident memory, descriptors and threads, read from `/proc`, for the
+//! benchmarks and the soak test.
 
 use std::process::Command;
 
@@ -23,6 +24,22 @@ pub fn sample(pid: u32) -> (u64, u64) {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
     (cpu, rss)
+}
+
+/// Open file descriptors (files, sockets, pipes): the entries of `/proc/PID/fd`; 0 when the
+/// process is gone.
+pub fn open_descriptors(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count() as u64)
+}
+
+/// Threads of the process, from `/proc/PID/status`; 0 when the process is gone.
+pub fn threads(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 pub fn clock_ticks_per_second() -> u64 {

@@ -2,6 +2,7 @@
 //! process on a free loopback port, scraping one target every second with a bearer token, its
 //! storage in a temporary directory; killed on drop.
 
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -53,15 +54,35 @@ impl Prometheus {
             .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
             .spawn()
             .expect("prometheus starts");
+        let prometheus = Prometheus { dir, port, child };
+        // Prometheus listens before its storage is open and answers its API with a plain-text
+        // 503 until then: wait for `/-/ready`, not for the port.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !prometheus.ready() {
             assert!(
                 Instant::now() < deadline,
-                "prometheus did not listen on {port}"
+                "prometheus on {port} was not ready within 30 s:\n{}",
+                prometheus.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Prometheus { dir, port, child }
+        prometheus
+    }
+
+    /// Whether `GET /-/ready` answers 200.
+    fn ready(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let request = format!(
+            "GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            self.port
+        );
+        let mut status = [0u8; 12];
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_exact(&mut status).is_ok()
+            && status.ends_with(b" 200")
     }
 
     /// The series of an instant query; panics when Prometheus refuses the query.

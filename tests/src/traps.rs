@@ -4,12 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use opsconductor::event::{SnmpValue, Varbind};
 use serde_json::Value;
 
 use crate::TestRuntime;
-
-const LINK_DOWN: &str = "1.3.6.1.6.3.1.1.5.3";
 
 /// What a burst did.
 #[derive(Debug)]
@@ -61,10 +58,7 @@ impl BurstReport {
             n(s, "queued") + n(s, "dropped_queue_full"),
             "decoded = queued + dropped: {s}"
         );
-        let finished = ["ingested", "unhandled", "addon_failed", "store_failed"]
-            .iter()
-            .map(|k| n(s, k))
-            .sum::<u64>();
+        let finished = FINISHED.iter().map(|k| n(s, k)).sum::<u64>();
         assert_eq!(
             n(s, "queued"),
             finished,
@@ -78,23 +72,19 @@ impl BurstReport {
     }
 }
 
+/// The trap counters in which a queued trap ends, exactly one each: their sum reaches `queued`
+/// once the queue is drained.
+pub const FINISHED: [&str; 5] = [
+    "ingested",
+    "unhandled",
+    "addon_failed",
+    "quarantined",
+    "store_failed",
+];
+
 /// One linkDown trap per interface index `1..=distinct`, encoded once up front.
 pub fn encoded_traps(distinct: u32) -> Vec<Vec<u8>> {
-    (1..=distinct)
-        .map(|index| {
-            let varbinds = [
-                (format!("1.3.6.1.2.1.2.2.1.1.{index}"), index as i32),
-                (format!("1.3.6.1.2.1.2.2.1.7.{index}"), 1),
-                (format!("1.3.6.1.2.1.2.2.1.8.{index}"), 2),
-            ]
-            .map(|(oid, v)| Varbind {
-                oid,
-                value: SnmpValue::Integer(v),
-            });
-            opsconductor::snmp::encode_v2c_trap("public", index as i32, 4242, LINK_DOWN, &varbinds)
-                .expect("trap encodes")
-        })
-        .collect()
+    opsconductor::testing::link_down_traps(distinct)
 }
 
 /// The kernel's drop count for the UDP socket bound to `port` on loopback.
@@ -164,10 +154,7 @@ pub async fn burst(rt: &TestRuntime, count: u64, distinct: u32, rate: Option<u64
     loop {
         let now = diff(&stats().await, &before);
         let drops = kernel_drops(target.port()) - drops_before;
-        let finished = ["ingested", "unhandled", "addon_failed", "store_failed"]
-            .iter()
-            .map(|k| n(&now, k))
-            .sum::<u64>();
+        let finished = FINISHED.iter().map(|k| n(&now, k)).sum::<u64>();
         if n(&now, "received") + drops >= count && finished >= n(&now, "queued") {
             return BurstReport {
                 sent: count,

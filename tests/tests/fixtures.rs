@@ -51,6 +51,49 @@ async fn every_bundled_addon_passes_its_fixtures() {
     assert!(ran >= 52, "only {ran} fixtures ran");
 }
 
+/// The addons converted from code to rules (`addons/<id>-rules`) are held to the compiled
+/// addon's own expectations: their fixtures are the compiled addon's (a link, not a copy), and
+/// their bundles are among those the test above runs on the rules engine.
+#[test]
+fn converted_rules_addons_share_the_compiled_addons_fixtures() {
+    let addons = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../addons");
+    let mut converted = Vec::new();
+    for entry in std::fs::read_dir(&addons).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(compiled) = name.strip_suffix("-rules") else {
+            continue;
+        };
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(
+            manifest["world"],
+            opsconductor::manifest::WORLD_RULES,
+            "{name}"
+        );
+        assert_eq!(
+            std::fs::canonicalize(dir.join("fixtures")).unwrap(),
+            std::fs::canonicalize(addons.join(compiled).join("fixtures")).unwrap(),
+            "{name}/fixtures must be a link to {compiled}/fixtures"
+        );
+        assert!(
+            std::fs::symlink_metadata(dir.join("fixtures"))
+                .unwrap()
+                .is_symlink(),
+            "{name}/fixtures must be a link, not a copy that could drift"
+        );
+        assert!(
+            opsconductor_tests::bundle(&name)
+                .join("manifest.json")
+                .is_file(),
+            "{name} has no bundle: run `just build-addons`"
+        );
+        converted.push(name);
+    }
+    converted.sort();
+    assert!(converted.len() >= 3, "converted addons: {converted:?}");
+}
+
 /// The runner really compares: a bundle whose expectation is wrong is reported, with both sides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_expectation_is_reported() {

@@ -138,7 +138,11 @@ async fn components_are_compiled_once_and_cached() {
     assert!(cached[0].contains("wasmtime48.0.8"), "{cached:?}");
 
     let restarted = Core::open(&config).await.unwrap();
-    let registry = Registry::new(restarted.store.clone(), restarted.sandbox.clone());
+    let registry = Registry::new(
+        restarted.store.clone(),
+        restarted.sandbox.clone(),
+        Default::default(),
+    );
     registry.reload().await.unwrap();
     assert!(registry.find_by_webhook("alertmanager").is_some());
     let stats = restarted.sandbox.compile_stats();
@@ -283,7 +287,11 @@ async fn a_tampered_digest_names_no_cache_file() {
     std::fs::remove_dir_all(config.compiled_cache_dir()).unwrap();
 
     let restarted = Core::open(&config).await.unwrap();
-    let registry = Registry::new(restarted.store.clone(), restarted.sandbox.clone());
+    let registry = Registry::new(
+        restarted.store.clone(),
+        restarted.sandbox.clone(),
+        Default::default(),
+    );
     registry.reload().await.unwrap();
     assert!(
         registry.find_by_webhook("alertmanager").is_none(),

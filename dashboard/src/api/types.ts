@@ -31,6 +31,7 @@ export type Principal = Schemas["Principal"];
 export type Role = Schemas["Role"];
 export type Me = Schemas["Me"];
 export type TokenAnswer = Schemas["TokenAnswer"];
+export type AuthMethods = Schemas["AuthMethods"];
 export type AddonView = Schemas["AddonView"];
 export type AddonDetail = Schemas["AddonDetail"];
 export type PublicSettings = Schemas["PublicSettings"];
@@ -63,8 +64,11 @@ export interface ApiErrorBody {
 
 export interface AddonStatusBody {
   id: string;
-  status: "loaded" | "disabled" | "failed" | "removed";
+  status: "loaded" | "quarantined" | "probation" | "disabled" | "failed" | "removed";
   version?: string;
+  /** For `quarantined`: when it ends. */
+  until?: string;
+  last_fault?: string;
 }
 
 export type ServerMessage =

@@ -1,7 +1,7 @@
 // Addons: each one's live health (events per minute, time since its last event, parse failures,
 // guest time, denied I/O), status, version and WIT world; enabling and disabling; webhook
 // authentication; installing a bundle file with its signature, fixture results and capability
-// difference to accept; rolling back.
+// difference to accept; rolling back; releasing a quarantined addon.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, problem } from "../api/client";
 import type { AddonDetail, AddonView, PublicSettings as Settings } from "../api/types";
@@ -11,10 +11,13 @@ import { addonStatus } from "../live/socket";
 import { linkTo } from "../router";
 import { useValue } from "../state";
 
-
-
-
-
+/** What an addon is written in, short: `addon@0.2.0` for a component, `rules 0.1.0` for a rules
+ * addon (docs/rules.md), which runs on the runtime's rules engine. */
+export function worldLabel(world: string | null | undefined): string {
+  if (!world) return "—";
+  if (world.startsWith("opsconductor:rules/engine@")) return `rules ${world.split("@")[1]}`;
+  return world.replace("opsconductor:addon/", "");
+}
 
 /** How often the addon screen re-reads the counters: rates need two readings. */
 const REFRESH_MS = 5000;
@@ -73,6 +76,10 @@ function useAddons() {
 function health(a: AddonView): { text: string; kind: "ok" | "warn" | "bad" | "off" } {
   if (!a.enabled) return { text: "disabled", kind: "off" };
   if (!a.loaded) return { text: "failed to load", kind: "bad" };
+  const q = a.quarantine;
+  if (q?.state === "quarantined")
+    return { text: `quarantined until ${q.until ? new Date(q.until).toLocaleTimeString() : "?"}`, kind: "bad" };
+  if (q?.state === "probation") return { text: "on probation", kind: "warn" };
   const c = a.calls;
   const faults = c ? c.traps + c.cpu_deadlines + c.memory_limits + c.timeouts : 0;
   if (faults > 0) return { text: `${faults} faults`, kind: "warn" };
@@ -143,7 +150,7 @@ function AddonList() {
                   <td class="num">{a.calls ? `${(a.calls.guest_micros / 1000).toFixed(0)} ms` : "—"}</td>
                   <td class="num">{a.ingest?.io_denied ?? 0}</td>
                   <td class="mono">
-                    {a.version} · {a.world?.replace("opsconductor:addon/", "") ?? "—"}
+                    {a.version} · {worldLabel(a.world)}
                   </td>
                   <td class="row-actions">
                     {mayConfigure ? (
@@ -235,22 +242,45 @@ function Upload({ onDone }: { onDone: () => void }) {
 function AddonDetailPage({ id }: { id: string }) {
   const { data, error, reload } = useLoad(() => api<AddonDetail>("GET", `/api/v1/addons/${id}`), [id]);
   const [rollback, setRollback] = useState(false);
+  const status = useValue(addonStatus);
+  useEffect(() => {
+    if (status[id]) reload();
+  }, [status]);
   if (!data) return <Page title={id}><Loading error={error} /></Page>;
   const h = health(data);
+  const release = async () => {
+    try {
+      await api("POST", `/api/v1/addons/${id}/release`);
+      notify("ok", `${id} released from quarantine on this node`);
+      reload();
+    } catch (e) {
+      notify("error", problem(e));
+    }
+  };
   return (
     <Page
       title={data.name}
       actions={
-        can("manage_system") ? (
-          <button type="button" onClick={() => setRollback(true)}>
-            Roll back…
-          </button>
-        ) : null
+        <>
+          {can("configure_addons") && data.quarantine && data.quarantine.state !== "healthy" ? (
+            <button type="button" data-testid="addon-release" onClick={() => void release()}>
+              Release from quarantine
+            </button>
+          ) : null}
+          {can("manage_system") ? (
+            <button type="button" onClick={() => setRollback(true)}>
+              Roll back…
+            </button>
+          ) : null}
+        </>
       }
     >
       <p>
-        <span class={`health health-${h.kind}`}>{h.text}</span> <span class="mono">{data.id}</span> {data.version} · {data.world}
+        <span class={`health health-${h.kind}`} data-testid="addon-health">{h.text}</span> <span class="mono">{data.id}</span> {data.version} · <span title={data.world ?? ""}>{worldLabel(data.world)}</span>
       </p>
+      {data.quarantine?.last_fault && data.quarantine.state !== "healthy" ? (
+        <p class="muted">Last fault: {data.quarantine.last_fault}</p>
+      ) : null}
       <div class="cards">
         <section class="card">
           <h2>Ingest (this node)</h2>

@@ -1,16 +1,40 @@
 // Sign-in with a username and password (local users, or the directory when the runtime has
-// one configured); afterwards, back to where the user was going.
+// one configured), or through the OpenID Connect provider when there is one; afterwards, back
+// to where the user was going.
 import { useEffect, useState } from "preact/hooks";
-import { signIn } from "../auth";
+import type { AuthMethods } from "../api/types";
+import { finishSingleSignOn, signIn, signInMethods } from "../auth";
 import { navigate } from "../router";
+
+/** What the single sign-on's callback put in the address: `#sso=<token>` or `#sso_error=<why>`. */
+function singleSignOnResult(): { token?: string; error?: string } | null {
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  const token = fragment.get("sso");
+  const error = fragment.get("sso_error");
+  if (token === null && error === null) return null;
+  // Out of the address bar and of what a bookmark would keep.
+  history.replaceState(history.state, "", window.location.pathname + window.location.search);
+  return { token: token ?? undefined, error: error ?? undefined };
+}
 
 export function LoginPage() {
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [methods, setMethods] = useState<AuthMethods | null>(null);
   useEffect(() => {
     document.title = "Sign in · OpsConductor";
+    signInMethods().then(setMethods);
+    const sso = singleSignOnResult();
+    if (sso?.error) setError(sso.error);
+    if (sso?.token) {
+      setBusy(true);
+      finishSingleSignOn(sso.token)
+        .then(() => navigate("/", true))
+        .catch((err) => setError(err instanceof Error ? err.message : String(err)))
+        .finally(() => setBusy(false));
+    }
   }, []);
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -49,6 +73,11 @@ export function LoginPage() {
         <button type="submit" class="primary" data-testid="sign-in" disabled={busy}>
           {busy ? "Signing in…" : "Sign in"}
         </button>
+        {methods?.oidc ? (
+          <a class="button sso" href={methods.oidc.start_url} data-testid="sign-in-sso">
+            Sign in with {methods.oidc.display_name}
+          </a>
+        ) : null}
       </form>
     </main>
   );

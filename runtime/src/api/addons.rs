@@ -50,6 +50,9 @@ pub(crate) fn view(state: &AppState, row: &AddonRow) -> AddonView {
         loaded: loaded.is_some(),
         ingest: loaded.as_ref().map(|a| a.counters.snapshot()),
         calls: loaded.as_ref().map(|a| a.call_stats()),
+        quarantine: loaded
+            .as_ref()
+            .map(|a| a.quarantine.status(std::time::Instant::now())),
         id: row.id.clone(),
         name: row.name.clone(),
         version: row.version.clone(),
@@ -104,6 +107,32 @@ async fn change_enabled(state: &AppState, id: &str, enabled: bool) -> Result<Res
         .after(json!({ "enabled": row.enabled }));
     let detail = AddonDetail {
         addon: view(state, &row),
+        manifest: row.manifest,
+    };
+    Ok((audit, Json(detail)).into_response())
+}
+
+/// `POST /api/v1/addons/{id}/release`: calls a quarantined addon again at once, on this node
+/// (each node keeps its own quarantine), with its faults and strikes forgotten.
+pub(super) async fn release_addon(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let row = installed(&state, &id).await?;
+    let Some(addon) = state.registry.get(&id) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "addon_not_loaded",
+            format!("addon `{id}` is not loaded on this node: nothing to release"),
+        ));
+    };
+    let before = addon.quarantine.status(std::time::Instant::now());
+    addon.quarantine.release();
+    let audit = AuditDetail::target(format!("addon:{id}"))
+        .before(json!({ "quarantine": before.state }))
+        .after(json!({ "quarantine": crate::quarantine::QuarantineState::Healthy }));
+    let detail = AddonDetail {
+        addon: view(&state, &row),
         manifest: row.manifest,
     };
     Ok((audit, Json(detail)).into_response())

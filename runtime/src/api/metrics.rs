@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::{ApiError, AppState};
 use crate::metrics::{self, Exposition, Family, Labels};
+use crate::quarantine::QuarantineState;
 
 /// Fields of the stats sections that are levels, not running totals.
 const GAUGES: &[&str] = &["clients", "connections_open"];
@@ -99,6 +100,30 @@ pub(super) async fn scrape(State(state): State<AppState>) -> Result<Response, Ap
     );
     loaded.gauge(Vec::new(), addons.len() as i64);
     out.push(loaded);
+
+    let mut quarantine = Family::gauges(
+        "opsconductor_addon_quarantine",
+        "1 for each addon's current quarantine state on this node (healthy, quarantined, probation).",
+    );
+    let now = std::time::Instant::now();
+    for addon in &addons {
+        let current = addon.quarantine.status(now).state;
+        for state in [
+            QuarantineState::Healthy,
+            QuarantineState::Quarantined,
+            QuarantineState::Probation,
+        ] {
+            let name = serde_json::to_value(state).expect("a state serialises");
+            quarantine.gauge(
+                labels(&[
+                    ("addon", addon.id()),
+                    ("state", name.as_str().unwrap_or_default()),
+                ]),
+                i64::from(state == current),
+            );
+        }
+    }
+    out.push(quarantine);
 
     let mut alerts = Family::gauges(
         "opsconductor_alerts",

@@ -328,6 +328,10 @@ fn operation(route: &Route, generators: &mut Generators) -> Value {
         ResponseBody::Metrics => {
             json!({"description": "Metrics in the OpenMetrics text format", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}})
         }
+        ResponseBody::Redirect => json!({
+            "description": "A redirect for the browser to follow",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        }),
         ResponseBody::Unspecified => json!({"description": "Success (undescribed)"}),
     };
     for status in std::iter::once(route.status).chain(route.also.iter().copied()) {
@@ -554,6 +558,7 @@ mod tests {
             "/api/v1/auth/logout",
             "/api/v1/auth/signing-keys/rotate",
             "/api/v1/addons/{id}/rollback",
+            "/api/v1/addons/{id}/release",
             "/api/v1/addons/{id}/enable",
             "/api/v1/addons/{id}/disable",
             "/api/v1/targets/{id}/enable",

@@ -77,6 +77,8 @@ pub enum ResponseBody {
     Upgrade,
     /// Prometheus metrics in the OpenMetrics text format.
     Metrics,
+    /// A redirect (302) for a browser to follow: the single sign-on's steps.
+    Redirect,
 }
 
 /// One route: method, path, who may call it and how it is audited, and what it takes and

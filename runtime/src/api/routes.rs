@@ -56,6 +56,28 @@ pub fn routes() -> Vec<Route> {
         )
         .takes::<auth::RefreshBody>().returns::<auth::TokenAnswer>()
         .body_limit(AUTH_BODY_LIMIT),
+        get(
+            "/api/v1/auth/methods",
+            Public,
+            "How one may sign in here: password, single sign-on",
+            sso::methods,
+        )
+        .returns::<sso::AuthMethods>(),
+        get(
+            "/api/v1/auth/oidc/start",
+            Public,
+            "Start a single sign-on: redirects to the OpenID Connect provider",
+            sso::start,
+        )
+        .answers(302, ResponseBody::Redirect),
+        get(
+            "/api/v1/auth/oidc/callback",
+            Public,
+            "Where the OpenID Connect provider sends the browser back; redirects to the console",
+            sso::callback,
+        )
+        .query::<sso::CallbackQuery>()
+        .answers(302, ResponseBody::Redirect),
         post(
             "/api/v1/auth/logout",
             Authenticated,
@@ -349,6 +371,14 @@ pub fn routes() -> Vec<Route> {
             addons::rollback_addon,
         )
         .returns::<addons::RolledBack>(),
+        post(
+            "/api/v1/addons/{id}/release",
+            Requires(ConfigureAddons),
+            As("addon.release"),
+            "Call a quarantined addon again at once, on the node that answers",
+            addons::release_addon,
+        )
+        .returns::<addons::AddonDetail>(),
         post(
             "/api/v1/addons/{id}/enable",
             Requires(ConfigureAddons),

@@ -50,6 +50,8 @@ pub struct WebhookCounters {
     too_large: AtomicU64,
     bad_body: AtomicU64,
     addon_failed: AtomicU64,
+    /// 503: the addon is quarantined after repeated faults.
+    quarantined: AtomicU64,
     store_failed: AtomicU64,
 }
 
@@ -65,6 +67,8 @@ pub struct WebhookStats {
     pub too_large: u64,
     pub bad_body: u64,
     pub addon_failed: u64,
+    /// 503: the addon is quarantined after repeated faults (`Retry-After` says until when).
+    pub quarantined: u64,
     pub store_failed: u64,
 }
 
@@ -82,6 +86,7 @@ impl WebhookCounters {
             too_large: g(&self.too_large),
             bad_body: g(&self.bad_body),
             addon_failed: g(&self.addon_failed),
+            quarantined: g(&self.quarantined),
             store_failed: g(&self.store_failed),
         }
     }
@@ -250,7 +255,7 @@ pub async fn receive(
         // Not accepted after all: the sender may retry this very request.
         auth.forget(admitted);
     }
-    result.map_err(WebhookError::from)
+    result
 }
 
 /// The rest of a request the addon's settings let through: format check, then ingest.
@@ -261,7 +266,7 @@ async fn deliver(
     path: String,
     body: bytes::Bytes,
     peer: Option<SocketAddr>,
-) -> Result<Json<Accepted>, ApiError> {
+) -> Result<Json<Accepted>, WebhookError> {
     let counters = &state.webhook_counters;
     let spec = addon
         .manifest
@@ -308,6 +313,7 @@ async fn deliver(
         Err(e) => {
             match &e {
                 IngestError::Write(_) => bump(&counters.store_failed),
+                IngestError::Addon(CallError::Quarantined { .. }) => bump(&counters.quarantined),
                 _ => bump(&counters.addon_failed),
             }
             Err(ingest_error(addon.id(), e))
@@ -351,8 +357,22 @@ fn check_format(body: &[u8], format: BodyFormat) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn ingest_error(addon: &str, e: IngestError) -> ApiError {
-    match e {
+fn ingest_error(addon: &str, e: IngestError) -> WebhookError {
+    if let IngestError::Addon(CallError::Quarantined {
+        retry_after_seconds,
+    }) = e
+    {
+        return WebhookError {
+            error: ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "addon_quarantined",
+                format!("addon `{addon}`: {e}"),
+            ),
+            challenge: None,
+            retry_after: Some(retry_after_seconds),
+        };
+    }
+    let error = match e {
         IngestError::Addon(CallError::Addon { kind, message }) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "addon_error",
@@ -384,5 +404,6 @@ fn ingest_error(addon: &str, e: IngestError) -> ApiError {
             message: "alerts could not be stored; retry later".into(),
             internal: Some(w.to_string()),
         },
-    }
+    };
+    error.into()
 }

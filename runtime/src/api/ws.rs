@@ -138,7 +138,8 @@ pub struct WebSocketConfig {
     /// API key, or an expired access token, ends it.
     pub reverify_ms: u64,
     /// How many of the latest events each node keeps for clients that resume after a
-    /// reconnect; and how many megabytes of them at most (alert events carry whole alerts).
+    /// reconnect; and how many megabytes of memory they may take at most (alert events carry
+    /// whole alerts, held both as JSON and parsed).
     pub resume_events: usize,
     pub resume_megabytes: usize,
     /// How long after a node's last client disconnected it still keeps events for it to

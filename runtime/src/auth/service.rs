@@ -19,10 +19,12 @@ use crate::store::Store;
 mod api_keys;
 mod sessions;
 mod signing_keys;
+mod sso;
 mod users;
 mod verify;
 
 use signing_keys::load_ring;
+pub use sso::ProviderAnswer;
 
 /// Where [`Auth`] gets the time when not from the system. Tests substitute a clock they move by
 /// hand, so that expiry is tested without waiting.

@@ -88,7 +88,8 @@ fn built_wasm_path(dir: &Path) -> anyhow::Result<PathBuf> {
 pub fn build(dir: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
     if !dir.join("Cargo.toml").is_file() {
         bail!(
-            "{} has no Cargo.toml: not an addon's source directory",
+            "{} has no Cargo.toml: not an addon's source directory (a rules addon needs no \
+             build: `addon test`, `addon pack` and `addon install` take its folder as it is)",
             dir.display()
         );
     }

@@ -119,6 +119,14 @@ pub async fn record(
         manifest,
         component,
         counters: IngestCounters::default(),
+        // One poll, by hand: nothing to protect by quarantine.
+        quarantine: crate::quarantine::Quarantine::new(
+            crate::quarantine::QuarantineConfig {
+                faults: 0,
+                ..Default::default()
+            },
+            Arc::default(),
+        ),
     });
     eprintln!(
         "polling target `{}` ({})",

@@ -1,12 +1,13 @@
 //! `opsconductor addon new`: a new addon's source directory from the templates in
 //! `runtime/templates/` — a Cargo project against the SDK, a manifest for the current WIT
-//! world, one fixture pair that passes, a README.
+//! world, one fixture pair that passes, a README; or, for `--kind rules`, a rules addon: the
+//! manifest with its rules, the fixture pair and a README, nothing to build.
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::manifest::{Manifest, WORLD_V0_2};
+use crate::manifest::{Manifest, WORLD_RULES, WORLD_V0_2};
 
 /// The SDK of the source tree this binary was built from: what `addon new` depends on unless
 /// told `--sdk-path`.
@@ -21,6 +22,8 @@ pub enum Kind {
     Trap,
     /// A declarative poll of each configured target (an HTTP fetch).
     Poll,
+    /// A JSON webhook handled by rules in the manifest (docs/rules.md) instead of code.
+    Rules,
 }
 
 impl Kind {
@@ -29,6 +32,7 @@ impl Kind {
             Kind::Webhook => "webhook",
             Kind::Trap => "trap",
             Kind::Poll => "poll",
+            Kind::Rules => "rules",
         }
     }
 }
@@ -93,6 +97,19 @@ const POLL: [TemplateFile; 4] = [
     ),
 ];
 
+const RULES: [TemplateFile; 4] = [
+    template!("README.md", "addon-rules/README.md.tmpl"),
+    template!("manifest.json", "addon-rules/manifest.json.tmpl"),
+    template!(
+        "fixtures/example.input.json",
+        "addon-rules/fixtures/example.input.json"
+    ),
+    template!(
+        "fixtures/example.expected.json",
+        "addon-rules/fixtures/example.expected.json"
+    ),
+];
+
 /// The Rust type name of an addon id: `acme-checks` → `AcmeChecks` (`A` first when the id
 /// starts with a digit).
 fn type_name(id: &str) -> String {
@@ -113,22 +130,25 @@ fn type_name(id: &str) -> String {
 }
 
 /// Creates a new addon of `kind` in `dir` (which must not exist, or be empty), depending on
-/// the SDK at `sdk_path`. Returns the files written, relative to `dir`.
+/// the SDK at `sdk_path` (unused for rules). Returns the files written, relative to `dir`.
 pub fn scaffold(
     id: &str,
     kind: Kind,
     dir: &Path,
     sdk_path: &Path,
 ) -> anyhow::Result<Vec<&'static str>> {
-    let sdk_path = std::fs::canonicalize(sdk_path)
+    let compiled = kind != Kind::Rules;
+    let sdk_path = match std::fs::canonicalize(sdk_path)
         .ok()
         .filter(|p| p.join("Cargo.toml").is_file())
-        .with_context(|| {
-            format!(
-                "no addon SDK at {} (pass --sdk-path with the path of opsconductor's addon-sdk)",
-                sdk_path.display()
-            )
-        })?;
+    {
+        Some(path) => path,
+        None if !compiled => sdk_path.to_owned(),
+        None => bail!(
+            "no addon SDK at {} (pass --sdk-path with the path of opsconductor's addon-sdk)",
+            sdk_path.display()
+        ),
+    };
     if dir.exists() {
         let empty = dir.is_dir()
             && std::fs::read_dir(dir)
@@ -169,6 +189,14 @@ pub fn scaffold(
             "input.poll.json",
             "a poll result as JSON: what the host's fetches returned (format in the SDK README)",
         ),
+        Kind::Rules => (
+            &RULES,
+            "It takes JSON posted to `/webhooks/{{id}}` and raises or clears one alert per host \
+             and check.",
+            "",
+            "input.json",
+            "",
+        ),
     };
     let sdk_toml = toml::Value::String(sdk_path.display().to_string()).to_string();
     let replace = |text: &str| {
@@ -181,12 +209,13 @@ pub fn scaffold(
             .replace("{{type}}", &type_name(id))
             .replace("{{crate}}", &format!("opsconductor-addon-{id}"))
             .replace("{{sdk_path}}", &sdk_toml)
-            .replace("{{world}}", WORLD_V0_2)
+            .replace("{{world}}", if compiled { WORLD_V0_2 } else { WORLD_RULES })
     };
 
     // The manifest is checked before anything is written: a bad id is refused with the
     // manifest's own message.
-    let files: Vec<(&'static str, String)> = COMMON
+    let common: &[TemplateFile] = if compiled { &COMMON } else { &[] };
+    let files: Vec<(&'static str, String)> = common
         .iter()
         .chain(per_kind.iter())
         .map(|f| (f.path, replace(f.text)))
@@ -205,6 +234,9 @@ pub fn scaffold(
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !compiled {
+        return Ok(files.iter().map(|(path, _)| *path).collect());
     }
     // The SDK's dependencies at the versions the bundled addons are built and tested with;
     // cargo drops what this addon does not use.

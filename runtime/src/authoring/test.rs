@@ -32,13 +32,20 @@ fn newest(path: &Path) -> Option<SystemTime> {
 /// component of its bundle (built first when missing or older than the sources) and the
 /// manifest and fixtures of the source directory, so that `--update` rewrites those.
 pub(super) fn test_sources(path: &Path) -> anyhow::Result<(FixtureSources, Option<PathBuf>)> {
-    if path.join("manifest.json").is_file() && path.join("addon.wasm").is_file() {
+    // A rules addon (docs/rules.md) is its own bundle: a manifest and fixtures, nothing to build.
+    // Read loosely, so that a faulty rules manifest reaches the fixture run, which says what is
+    // wrong with it.
+    let rules = std::fs::read(path.join("manifest.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|manifest| manifest["world"] == crate::manifest::WORLD_RULES);
+    if rules || path.join("manifest.json").is_file() && path.join("addon.wasm").is_file() {
         return Ok((FixtureSources::bundle(path), None));
     }
     if !path.join("Cargo.toml").is_file() {
         bail!(
-            "{} is neither a bundle (manifest.json + addon.wasm) nor an addon's source directory \
-             (Cargo.toml)",
+            "{} is neither a bundle (manifest.json + addon.wasm, or a rules addon's manifest.json) \
+             nor an addon's source directory (Cargo.toml)",
             path.display()
         );
     }

@@ -115,8 +115,13 @@ impl ChangedAlert {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AddonState {
-    /// Loaded (newly enabled, installed, or upgraded and reloaded) and taking events.
+    /// Loaded (newly enabled, installed, or upgraded and reloaded, or healthy again after a
+    /// quarantine) and taking events.
     Loaded,
+    /// Faulted too often: its events are refused until `until`.
+    Quarantined,
+    /// Taking events again after a quarantine; one more fault quarantines it for longer.
+    Probation,
     /// Disabled: no longer taking events.
     Disabled,
     /// Enabled, but this node could not load it (the node's log says why).
@@ -130,9 +135,27 @@ pub enum AddonState {
 pub struct AddonStatus {
     pub id: String,
     pub status: AddonState,
-    /// The version now loaded (for `loaded`).
+    /// The version now loaded (for `loaded`, `quarantined` and `probation`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// When the quarantine ends (for `quarantined`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The fault that last counted toward the quarantine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_fault: Option<String>,
+}
+
+impl AddonStatus {
+    pub fn new(id: String, status: AddonState) -> AddonStatus {
+        AddonStatus {
+            id,
+            status,
+            version: None,
+            until: None,
+            last_fault: None,
+        }
+    }
 }
 
 /// What an event carries besides its type, node and number; its JSON key names it.
@@ -149,6 +172,69 @@ pub enum EventBody {
     #[serde(rename = "status")]
     System(serde_json::Value),
 }
+
+impl EventBody {
+    /// About how many heap bytes the body holds. `text` is the event's JSON, which stands in for
+    /// the size of bodies kept as parsed JSON.
+    fn heap_bytes(&self, text: &str) -> usize {
+        match self {
+            EventBody::Alert(alert) => {
+                let strings = [
+                    Some(&alert.addon_id),
+                    Some(&alert.fingerprint),
+                    Some(&alert.alert_type),
+                    alert.device_ip.as_ref(),
+                    alert.device_name.as_ref(),
+                    Some(&alert.category),
+                    Some(&alert.title),
+                    Some(&alert.message),
+                    alert.acknowledged_by.as_ref(),
+                    alert.resolved_by.as_ref(),
+                ];
+                let fields: usize = alert
+                    .fields
+                    .iter()
+                    .map(|(key, value)| {
+                        BTREE_ENTRY_BYTES
+                            + allocation(key.capacity())
+                            + allocation(value.capacity())
+                    })
+                    .sum();
+                allocation(size_of::<StoredAlert>())
+                    + strings
+                        .into_iter()
+                        .flatten()
+                        .map(|s| allocation(s.capacity()))
+                        .sum::<usize>()
+                    + fields
+            }
+            EventBody::Addon(addon) => [
+                Some(&addon.id),
+                addon.version.as_ref(),
+                addon.last_fault.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|s| allocation(s.capacity()))
+            .sum(),
+            // A parsed JSON document takes several times its text: a node and a map entry per value.
+            EventBody::System(_) => 4 * text.len(),
+        }
+    }
+}
+
+/// What the allocator spends on a block of `len` bytes: its header, rounded up to 16 bytes.
+fn allocation(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        (len + 8).next_multiple_of(16)
+    }
+}
+
+/// What a `BTreeMap<String, String>` spends per entry beyond the strings' bytes: the two
+/// `String` headers in a node of 11 slots, about two thirds full.
+const BTREE_ENTRY_BYTES: usize = 2 * size_of::<String>() * 3 / 2;
 
 /// One event as clients receive it:
 /// `{"type": "alert_created", "node": "...", "seq": 17, "cursor": 1042, "alert": {...}}`.
@@ -167,6 +253,8 @@ pub struct Event {
     pub cursor: u64,
     pub body: EventBody,
     pub(super) text: Utf8Bytes,
+    /// About how much memory the event holds (see [`Event::held_bytes`]), counted once.
+    held_bytes: usize,
 }
 
 #[derive(Serialize)]
@@ -196,6 +284,7 @@ impl Event {
             body: &body,
         })
         .expect("events serialise");
+        let held_bytes = size_of::<Event>() + allocation(text.len()) + body.heap_bytes(&text);
         Event {
             event_type,
             node,
@@ -203,7 +292,15 @@ impl Event {
             cursor,
             body,
             text: text.into(),
+            held_bytes,
         }
+    }
+
+    /// About how much memory the event holds: itself, its JSON text and its parsed body, which
+    /// is kept beside the text because subscriptions filter on it. The resume history's byte
+    /// limit counts this, so that the limit bounds the process's memory and not only the text.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
     }
 
     /// The JSON text clients receive (cheap to clone: shared).
@@ -308,11 +405,7 @@ pub(crate) mod tests {
             "n1".into(),
             8,
             71,
-            EventBody::Addon(AddonStatus {
-                id: "grafana".into(),
-                status: AddonState::Disabled,
-                version: None,
-            }),
+            EventBody::Addon(AddonStatus::new("grafana".into(), AddonState::Disabled)),
         );
         let json: serde_json::Value = serde_json::from_str(&event.text()).unwrap();
         assert_eq!(

@@ -87,6 +87,17 @@ pub enum AddonCommand {
         #[arg(long)]
         sdk_path: Option<PathBuf>,
     },
+    /// Converts a legacy system's addon manifest (`method`, `parser.type` json/snmp/regex/grok,
+    /// `severity_mappings`, ...) into a rules addon folder; prints what it could not carry over.
+    ConvertLegacy {
+        manifest: PathBuf,
+        /// The folder to write (default ./<id>); must not exist or be empty.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A folder of fixture files to copy into the addon's fixtures/.
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+    },
     /// Builds an addon's source directory for wasm32-wasip2 and lays out its bundle.
     Build {
         dir: PathBuf,
@@ -122,6 +133,7 @@ impl AddonCommand {
         matches!(
             self,
             AddonCommand::New { .. }
+                | AddonCommand::ConvertLegacy { .. }
                 | AddonCommand::Build { .. }
                 | AddonCommand::Test { .. }
                 | AddonCommand::Record { .. }
@@ -190,6 +202,7 @@ pub(super) async fn addon_command(cmd: AddonCommand, config: &Config) -> anyhow:
                     println!("{:#}", settings.public());
                 }
                 AddonCommand::New { .. }
+                | AddonCommand::ConvertLegacy { .. }
                 | AddonCommand::Build { .. }
                 | AddonCommand::Test { .. }
                 | AddonCommand::Record { .. } => unreachable!("authoring_command runs these"),
@@ -283,10 +296,38 @@ async fn authoring_command(cmd: AddonCommand, config: &Config) -> anyhow::Result
             for file in files {
                 println!("  {file}");
             }
+            if kind == crate::authoring::Kind::Rules {
+                println!("next: opsconductor addon test {}", dir.display());
+            } else {
+                println!(
+                    "next: opsconductor addon build {0} && opsconductor addon test {0}",
+                    dir.display()
+                );
+            }
+            Ok(())
+        }
+        AddonCommand::ConvertLegacy {
+            manifest,
+            out,
+            fixtures,
+        } => {
+            let done =
+                crate::authoring::convert_legacy(&manifest, out.as_deref(), fixtures.as_deref())?;
             println!(
-                "next: opsconductor addon build {0} && opsconductor addon test {0}",
-                dir.display()
+                "converted `{}` into the rules addon {} ({} fixture files)",
+                done.id,
+                done.dir.display(),
+                done.fixtures
             );
+            if done.left_out.is_empty() {
+                println!("everything was carried over");
+            } else {
+                println!("not carried over:");
+                for line in &done.left_out {
+                    println!("  {line}");
+                }
+            }
+            println!("next: opsconductor addon test {}", done.dir.display());
             Ok(())
         }
         AddonCommand::Build { dir, out } => build(&dir, out.as_deref()).map(|_| ()),

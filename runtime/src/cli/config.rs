@@ -51,6 +51,14 @@ fn review(config: &Config) -> (Vec<String>, Vec<String>) {
     {
         problems.push(format!("[ldap] {e}"));
     }
+    if let Some(oidc) = &config.oidc
+        && let Err(e) = oidc.validate()
+    {
+        problems.push(format!("[oidc] {e}"));
+    }
+    if let Err(e) = config.quarantine.check() {
+        problems.push(e);
+    }
     if let Err(e) = config.bundles.policy() {
         problems.push(e.to_string());
     }

@@ -40,7 +40,24 @@ pub(super) async fn serve(
     }
     shutdown_signal().await;
     tracing::info!("shutting down");
+    let traps = server.state().traps.counters.clone();
     server.stop().await?;
+    // What became of every trap, once nothing more can change it: an operator (or a test)
+    // checks that what was decoded before the signal was all stored.
+    let t = traps.snapshot();
+    tracing::info!(
+        received = t.received,
+        decoded = t.decoded,
+        queued = t.queued,
+        dropped_queue_full = t.dropped_queue_full,
+        ingested = t.ingested,
+        unhandled = t.unhandled,
+        addon_failed = t.addon_failed,
+        quarantined = t.quarantined,
+        store_failed = t.store_failed,
+        informs_acked = t.informs_acked,
+        "stopped; traps accounted"
+    );
     Ok(())
 }
 

@@ -28,6 +28,7 @@ use tracing::{debug, warn};
 use crate::event::{RawEvent, SnmpTrap, SnmpVersion};
 use crate::ingest::{IngestError, ingest};
 use crate::registry::Registry;
+use crate::sandbox::CallError;
 use crate::snmp::{Received, Receiver};
 use crate::writer::AlertWriter;
 
@@ -83,6 +84,7 @@ pub struct TrapCounters {
     ingested: AtomicU64,
     unhandled: AtomicU64,
     addon_failed: AtomicU64,
+    quarantined: AtomicU64,
     store_failed: AtomicU64,
     informs_acked: AtomicU64,
     send_errors: AtomicU64,
@@ -117,6 +119,9 @@ pub struct TrapStats {
     pub unhandled: u64,
     /// The addon refused, crashed or produced an invalid alert.
     pub addon_failed: u64,
+    /// The addon is quarantined after repeated faults: not called, and an inform is not
+    /// acknowledged, so its sender retries.
+    pub quarantined: u64,
     pub store_failed: u64,
     pub informs_acked: u64,
     pub send_errors: u64,
@@ -140,6 +145,7 @@ impl TrapCounters {
             ingested: g(&self.ingested),
             unhandled: g(&self.unhandled),
             addon_failed: g(&self.addon_failed),
+            quarantined: g(&self.quarantined),
             store_failed: g(&self.store_failed),
             informs_acked: g(&self.informs_acked),
             send_errors: g(&self.send_errors),
@@ -413,6 +419,10 @@ async fn work(
                     bump(&counters.store_failed);
                     warn!(addon = addon.id(), %error, "trap not stored");
                     // Not acknowledged: the sender of an inform retries later.
+                    false
+                }
+                Err(IngestError::Addon(CallError::Quarantined { .. })) => {
+                    bump(&counters.quarantined);
                     false
                 }
                 Err(error) => {

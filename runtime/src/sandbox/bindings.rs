@@ -48,6 +48,23 @@ pub mod v0_2 {
     });
 }
 
+/// `opsconductor:rules@0.1.0`: the rules engine that runs rules addons (docs/rules.md). The
+/// addon types and the `host` interface are 0.2.0's (linked once, for both); only the `rules`
+/// import and the engine's own `handler` export are generated here.
+pub mod rules_engine {
+    wasmtime::component::bindgen!({
+        path: ["../wit/v0.2.0", "../wit/rules-v0.1.0"],
+        world: "opsconductor:rules/engine",
+        // `host` comes from 0.2.0 (`with`), its state imports' flags with it.
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "opsconductor:addon/types": super::v0_1::opsconductor::addon::types,
+            "opsconductor:addon/host": super::v0_2::opsconductor::addon::host,
+        },
+    });
+}
+
 pub use v0_1::opsconductor::addon::types as wit;
 pub use v0_1::opsconductor::addon::types::{AddonError, ErrorKind};
 pub use v0_2::opsconductor::addon::io as wit_io;

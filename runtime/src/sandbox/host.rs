@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, trace, warn};
 
-use super::bindings::{LogLevel, v0_1, v0_2, wit, wit_io};
+use super::bindings::{LogLevel, rules_engine, v0_1, v0_2, wit, wit_io};
 use crate::event::{self, HttpCallSpec, HttpResponse, SshOutput, Varbind};
 use crate::poller::PollError;
 use crate::store::Store;
@@ -53,6 +53,8 @@ pub struct HostContext {
     pub(super) logs_dropped: u64,
     /// The I/O a scripted poll may do; `None` outside a poll call.
     pub(super) io: Option<Arc<dyn GuestIo>>,
+    /// A rules addon's `parse` section (JSON), for the rules engine's one import.
+    pub(super) rules: Option<Arc<str>>,
     /// When the current call started, and how much of it was spent waiting in host imports:
     /// the CPU deadline counts only the rest (see `Sandbox::new`).
     pub(super) call_started: Instant,
@@ -76,6 +78,7 @@ impl HostContext {
             log_lines: 0,
             logs_dropped: 0,
             io: None,
+            rules: None,
             call_started: Instant::now(),
             host_time: Duration::ZERO,
             cpu_budget: Duration::from_secs(10),
@@ -252,6 +255,13 @@ impl v0_2::opsconductor::addon::host::Host for HostContext {
 
     async fn state_delete(&mut self, key: String) -> wasmtime::Result<()> {
         self.delete_state(key).await
+    }
+}
+
+impl rules_engine::opsconductor::rules::rules::Host for HostContext {
+    async fn parse_section(&mut self) -> String {
+        // Only the engine imports it, and only rules addons run the engine.
+        self.rules.as_deref().unwrap_or("{}").to_owned()
     }
 }
 

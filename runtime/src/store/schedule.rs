@@ -219,6 +219,23 @@ impl Store {
         Ok(())
     }
 
+    /// Gives back every poll lease `node` holds (it is stopping and cut its polls short);
+    /// returns how many.
+    pub async fn release_poll_leases(&self, node: &str) -> Result<u64, StoreError> {
+        const OP: &str = "releasing a node's poll leases";
+        let released = with_pool!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE targets SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+            )
+            .bind(node)
+            .execute(pool)
+            .await
+            .context(OP)?
+            .rows_affected()
+        });
+        Ok(released)
+    }
+
     /// The last recorded poll status of each target, by id, for the given ids (the
     /// reachability alert is cleared only after a poll that followed an unreachable one).
     pub async fn last_poll_statuses(
@@ -327,18 +344,14 @@ impl Store {
     ) -> Result<u64, StoreError> {
         const OP: &str = "expiring stale alerts";
         let n = with_pool!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE alerts SET status = 'resolved', resolved_at = $3, \
-                     resolved_by = 'system:expiry', updated_at = $3 \
-                 WHERE addon_id = $1 AND status <> 'resolved' AND last_seen_at < $2",
-            )
-            .bind(addon_id)
-            .bind(ts(not_seen_since))
-            .bind(ts(now))
-            .execute(pool)
-            .await
-            .context(OP)?
-            .rows_affected()
+            sqlx::query(EXPIRE_ALERTS)
+                .bind(addon_id)
+                .bind(ts(not_seen_since))
+                .bind(ts(now))
+                .execute(pool)
+                .await
+                .context(OP)?
+                .rows_affected()
         });
         Ok(n)
     }
@@ -453,3 +466,9 @@ fn pinned_from_row(
         last_seen_at,
     }
 }
+
+/// The expiry job's statement: it finds an addon's open alerts through the partial index
+/// `alerts_open_addon_last_seen` (migration 0012), never its resolved history.
+pub(in crate::store) const EXPIRE_ALERTS: &str = "UPDATE alerts SET status = 'resolved', resolved_at = $3, \
+     resolved_by = 'system:expiry', updated_at = $3 \
+     WHERE addon_id = $1 AND status <> 'resolved' AND last_seen_at < $2";

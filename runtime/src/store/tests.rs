@@ -1202,6 +1202,37 @@ async fn backup_keeps_readers_read_only_and_is_sqlite_only() {
 
 /// The durability the ingestion contract relies on ("accepted means stored"): WAL with a full
 /// sync on every commit, and foreign keys enforced, on the connection that writes.
+/// The minute's expiry job reads open alerts only: through the partial index, not the addon's
+/// whole history (a soak showed it stalling the writer once a minute as the history grew).
+#[tokio::test]
+async fn expiry_reads_only_open_alerts() {
+    on_sqlite(|db: TestDb| async move {
+        let Backend::Sqlite(pools) = &db.store.backend else {
+            unreachable!()
+        };
+        // EXPLAIN QUERY PLAN rows: id, parent, notused, detail.
+        let plan: Vec<String> = sqlx::query_as::<_, (i64, i64, i64, String)>(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            super::schedule::EXPIRE_ALERTS
+        ))
+        .bind("a")
+        .bind("2026-01-01")
+        .bind("2026-01-02")
+        .fetch_all(&pools.writer)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.3)
+        .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX alerts_open_addon_last_seen")),
+            "{plan:?}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn sqlite_writer_is_durable_and_enforces_foreign_keys() {
     on_sqlite(|db: TestDb| async move {

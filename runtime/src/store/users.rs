@@ -72,6 +72,8 @@ fn lock_user_sql<DB: UserLocks>(_: &Pool<DB>) -> &'static str {
 
 /// The `source` of users the directory (LDAP) vouches for.
 pub const DIRECTORY_SOURCE: &str = "ldap";
+/// The `source` of users an OpenID Connect provider vouches for.
+pub const OIDC_SOURCE: &str = "oidc";
 
 /// A user as listings and the API show it: never the password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -79,7 +81,8 @@ pub struct User {
     pub id: i64,
     pub username: String,
     pub role: Role,
-    /// `local` (a password here) or [`DIRECTORY_SOURCE`] (signs in through the directory).
+    /// `local` (a password here), [`DIRECTORY_SOURCE`] (signs in through the directory) or
+    /// [`OIDC_SOURCE`] (through the OpenID Connect provider).
     pub source: String,
     pub disabled: bool,
     pub has_password: bool,
@@ -239,18 +242,20 @@ impl Store {
         Ok(user)
     }
 
-    /// Records a user the directory vouched for, with the role its groups map to now: created
-    /// on their first login (source `ldap`, no password), their role kept in step afterwards.
-    /// [`StoreError::Conflict`] when a local user has the name: the directory never takes over
-    /// a local account.
-    pub async fn sync_directory_user(
+    /// Records a user an outside authority vouched for (`source`: [`DIRECTORY_SOURCE`] or
+    /// [`OIDC_SOURCE`]), with the role its groups map to now: created on their first login (no
+    /// password), their role kept in step afterwards. [`StoreError::Conflict`] when a user of
+    /// another source has the name: neither authority ever takes over a local account or the
+    /// other's.
+    pub async fn sync_external_user(
         &self,
         username: &str,
+        source: &str,
         role: Role,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<User, StoreError> {
-        const OP: &str = "recording a directory user";
+        const OP: &str = "recording a directory or SSO user";
         let at = ts(now);
         let user = with_pool!(self, write, |pool| {
             let mut tx = begin_write(pool).await.context(OP)?;
@@ -264,9 +269,10 @@ impl Store {
             .await
             .context(OP)?;
             let user = match existing.map(User::try_from).transpose()? {
-                Some(user) if user.source != DIRECTORY_SOURCE => {
+                Some(user) if user.source != source => {
                     return Err(StoreError::Conflict(format!(
-                        "`{username}` is a local user; the directory cannot sign them in"
+                        "`{username}` is a {} user; {source} cannot sign them in",
+                        user.source
                     )));
                 }
                 Some(user) if user.role == role => user,
@@ -288,7 +294,7 @@ impl Store {
                         AuditOutcome::Success,
                     )
                     .before(json!({ "role": user.role }))
-                    .after(json!({ "role": role, "source": DIRECTORY_SOURCE }));
+                    .after(json!({ "role": role, "source": source }));
                     insert_audit!(&mut *tx, &record, at, OP);
                     User::try_from(row)?
                 }
@@ -301,7 +307,7 @@ impl Store {
                     ))
                     .bind(username)
                     .bind(role.as_str())
-                    .bind(DIRECTORY_SOURCE)
+                    .bind(source)
                     .bind(at)
                     .fetch_one(&mut *tx)
                     .await

@@ -165,6 +165,16 @@ impl Serving {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Sends SIGTERM (a service manager's stop) and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM sent");
+        self.child.wait().expect("the server exits")
+    }
+
     /// Kills the server now (a crash, not a shutdown).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -22,17 +22,18 @@
 //! CPU cost per alert (or trap) of every stage. Profiled runs are slower than measured ones
 //! (perf copies stacks), so their rates are not comparable with the peer tables.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use opsconductor::testing::TestPostgres;
-use opsconductor_tests::procstat;
-use serde_json::{Value, json};
+use opsconductor_tests::served::{
+    self, Opsconductor, Running, ServeOptions, free_port, send_traps, wait_ready,
+};
+use opsconductor_tests::{Db, procstat};
+use serde_json::Value;
 
 #[derive(Clone)]
 struct Args {
@@ -163,52 +164,7 @@ impl Sampler {
     }
 }
 
-// ---- a system under test ----
-
-/// A started process, killed when dropped.
-struct Running {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Running {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Waits until `GET path` on `addr` answers 200.
-fn wait_ready(addr: SocketAddr, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(mut stream) = TcpStream::connect(addr) {
-            let _ = write!(
-                stream,
-                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-            );
-            let mut line = String::new();
-            if BufReader::new(&stream).read_line(&mut line).is_ok() && line.contains(" 200 ") {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{addr}{path} did not answer 200 within 30 s");
-}
+// ---- a system under test (opsconductor_tests::served) ----
 
 fn start_alertmanager() -> (Running, SocketAddr) {
     let dir = tempfile::tempdir().unwrap();
@@ -230,7 +186,7 @@ fn start_alertmanager() -> (Running, SocketAddr) {
         .spawn()
         .expect("alertmanager starts");
     wait_ready(addr, "/-/ready");
-    (Running { child, _dir: dir }, addr)
+    (Running::new(child, dir), addr)
 }
 
 /// snmptrapd logging every trap, one line each with its variables, to a file; no DNS.
@@ -261,133 +217,29 @@ fn start_snmptrapd() -> (Running, SocketAddr, PathBuf) {
         assert!(Instant::now() < deadline, "snmptrapd did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    (Running { child, _dir: dir }, addr, log)
+    (Running::new(child, dir), addr, log)
 }
 
 /// An `opsconductor serve` (release) on a fresh SQLite file or PostgreSQL database, with the
 /// bundled `alertmanager` and `if-mib` addons, the community `public`, and an API key to read
 /// its counters.
-struct Opsconductor {
-    running: Running,
-    http: SocketAddr,
-    traps: Option<SocketAddr>,
-    key: String,
-    database: Option<TestPostgres>,
-}
-
 async fn start_opsconductor(db: &str, traps: bool, server_config: &str) -> Opsconductor {
-    let dir = tempfile::tempdir().unwrap();
-    let database = match db {
-        "postgres" => Some(TestPostgres::create().await.expect("a PostgreSQL database")),
-        _ => None,
-    };
-    let url = database.as_ref().map_or_else(
-        || format!("sqlite://{}", dir.path().join("oc.db").display()),
-        |pg| pg.url.clone(),
-    );
-    let bin = std::env::var("OPSCONDUCTOR_BIN").map_or_else(
-        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/opsconductor"),
-        PathBuf::from,
-    );
-    let bin = std::fs::canonicalize(&bin)
-        .unwrap_or_else(|e| panic!("{}: {e} (build it: cargo build --release)", bin.display()));
-    // The defaults but for the per-addon webhook rate (2,000/s): Alertmanager has none, and a
-    // throughput benchmark must not measure 429s.
-    let config = dir.path().join("opsconductor.toml");
-    std::fs::write(
-        &config,
-        format!("{server_config}\n[limits]\nwebhook_per_addon_per_second = 0\n"),
-    )
-    .unwrap();
-    let command = |args: &[&str]| {
-        let mut c = Command::new(&bin);
-        c.args(args)
-            .env("DATABASE_URL", &url)
-            .env("OPSCONDUCTOR_DATA_DIR", dir.path())
-            .env(
-                "OPSCONDUCTOR_SECRETS_KEY_FILE",
-                dir.path().join("secrets.key"),
-            )
-            .env("OPSCONDUCTOR_LISTEN", "127.0.0.1:0")
-            .env(
-                "OPSCONDUCTOR_TRAP_LISTEN",
-                if traps { "127.0.0.1:0" } else { "off" },
-            )
-            .env("RUST_LOG", "warn")
-            .env("OPSCONDUCTOR_CONFIG", &config)
-            .current_dir(dir.path());
-        c
-    };
-    let run = |args: &[&str]| {
-        let out = command(args).output().expect("opsconductor runs");
-        assert!(
-            out.status.success(),
-            "opsconductor {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    let bundles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bundles");
-    run(&[
-        "addon",
-        "install",
-        &bundles.join("alertmanager").display().to_string(),
-        &bundles.join("if-mib").display().to_string(),
-    ]);
-    run(&["snmp", "community", "add", "bench", "--community", "public"]);
-    let key = run(&["auth", "api-key", "create", "bench", "--role", "viewer"]);
-    let mut child = command(&["serve"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
-        .spawn()
-        .expect("opsconductor serve starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut http = None;
-    let mut trap_addr = None;
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(rest) = line.strip_prefix("opsconductor listening on http://") {
-            http = rest.split_once(';').and_then(|(a, _)| a.parse().ok());
-            if !traps {
-                break;
-            }
-        }
-        if let Some(rest) = line.strip_prefix("opsconductor receives SNMP traps on udp://") {
-            trap_addr = rest.trim().parse().ok();
-            break;
-        }
-    }
-    // Keep reading, so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let http = http.expect("serve printed its address");
-    Opsconductor {
-        running: Running { child, _dir: dir },
-        http,
-        traps: trap_addr,
-        key,
-        database,
-    }
-}
-
-impl Opsconductor {
-    async fn get(&self, path: &str) -> Value {
-        reqwest::Client::new()
-            .get(format!("http://{}{path}", self.http))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .expect("the API answers")
-            .json()
-            .await
-            .expect("JSON")
-    }
-
-    async fn stop(self) {
-        drop(self.running);
-        if let Some(pg) = self.database {
-            pg.drop().await;
-        }
-    }
+    served::start_opsconductor(ServeOptions {
+        db: match db {
+            "postgres" => Db::Postgres,
+            _ => Db::Sqlite,
+        },
+        traps,
+        // The defaults but for the per-addon webhook rate (2,000/s): Alertmanager has none, and
+        // a throughput benchmark must not measure 429s.
+        config: format!("{server_config}\n[limits]\nwebhook_per_addon_per_second = 0\n"),
+        addons: &["alertmanager", "if-mib"],
+        key_role: "viewer",
+        env: Vec::new(),
+        log: None,
+        own_process_group: false,
+    })
+    .await
 }
 
 // ---- profiling ----
@@ -808,24 +660,6 @@ async fn memory(args: &Args) {
     }
 }
 
-/// Sends `traps` round-robin at `rate` per second for `seconds`; returns how many were sent.
-fn send_traps(to: SocketAddr, traps: &[Vec<u8>], rate: u64, seconds: u64) -> u64 {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let total = rate * seconds;
-    let started = Instant::now();
-    // Paced in 1 ms slices: each slice sends what the rate owes by then.
-    let mut sent = 0u64;
-    while sent < total {
-        let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
-        while sent < due {
-            let _ = socket.send_to(&traps[(sent % traps.len() as u64) as usize], to);
-            sent += 1;
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
-    sent
-}
-
 fn count_lines(path: &Path) -> u64 {
     std::fs::read(path)
         .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
@@ -878,7 +712,7 @@ async fn opsconductor_trap_run(db: &str, traps: &[Vec<u8>], rate: u64, args: &Ar
     let sent = tokio::task::spawn_blocking(move || send_traps(addr, &traps_owned, rate, seconds))
         .await
         .unwrap();
-    let last = settled_trap_stats(&oc).await;
+    let last = oc.settled_trap_stats().await;
     // Stored, deduplicated or cleared: handed to the addon and written.
     let stored = last["ingested"].as_u64().unwrap_or(0);
     let usage = sampler.finish();
@@ -892,20 +726,6 @@ async fn opsconductor_trap_run(db: &str, traps: &[Vec<u8>], rate: u64, args: &Ar
         received: stored.min(sent),
         usage,
     }
-}
-
-/// The trap counters once they stop moving (every datagram received is accounted for).
-async fn settled_trap_stats(oc: &Opsconductor) -> Value {
-    let mut last = json!(null);
-    for _ in 0..120 {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let traps = oc.get("/api/v1/stats").await["traps"].clone();
-        if traps == last {
-            break;
-        }
-        last = traps;
-    }
-    last
 }
 
 async fn trap_runs(args: &Args) {

@@ -8,7 +8,10 @@
 //!   fingerprint, raise or clear).
 //! - [`silence`]: maintenance windows, which raise matching alerts as `suppressed`.
 //! - [`manifest`]: an addon's declarative manifest.
-//! - [`text`]: cutting text to a byte or character budget.
+//! - [`legacy`]: the legacy system's addon manifests converted to rules addons.
+//! - [`import`]: alerts, targets and settings from the legacy database or a JSON file, converted
+//!   or refused with the reason.
+//! - [`text`]: cutting text to a byte budget.
 //! - [`fixture`]: an addon's fixtures (inputs and expected outcomes), read and judged the same
 //!   way by the host's sandboxed runner and the SDK's native one.
 
@@ -16,6 +19,8 @@ pub mod alert;
 pub mod engine;
 pub mod event;
 pub mod fixture;
+pub mod import;
+pub mod legacy;
 pub mod manifest;
 pub mod silence;
 pub mod text;

@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::alert::Severity;
 
 /// The WIT worlds this runtime can run, newest first.
-pub const SUPPORTED_WORLDS: &[&str] = &[WORLD_V0_2, WORLD_V0_1];
+pub const SUPPORTED_WORLDS: &[&str] = &[WORLD_V0_2, WORLD_V0_1, WORLD_RULES];
+/// The world of rules addons: no component of their own, their `parse` section runs on the
+/// rules engine that ships with the runtime (docs/rules.md).
+pub const WORLD_RULES: &str = "opsconductor:rules/engine@0.1.0";
 /// The world with scripted polling (`io` imports, `poller` export).
 pub const WORLD_V0_2: &str = "opsconductor:addon/addon@0.2.0";
 /// The foundation's world: parse only.
@@ -54,6 +57,10 @@ pub struct Manifest {
     pub alerts: AlertSpec,
     #[serde(default)]
     pub capabilities: Capabilities,
+    /// The rules of a rules addon (world [`WORLD_RULES`]), as written; checked by
+    /// [`Manifest::validate`] and run by the rules engine (docs/rules.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse: Option<serde_json::Value>,
     /// Whether `addon install` enables the addon; catch-all addons ship disabled.
     #[serde(default = "default_true")]
     pub enabled_by_default: bool,
@@ -389,12 +396,40 @@ impl Manifest {
 
         self.alerts.validate()?;
         self.capabilities.validate()?;
+        match (&self.parse, self.is_rules()) {
+            (Some(parse), true) => {
+                opsconductor_rules::Rules::compile(parse)
+                    .map_err(|e| invalid(e.path, e.message))?;
+            }
+            (None, true) => {
+                return Err(invalid(
+                    "parse",
+                    format!("is required for the world {WORLD_RULES}: the rules to run"),
+                ));
+            }
+            (Some(_), false) => {
+                return Err(invalid(
+                    "parse",
+                    format!(
+                        "is only for rules addons (world {WORLD_RULES}); this addon's component parses"
+                    ),
+                ));
+            }
+            (None, false) => {}
+        }
         Ok(())
     }
 
-    /// Whether the component implements the `poller` export (WIT 0.2.0 and later).
+    /// Whether the component implements the `poller` export (WIT 0.2.0 and later, not the rules
+    /// engine: rules read what a declarative poll fetched).
     pub fn has_poller_export(&self) -> bool {
-        self.world != WORLD_V0_1
+        self.world != WORLD_V0_1 && !self.is_rules()
+    }
+
+    /// Whether this is a rules addon: no component of its own, its `parse` section runs on the
+    /// rules engine.
+    pub fn is_rules(&self) -> bool {
+        self.world == WORLD_RULES
     }
 }
 

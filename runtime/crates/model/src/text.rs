@@ -1,7 +1,6 @@
-//! Cutting text to a budget, with `…` where it was cut so that a reader sees it was. Two
-//! budgets, for two jobs: bytes where the text is stored or sent under a size limit (alert
-//! fields, guest log lines), characters where input is quoted back to a person (error
-//! messages), so a quote never ends in half a character either way.
+//! Cutting text to a byte budget, with `…` where it was cut so that a reader sees it was: for
+//! text stored or sent under a size limit (alert fields, guest log lines). A character budget,
+//! for text quoted back to a person, is `opsconductor_text::truncate`.
 
 /// `s` in at most `max` bytes, `…` included, cut on a character boundary.
 pub fn cut_to_bytes(s: &str, max: usize) -> String {
@@ -13,14 +12,6 @@ pub fn cut_to_bytes(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
-}
-
-/// The first `max` characters of `s`, followed by `…` when there were more.
-pub fn cut_to_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        None => s.to_owned(),
-        Some((end, _)) => format!("{}…", &s[..end]),
-    }
 }
 
 #[cfg(test)]
@@ -36,13 +27,5 @@ mod tests {
         assert_eq!(cut, "é…");
         assert!(cut.len() <= 6);
         assert_eq!(cut_to_bytes("abc", 0), "…");
-    }
-
-    #[test]
-    fn chars_budget_counts_characters() {
-        assert_eq!(cut_to_chars("héllo", 5), "héllo");
-        assert_eq!(cut_to_chars("héllo wörld", 5), "héllo…");
-        assert_eq!(cut_to_chars("", 0), "");
-        assert_eq!(cut_to_chars("a", 0), "…");
     }
 }

@@ -377,11 +377,7 @@ pub(super) mod tests {
             Arc::from("n"),
             2,
             2,
-            EventBody::Addon(AddonStatus {
-                id: "grafana".into(),
-                status: AddonState::Loaded,
-                version: None,
-            }),
+            EventBody::Addon(AddonStatus::new("grafana".into(), AddonState::Loaded)),
         );
         assert!(filter(json!({"addon": "grafana"})).matches(&addon));
         assert!(!filter(json!({"addon": "prtg"})).matches(&addon));

@@ -84,7 +84,7 @@ impl Auth {
     }
 
     /// A new session for `user`, who has just proved who they are, with its tokens.
-    async fn start_session(
+    pub(super) async fn start_session(
         &self,
         user: User,
         client: &ClientInfo,
@@ -208,7 +208,7 @@ impl Auth {
             .map_err(|e| AuthError::Config(format!("ldap group_roles: {e}")))?;
         let user = match self
             .store()
-            .sync_directory_user(&name, role, &Actor::system(), now)
+            .sync_external_user(&name, DIRECTORY_SOURCE, role, &Actor::system(), now)
             .await
         {
             Ok(user) => user,
@@ -389,7 +389,7 @@ pub(super) fn user_principal(session: &SessionAuth) -> Principal {
 }
 
 /// A user who has just proved who they are, as the audit entry of their login names them.
-fn user_actor(user: &User, client: &ClientInfo) -> Actor {
+pub(super) fn user_actor(user: &User, client: &ClientInfo) -> Actor {
     Actor {
         name: format!("user:{}", user.username),
         role: Some(user.role),
