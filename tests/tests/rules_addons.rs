@@ -253,3 +253,57 @@ async fn a_signed_rules_bundle_raises_and_clears_alerts_from_polls() {
     rt.stop().await;
     peer.abort();
 }
+
+/// Rules are held to the manifest's limits like code: a rules addon given 5 ms of CPU and a
+/// payload whose rules take far longer is stopped by the sandbox's CPU deadline, answered 500
+/// with the reason, counted, and the addon (and the runtime) answer the next event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_are_held_to_the_sandboxs_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("greedy-rules");
+    std::fs::create_dir_all(bundle.join("fixtures")).unwrap();
+    let manifest = json!({
+        "id": "greedy-rules", "name": "Greedy", "version": "1.0.0",
+        "world": opsconductor::manifest::WORLD_RULES,
+        "methods": ["webhook"],
+        "webhook": {"path": "greedy-rules", "max_body_bytes": 2_097_152, "format": "json"},
+        "parse": {"rules": [{
+            "for_each": "body.items",
+            "when": {"path": "name", "matches": "^(item|node)-[0-9]+(-[a-z]+)*$"},
+            "alert": {"type": "seen", "device": "{name}", "title": "{name | upper}"}
+        }]},
+        "alerts": {"default_severity": "info", "default_category": "test"},
+        "capabilities": {"memory_mb": 256, "cpu_ms": 5, "timeout_ms": 5000, "instances": 1}
+    });
+    std::fs::write(bundle.join("manifest.json"), manifest.to_string()).unwrap();
+    std::fs::write(
+        bundle.join("fixtures/one.input.json"),
+        r#"{"items": [{"name": "item-1"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("fixtures/one.expected.json"),
+        json!([{"action": "raise", "alert_type": "seen", "category": "test",
+                "device_ip": null, "device_name": "item-1", "fields": {}, "message": "",
+                "occurred_at": null, "severity": "info", "title": "ITEM-1"}])
+        .to_string(),
+    )
+    .unwrap();
+    let rt = TestRuntime::start(Db::Sqlite, &[bundle]).await;
+
+    let items: Vec<Value> = (0..40_000)
+        .map(|i| json!({"name": format!("item-{i}-abc-def")}))
+        .collect();
+    let (status, answer) = rt
+        .post_webhook("greedy-rules", json!({ "items": items }).to_string())
+        .await;
+    assert_eq!(status, 500, "{answer}");
+    assert_eq!(answer["error"]["code"], "addon_cpu_deadline", "{answer}");
+
+    let (status, answer) = rt
+        .post_webhook("greedy-rules", &br#"{"items": [{"name": "item-2"}]}"#[..])
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(rt.addon("greedy-rules").await["calls"]["cpu_deadlines"], 1);
+    rt.stop().await;
+}

@@ -57,6 +57,21 @@ const ALERT_SQL: &str = "INSERT INTO alerts (addon_id, fingerprint, alert_type, 
 const RECORD_SQL: &str = "INSERT INTO legacy_imports (kind, source_id, imported_as, imported_at) \
      VALUES ($1, $2, $3, $4)";
 
+/// Records, in the batch's transaction, that a source record was imported (a macro because the
+/// transaction's type is each backend's).
+macro_rules! record_import {
+    ($tx:expr, $kind:expr, $source_id:expr, $imported_as:expr, $now:expr, $op:expr) => {
+        sqlx::query(RECORD_SQL)
+            .bind($kind.as_str())
+            .bind($source_id)
+            .bind($imported_as)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await
+            .context($op)?
+    };
+}
+
 impl Store {
     /// The source ids of one kind imported so far.
     pub async fn imported_ids(&self, kind: ImportKind) -> Result<HashSet<String>, StoreError> {
@@ -121,14 +136,7 @@ impl Store {
                 let id = id.ok_or(StoreError::Corrupt(
                     "a resolved alert was refused by the open-fingerprint index".into(),
                 ))?;
-                sqlx::query(RECORD_SQL)
-                    .bind(ImportKind::Alert.as_str())
-                    .bind(&a.source_id)
-                    .bind(id.to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .context(OP)?;
+                record_import!(tx, ImportKind::Alert, &a.source_id, id.to_string(), now, OP);
                 done.written += 1;
             }
             tx.commit().await.context(OP)?;
@@ -175,14 +183,7 @@ impl Store {
                         format!("kept: {}", t.name)
                     }
                 };
-                sqlx::query(RECORD_SQL)
-                    .bind(ImportKind::Target.as_str())
-                    .bind(&t.source_id)
-                    .bind(imported_as)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .context(OP)?;
+                record_import!(tx, ImportKind::Target, &t.source_id, imported_as, now, OP);
             }
             tx.commit().await.context(OP)?;
             Ok(done)
@@ -218,18 +219,12 @@ impl Store {
                 } else {
                     done.kept_ours += 1;
                 }
-                sqlx::query(RECORD_SQL)
-                    .bind(ImportKind::Setting.as_str())
-                    .bind(key)
-                    .bind(if written == 1 {
-                        "imported"
-                    } else {
-                        "kept ours"
-                    })
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .context(OP)?;
+                let imported_as = if written == 1 {
+                    "imported"
+                } else {
+                    "kept ours"
+                };
+                record_import!(tx, ImportKind::Setting, key, imported_as, now, OP);
             }
             tx.commit().await.context(OP)?;
             Ok(done)
