@@ -10,14 +10,7 @@ import { Ago, Confirm, Loading, Page, notify, useLoad } from "../components";
 import { addonStatus } from "../live/socket";
 import { linkTo } from "../router";
 import { useValue } from "../state";
-
-/** What an addon is written in, short: `addon@0.2.0` for a component, `rules 0.1.0` for a rules
- * addon (docs/rules.md), which runs on the runtime's rules engine. */
-export function worldLabel(world: string | null | undefined): string {
-  if (!world) return "—";
-  if (world.startsWith("opsconductor:rules/engine@")) return `rules ${world.split("@")[1]}`;
-  return world.replace("opsconductor:addon/", "");
-}
+import { worldLabel } from "../worlds";
 
 /** How often the addon screen re-reads the counters: rates need two readings. */
 const REFRESH_MS = 5000;
