@@ -3,7 +3,9 @@
 # wasm32-wasip2, then lays out one bundle directory per addon:
 #
 #   target/bundles/<id>/{manifest.json,addon.wasm,fixtures/}   bundled addons
+#   target/bundles/<id>/{manifest.json,fixtures/}              rules addons (no crate, docs/rules.md)
 #   target/test-bundles/<id>/{manifest.json,addon.wasm}        test guests, never shipped
+#   target/rules-engine/rules_engine.wasm                      the rules engine the runtime embeds
 #
 # <id> is the addon's directory name, which must equal the manifest's "id". The wasm file is
 # named after the crate (dashes become underscores), e.g. opsconductor_addon_prtg.wasm.

@@ -792,6 +792,47 @@ mod tests {
         open(&path, &trusting(&[&k], true)).unwrap();
     }
 
+    /// A rules addon's bundle has no `addon.wasm`; one that carries a wasm anyway is refused
+    /// when packed and when opened (the runtime would sign and ship it and never run it), and
+    /// any other bundle still needs its wasm.
+    #[test]
+    fn a_rules_bundle_has_no_wasm_and_every_other_bundle_has_one() {
+        let rules = format!(r#"{{"id": "demo", "version": "1.2.3", "world": "{WORLD_RULES}"}}"#);
+        let dir = bundle_dir();
+        std::fs::write(dir.path().join(MANIFEST_FILE), &rules).unwrap();
+        let err = pack_bytes(dir.path(), None).unwrap_err().to_string();
+        assert!(
+            err.contains("a rules addon") && err.contains(WASM_FILE),
+            "{err}"
+        );
+
+        std::fs::remove_file(dir.path().join(WASM_FILE)).unwrap();
+        let (_, packed) = pack_bytes(dir.path(), None).unwrap();
+        let opened = open_bytes(&packed, &TrustPolicy::default()).unwrap();
+        assert!(!opened.dir().join(WASM_FILE).exists());
+        assert!(opened.files.iter().all(|(name, _)| name != WASM_FILE));
+
+        // A wasm slipped into a rules bundle, listed in SHA256SUMS so the hashes agree.
+        let mut files = BTreeMap::new();
+        files.insert(MANIFEST_FILE.to_owned(), rules.into_bytes());
+        files.insert(WASM_FILE.to_owned(), b"\0asm unused".to_vec());
+        let sums = sums_text(&files);
+        let mut all: Vec<(String, Vec<u8>)> = files.into_iter().collect();
+        all.push((SUMS_FILE.to_owned(), sums.into_bytes()));
+        let err = open_bytes(&write_archive(&all).unwrap(), &TrustPolicy::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a rules addon"), "{err}");
+
+        let compiled = bundle_dir();
+        std::fs::remove_file(compiled.path().join(WASM_FILE)).unwrap();
+        let err = pack_bytes(compiled.path(), None).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::MissingFile(f) if f.starts_with(WASM_FILE)),
+            "{err}"
+        );
+    }
+
     #[test]
     fn refusals_say_why() {
         let dir = bundle_dir();

@@ -91,11 +91,11 @@ async fn installed_addons(store: &Store) -> Result<BTreeSet<String>, StoreError>
 /// Converts and writes `source` alerts, skipping those imported before.
 async fn import_alerts(
     store: &Store,
+    installed: &BTreeSet<String>,
     source: Vec<SourceAlert>,
     options: ImportOptions,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
-    let installed = installed_addons(store).await?;
     let before = store.imported_ids(ImportKind::Alert).await?;
     report.alerts.read = source.len() as u64;
     let fresh: Vec<SourceAlert> = source
@@ -108,7 +108,7 @@ async fn import_alerts(
             report.missing_addons.insert(addon.to_owned());
         }
     }
-    let (alerts, notes) = convert_alerts(fresh, &installed, Utc::now());
+    let (alerts, notes) = convert_alerts(fresh, installed, Utc::now());
     report.alerts.refused = notes.iter().filter(|n| !n.imported).count() as u64;
     report.notes.extend(notes);
     if options.dry_run {
@@ -160,9 +160,9 @@ pub async fn import_legacy(
         }
         alerts.extend(next);
     }
-    import_alerts(store, alerts, options, &mut report).await?;
-
     let installed = installed_addons(store).await?;
+    import_alerts(store, &installed, alerts, options, &mut report).await?;
+
     let targets = source.targets().await?;
     let before = store.imported_ids(ImportKind::Target).await?;
     report.targets.read = targets.len() as u64;
@@ -268,7 +268,8 @@ pub async fn import_json(
             }
         }
     }
-    import_alerts(store, alerts, options, &mut report).await?;
+    let installed = installed_addons(store).await?;
+    import_alerts(store, &installed, alerts, options, &mut report).await?;
     report.alerts.read += unreadable;
     report.alerts.refused += unreadable;
     Ok(report)

@@ -332,14 +332,6 @@ impl LegacySource {
             .collect())
     }
 
-    /// How many alerts the legacy database holds.
-    pub async fn alert_count(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT count(*) FROM alerts")
-            .fetch_one(&self.pool)
-            .await
-            .context("counting the legacy alerts")
-    }
-
     /// Every legacy target.
     pub async fn targets(&self) -> Result<Vec<SourceTarget>, StoreError> {
         let rows: Vec<LegacyTargetRow> = sqlx::query_as(
@@ -369,13 +361,5 @@ impl LegacySource {
             .fetch_all(&self.pool)
             .await
             .context("reading the legacy settings")
-    }
-
-    /// The legacy addons' ids, for the report of what needs installing.
-    pub async fn addon_ids(&self) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar("SELECT id FROM addons ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .context("reading the legacy addons")
     }
 }

@@ -414,8 +414,15 @@ fn category(text: &str) -> String {
 fn common_alert(p: &mut Reader<'_>, base: &str, alert_type: String) -> Value {
     let mut alert = json!({"type": alert_type});
     let t = |p: &mut Reader<'_>, keys: &[&'static str]| p.text(keys).map(|v| template(v, base));
-    if let Some(ip) = t(p, &["device_ip_field", "device_ip", "host_field"]) {
-        alert["device"] = json!(format!("{} | host}}", ip.trim_end_matches('}')));
+    if let Some(device) = t(p, &["device_ip_field", "device_ip", "host_field"]) {
+        // A single field may hold `host:port` or a URL: keep its host. A template of several
+        // parts is taken as it is.
+        let single =
+            device.starts_with('{') && device.ends_with('}') && device.matches('{').count() == 1;
+        alert["device"] = match single {
+            true => json!(format!("{} | host}}", &device[..device.len() - 1])),
+            false => json!(device),
+        };
     }
     if let Some(name) = t(p, &["device_name_field", "device_name"]) {
         alert["device_name"] = json!(name);
